@@ -1,0 +1,111 @@
+//! The genesis of a network: who takes part at the start, and the protocol parameters.
+
+use crate::{ChainId, FieldError, MAX_OBSERVERS, MAX_PARTICIPANTS, Observer, Participant, PublicKey, Timestamp};
+use bincode::{Decode, Encode};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// The current version of the ledger's formats (events, blocks, state commitment). A store,
+/// a genesis or an event of another version is refused with a clear error.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Parameters every node must agree on; part of the genesis and so of its hash.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtocolParams {
+    /// How far (ms) an event's own time (sealed at, received at) may be ahead of the block time.
+    pub max_event_time_ahead_ms: u64,
+    /// How many days before the block's date a certificate's issue date may lie.
+    pub max_issue_backdate_days: u16,
+    /// Most events in one block (the consensus crate enforces it).
+    pub max_events_per_block: u32,
+    /// Largest encoded block, in bytes (the consensus crate enforces it).
+    pub max_block_bytes: u32,
+}
+
+impl Default for ProtocolParams {
+    fn default() -> Self {
+        Self {
+            max_event_time_ahead_ms: 5 * 60 * 1000,
+            max_issue_backdate_days: 30,
+            max_events_per_block: 2_000,
+            max_block_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// The genesis document. Its hash (computed by the protobuf crate over its canonical encoding)
+/// identifies the network.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Genesis {
+    pub format_version: u32,
+    pub chain_id: ChainId,
+    pub genesis_time: Timestamp,
+    /// Sorted by id.
+    pub participants: Vec<Participant>,
+    /// Sorted by id.
+    pub observers: Vec<Observer>,
+    pub params: ProtocolParams,
+}
+
+impl Genesis {
+    /// Every check that can be made on the genesis alone: versions, sizes, ordering (which makes
+    /// the encoding canonical), unique ids and keys, at least one voting participant.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if self.format_version != FORMAT_VERSION {
+            return Err(FieldError::new(
+                "format_version",
+                format!(
+                    "this software reads format version {FORMAT_VERSION}, the genesis is version {}",
+                    self.format_version
+                ),
+            ));
+        }
+        if self.participants.is_empty() || self.participants.len() > MAX_PARTICIPANTS {
+            return Err(FieldError::new("participants", format!("must list 1 to {MAX_PARTICIPANTS} participants")));
+        }
+        if self.observers.len() > MAX_OBSERVERS {
+            return Err(FieldError::new("observers", format!("at most {MAX_OBSERVERS} observers")));
+        }
+        let mut keys = BTreeSet::<PublicKey>::new();
+        let mut claim = |key: PublicKey, field: String| {
+            if keys.insert(key) {
+                Ok(())
+            } else {
+                Err(FieldError::new(field, format!("key {} is used twice in the genesis", key.short())))
+            }
+        };
+        for (i, p) in self.participants.iter().enumerate() {
+            let at = format!("participants[{i}]");
+            p.validate().map_err(|e| e.within(&at))?;
+            if i > 0 && self.participants[i - 1].id >= p.id {
+                return Err(FieldError::new(
+                    format!("{at}.id"),
+                    format!("{} is repeated or out of order (participants are sorted by id)", p.id),
+                ));
+            }
+            claim(p.node_key, format!("{at}.node_key"))?;
+            for (k, a) in p.authorities.iter().enumerate() {
+                claim(a.key, format!("{at}.authorities[{k}]"))?;
+            }
+        }
+        for (i, o) in self.observers.iter().enumerate() {
+            let at = format!("observers[{i}]");
+            if i > 0 && self.observers[i - 1].id >= o.id {
+                return Err(FieldError::new(
+                    format!("{at}.id"),
+                    format!("{} is repeated or out of order (observers are sorted by id)", o.id),
+                ));
+            }
+            claim(o.node_key, format!("{at}.node_key"))?;
+        }
+        if !self.participants.iter().any(|p| p.status.votes()) {
+            return Err(FieldError::new("participants", "at least one participant must be active"));
+        }
+        if self.params.max_events_per_block == 0 || self.params.max_block_bytes == 0 {
+            return Err(FieldError::new("params", "block limits must be greater than zero"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,714 @@
+//! The rules engine of the KP custody ledger.
+//!
+//! [`Ledger`] is the ledger state; [`Ledger::apply`] is the pure, deterministic function of
+//! (state, event, block time) that admits an event or refuses it with a [`Rejection`] naming the
+//! offending field. A refused event changes nothing. [`Ledger::state_root`] summarises the whole
+//! state in one hash (see [`commitment`]) that block headers carry.
+//!
+//! Architecture invariants:
+//! - No I/O, no clock, no randomness, no floating point, no hash-map iteration: the same
+//!   genesis and the same sequence of (event, block time) give the same state and state root on
+//!   every machine.
+//! - Input events have had their signatures verified at the edge (`kp-proto`); the engine checks
+//!   that the signer is entitled to sign what it signed.
+//! - Checks come before changes: `check` computes every write from `&self`; `apply` commits them.
+//!   docs/rules.md lists every rule and the test that covers it.
+
+pub mod commitment;
+mod rejection;
+
+pub use rejection::Rejection;
+
+use bincode::{Decode, Encode};
+use commitment::Commitment;
+use kp_domain::*;
+use rejection::key_str;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Most amendments of one certificate.
+pub const MAX_AMENDMENTS: u32 = 16;
+
+/// Where a certificate is in its custody life.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, Serialize)]
+pub enum CertificateState {
+    Issued,
+    Sealed,
+    Received,
+    Voided,
+}
+
+/// A discrepancy recorded on receipt: the receipt is accepted, the incident kept.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, Serialize)]
+pub enum Incident {
+    ParcelsMismatch { declared: u32, found: u32 },
+    CaratsMismatch { declared: Carats, found: Carats },
+    SealsBroken,
+    ReceivedAfterExpiry { expires_on: Date, received_on: Date },
+}
+
+/// One step of a certificate's custody, in ledger order.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, Serialize)]
+pub struct CustodyStep {
+    pub event: EventId,
+    pub kind: EventKind,
+    pub block_time: Timestamp,
+    pub signer: PublicKey,
+}
+
+/// What the ledger knows of one certificate.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, Serialize)]
+pub struct CertificateRecord {
+    /// The current revision's content.
+    pub certificate: Certificate,
+    /// 0 as issued, +1 per amendment.
+    pub revision: u32,
+    pub state: CertificateState,
+    pub sealed: Option<ShipmentSealed>,
+    pub receipt: Option<ReceiptConfirmed>,
+    pub void_reason: Option<Text>,
+    pub incidents: Vec<Incident>,
+    /// Every event that concerns the certificate, in order (at most 4 + MAX_AMENDMENTS).
+    pub history: Vec<CustodyStep>,
+}
+
+/// The latest production report of a participant for a half-year.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, Serialize)]
+pub struct ProductionRecord {
+    pub report: ProductionReported,
+    pub event: EventId,
+}
+
+/// Who holds an authority key, and whether it is still valid.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct KeyOwner {
+    pub participant: ParticipantId,
+    pub role: Role,
+    pub revoked: bool,
+}
+
+/// What an admitted event did, beyond what the state shows.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct Outcome {
+    /// Discrepancies recorded on a receipt.
+    pub incidents: Vec<Incident>,
+}
+
+/// The writes an admissible event makes. Computed by [`Ledger::check`], committed by [`Ledger::apply`].
+#[derive(Debug, Default)]
+struct Change {
+    certificate: Option<CertificateRecord>,
+    participant: Option<Participant>,
+    /// Authority keys whose owner record changes: (key, owner).
+    keys: Vec<(PublicKey, KeyOwner)>,
+    production: Option<ProductionRecord>,
+    act: Option<(Label, Hash32)>,
+    incidents: Vec<Incident>,
+}
+
+/// The ledger state, from genesis through every admitted event.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    chain_id: ChainId,
+    params: ProtocolParams,
+    participants: BTreeMap<ParticipantId, Participant>,
+    /// Every authority key ever held, current or revoked, and every node key (as a marker, so
+    /// that no key serves two purposes).
+    keys: BTreeMap<PublicKey, KeyOwner>,
+    node_keys: BTreeSet<PublicKey>,
+    certificates: BTreeMap<CertificateNumber, CertificateRecord>,
+    production: BTreeMap<(ParticipantId, HalfYear), ProductionRecord>,
+    acts: BTreeMap<Label, Hash32>,
+    last_block_time: Timestamp,
+    events_applied: u64,
+    commitment: Commitment,
+}
+
+fn encode<T: Encode>(value: &T) -> Vec<u8> {
+    // Encoding into a Vec cannot fail for these plain types.
+    bincode::encode_to_vec(value, bincode::config::standard().with_fixed_int_encoding()).unwrap_or_default()
+}
+
+fn record_key(namespace: u8, id: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + id.len());
+    k.push(namespace);
+    k.extend_from_slice(id);
+    k
+}
+
+const NS_META: u8 = b'm';
+const NS_PARTICIPANT: u8 = b'p';
+const NS_OBSERVER: u8 = b'o';
+const NS_KEY: u8 = b'k';
+const NS_CERTIFICATE: u8 = b'c';
+const NS_PRODUCTION: u8 = b'r';
+const NS_ACT: u8 = b'g';
+
+impl Ledger {
+    /// The state at genesis. The genesis is validated first.
+    pub fn from_genesis(genesis: &Genesis) -> Result<Ledger, FieldError> {
+        genesis.validate()?;
+        let mut ledger = Ledger {
+            chain_id: genesis.chain_id.clone(),
+            params: genesis.params.clone(),
+            participants: BTreeMap::new(),
+            keys: BTreeMap::new(),
+            node_keys: BTreeSet::new(),
+            certificates: BTreeMap::new(),
+            production: BTreeMap::new(),
+            acts: BTreeMap::new(),
+            last_block_time: genesis.genesis_time,
+            events_applied: 0,
+            commitment: Commitment::new(),
+        };
+        ledger.commitment.set(
+            &record_key(NS_META, b"chain"),
+            Some(&encode(&(genesis.format_version, &genesis.chain_id, &genesis.params))),
+        );
+        for o in &genesis.observers {
+            ledger.node_keys.insert(o.node_key);
+            ledger.commitment.set(&record_key(NS_OBSERVER, o.id.as_str().as_bytes()), Some(&encode(o)));
+        }
+        for p in &genesis.participants {
+            ledger.node_keys.insert(p.node_key);
+            for a in &p.authorities {
+                ledger.put_key(a.key, KeyOwner { participant: p.id, role: a.role, revoked: false });
+            }
+            ledger.put_participant(p.clone());
+        }
+        ledger.put_time(genesis.genesis_time);
+        Ok(ledger)
+    }
+
+    pub fn chain_id(&self) -> &ChainId {
+        &self.chain_id
+    }
+    pub fn params(&self) -> &ProtocolParams {
+        &self.params
+    }
+    pub fn participant(&self, id: &ParticipantId) -> Option<&Participant> {
+        self.participants.get(id)
+    }
+    pub fn participants(&self) -> impl Iterator<Item = &Participant> {
+        self.participants.values()
+    }
+    /// The participants whose nodes sign blocks, with their node keys, in id order.
+    pub fn voters(&self) -> Vec<(ParticipantId, PublicKey)> {
+        self.participants.values().filter(|p| p.status.votes()).map(|p| (p.id, p.node_key)).collect()
+    }
+    pub fn certificate(&self, number: &CertificateNumber) -> Option<&CertificateRecord> {
+        self.certificates.get(number)
+    }
+    pub fn certificates(&self) -> impl Iterator<Item = &CertificateRecord> {
+        self.certificates.values()
+    }
+    pub fn production(&self, participant: ParticipantId, period: HalfYear) -> Option<&ProductionRecord> {
+        self.production.get(&(participant, period))
+    }
+    pub fn key_owner(&self, key: &PublicKey) -> Option<KeyOwner> {
+        self.keys.get(key).copied()
+    }
+    pub fn last_block_time(&self) -> Timestamp {
+        self.last_block_time
+    }
+    pub fn events_applied(&self) -> u64 {
+        self.events_applied
+    }
+
+    /// The root of the state commitment over every record of the state.
+    pub fn state_root(&mut self) -> Hash32 {
+        self.commitment.root()
+    }
+
+    /// Admits `event` at `block_time`, or refuses it and changes nothing.
+    pub fn apply(&mut self, event: &Event, block_time: Timestamp) -> Result<Outcome, Rejection> {
+        let change = self.check(event, block_time)?;
+        if let Some(r) = change.certificate {
+            let key = record_key(NS_CERTIFICATE, r.certificate.number.as_str().as_bytes());
+            self.commitment.set(&key, Some(&encode(&r)));
+            self.certificates.insert(r.certificate.number.clone(), r);
+        }
+        if let Some(p) = change.participant {
+            self.put_participant(p);
+        }
+        for (key, owner) in change.keys {
+            self.put_key(key, owner);
+        }
+        if let Some(r) = change.production {
+            let id = (r.report.participant, r.report.period);
+            self.commitment.set(&record_key(NS_PRODUCTION, &encode(&id)), Some(&encode(&r)));
+            self.production.insert(id, r);
+        }
+        if let Some((reference, digest)) = change.act {
+            self.commitment.set(&record_key(NS_ACT, reference.as_str().as_bytes()), Some(&digest.0));
+            self.acts.insert(reference, digest);
+        }
+        if block_time != self.last_block_time {
+            self.put_time(block_time);
+        }
+        self.events_applied += 1;
+        Ok(Outcome { incidents: change.incidents })
+    }
+
+    fn put_participant(&mut self, p: Participant) {
+        self.commitment.set(&record_key(NS_PARTICIPANT, p.id.as_str().as_bytes()), Some(&encode(&p)));
+        self.participants.insert(p.id, p);
+    }
+    fn put_key(&mut self, key: PublicKey, owner: KeyOwner) {
+        let value = (owner.participant, owner.role, owner.revoked);
+        self.commitment.set(&record_key(NS_KEY, &key.0), Some(&encode(&value)));
+        self.keys.insert(key, owner);
+    }
+    fn put_time(&mut self, t: Timestamp) {
+        self.last_block_time = t;
+        self.commitment.set(&record_key(NS_META, b"time"), Some(&t.0.to_be_bytes()));
+    }
+
+    /// Decides whether `event` is admissible at `block_time`, without changing anything.
+    pub fn is_admissible(&self, event: &Event, block_time: Timestamp) -> Result<(), Rejection> {
+        self.check(event, block_time).map(|_| ())
+    }
+
+    fn check(&self, event: &Event, block_time: Timestamp) -> Result<Change, Rejection> {
+        if block_time < self.last_block_time {
+            return Err(Rejection::BlockTimeWentBack { last: self.last_block_time, got: block_time });
+        }
+        event.payload.validate()?;
+        let signer = self.signer(&event.signer)?;
+        let step = |kind| CustodyStep { event: event.id, kind, block_time, signer: event.signer };
+        match &event.payload {
+            EventPayload::CertificateIssued(c) => {
+                self.check_issue(signer, c, block_time, step(EventKind::CertificateIssued))
+            }
+            EventPayload::ShipmentSealed(s) => self.check_seal(signer, s, block_time, step(EventKind::ShipmentSealed)),
+            EventPayload::ReceiptConfirmed(r) => {
+                self.check_receipt(signer, r, block_time, step(EventKind::ReceiptConfirmed))
+            }
+            EventPayload::CertificateVoided(v) => self.check_void(signer, v, step(EventKind::CertificateVoided)),
+            EventPayload::CertificateAmended(a) => {
+                self.check_amend(signer, a, block_time, step(EventKind::CertificateAmended))
+            }
+            EventPayload::ProductionReported(p) => self.check_production(signer, p, event.id, block_time),
+            EventPayload::Governance(g) => self.check_governance(signer, g),
+        }
+    }
+
+    /// The current owner of a signing key, or why it may not sign.
+    fn signer(&self, key: &PublicKey) -> Result<KeyOwner, Rejection> {
+        match self.keys.get(key) {
+            None => Err(Rejection::UnknownSigner { key: key_str(key) }),
+            Some(o) if o.revoked => Err(Rejection::RevokedSigner { key: key_str(key), participant: o.participant }),
+            Some(o) => Ok(*o),
+        }
+    }
+
+    fn require_authority(
+        signer: KeyOwner,
+        kind: EventKind,
+        participant: ParticipantId,
+        role: Role,
+    ) -> Result<(), Rejection> {
+        if signer.participant == participant && signer.role == role {
+            Ok(())
+        } else {
+            Err(Rejection::WrongAuthority {
+                kind,
+                required: participant,
+                required_role: role,
+                participant: signer.participant,
+                role: signer.role,
+            })
+        }
+    }
+
+    fn known(&self, field: &'static str, id: ParticipantId) -> Result<&Participant, Rejection> {
+        self.participants.get(&id).ok_or(Rejection::UnknownParticipant { field, id })
+    }
+
+    fn trading(&self, field: &'static str, id: ParticipantId) -> Result<&Participant, Rejection> {
+        let p = self.known(field, id)?;
+        if p.status.trades() { Ok(p) } else { Err(Rejection::NotTrading { field, id, status: p.status.name() }) }
+    }
+
+    /// The checks a certificate's content must pass whether issued or amended.
+    fn check_certificate_content(&self, c: &Certificate, block_time: Timestamp) -> Result<(), Rejection> {
+        let exporter = self.trading("exporter", c.exporter)?;
+        self.trading("importer", c.importer)?;
+        if let Status::Restricted { zones } = &exporter.status {
+            let allowed: Vec<String> = zones.iter().map(ToString::to_string).collect();
+            let reason = match (&c.origin, &c.origin_zone) {
+                (Origin::Country(o), Some(z)) if exporter.members.contains(o) && zones.contains(z) => None,
+                (Origin::Country(o), Some(_)) if !exporter.members.contains(o) => {
+                    Some(format!("origin {o} is not {}'s own", c.exporter))
+                }
+                (Origin::Mixed, _) => Some("mixed origin is not allowed".to_owned()),
+                (_, None) => Some("no origin zone is stated".to_owned()),
+                (_, Some(z)) => Some(format!("zone {z} is not listed")),
+            };
+            if let Some(reason) = reason {
+                return Err(Rejection::RestrictedZone { exporter: c.exporter, allowed, reason });
+            }
+        }
+        let days = i64::from(c.expires_on.days()) - i64::from(c.issued_on.days());
+        if days > i64::from(exporter.max_certificate_validity_days) {
+            return Err(Rejection::ValidityTooLong {
+                participant: c.exporter,
+                days,
+                max: exporter.max_certificate_validity_days,
+            });
+        }
+        let block_date = block_time.date();
+        if c.issued_on > block_date.add_days(1) {
+            return Err(Rejection::IssueDateInFuture { issued_on: c.issued_on, block_date });
+        }
+        let max_days = self.params.max_issue_backdate_days;
+        if c.issued_on < block_date.add_days(-i32::from(max_days)) {
+            return Err(Rejection::IssueDateTooOld { issued_on: c.issued_on, block_date, max_days });
+        }
+        if c.expires_on < block_date {
+            return Err(Rejection::Expired { number: c.number.clone(), expires_on: c.expires_on, block_date });
+        }
+        Ok(())
+    }
+
+    fn check_issue(
+        &self,
+        signer: KeyOwner,
+        c: &Certificate,
+        block_time: Timestamp,
+        step: CustodyStep,
+    ) -> Result<Change, Rejection> {
+        self.known("exporter", c.exporter)?;
+        Self::require_authority(signer, EventKind::CertificateIssued, c.exporter, Role::Exporting)?;
+        if self.certificates.contains_key(&c.number) {
+            return Err(Rejection::DuplicateCertificate { number: c.number.clone() });
+        }
+        self.check_certificate_content(c, block_time)?;
+        Ok(Change {
+            certificate: Some(CertificateRecord {
+                certificate: c.clone(),
+                revision: 0,
+                state: CertificateState::Issued,
+                sealed: None,
+                receipt: None,
+                void_reason: None,
+                incidents: vec![],
+                history: vec![step],
+            }),
+            ..Change::default()
+        })
+    }
+
+    fn existing(&self, number: &CertificateNumber) -> Result<&CertificateRecord, Rejection> {
+        self.certificates.get(number).ok_or_else(|| Rejection::UnknownCertificate { number: number.clone() })
+    }
+
+    fn not_after(&self, field: &'static str, time: Timestamp, block_time: Timestamp) -> Result<(), Rejection> {
+        let ahead_ms = self.params.max_event_time_ahead_ms;
+        if time > block_time.saturating_add_ms(ahead_ms) {
+            return Err(Rejection::InFuture { field, time, block_time, ahead_ms });
+        }
+        Ok(())
+    }
+
+    fn check_seal(
+        &self,
+        signer: KeyOwner,
+        s: &ShipmentSealed,
+        block_time: Timestamp,
+        step: CustodyStep,
+    ) -> Result<Change, Rejection> {
+        let record = self.existing(&s.certificate)?;
+        let c = &record.certificate;
+        Self::require_authority(signer, EventKind::ShipmentSealed, c.exporter, Role::Exporting)?;
+        match record.state {
+            CertificateState::Issued => {}
+            CertificateState::Sealed | CertificateState::Received => {
+                return Err(Rejection::AlreadySealed { number: c.number.clone() });
+            }
+            CertificateState::Voided => return Err(Rejection::Voided { number: c.number.clone() }),
+        }
+        self.trading("exporter", c.exporter)?;
+        let block_date = block_time.date();
+        if c.expires_on < block_date {
+            return Err(Rejection::Expired { number: c.number.clone(), expires_on: c.expires_on, block_date });
+        }
+        if s.sealed_at < c.issued_on.start() {
+            return Err(Rejection::TooEarly {
+                field: "sealed_at",
+                time: s.sealed_at,
+                what: "the issue date",
+                earliest: c.issued_on.start(),
+            });
+        }
+        self.not_after("sealed_at", s.sealed_at, block_time)?;
+        let mut r = record.clone();
+        r.state = CertificateState::Sealed;
+        r.sealed = Some(s.clone());
+        r.history.push(step);
+        Ok(Change { certificate: Some(r), ..Change::default() })
+    }
+
+    fn check_receipt(
+        &self,
+        signer: KeyOwner,
+        rc: &ReceiptConfirmed,
+        block_time: Timestamp,
+        step: CustodyStep,
+    ) -> Result<Change, Rejection> {
+        let record = self.existing(&rc.certificate)?;
+        let c = &record.certificate;
+        Self::require_authority(signer, EventKind::ReceiptConfirmed, c.importer, Role::Importing)?;
+        let sealed_at = match (&record.state, &record.sealed) {
+            (CertificateState::Sealed, Some(s)) => s.sealed_at,
+            (CertificateState::Issued, _) | (CertificateState::Sealed, None) => {
+                return Err(Rejection::NotSealed { number: c.number.clone() });
+            }
+            (CertificateState::Received, _) => return Err(Rejection::AlreadyReceived { number: c.number.clone() }),
+            (CertificateState::Voided, _) => return Err(Rejection::Voided { number: c.number.clone() }),
+        };
+        if rc.received_at < sealed_at {
+            return Err(Rejection::TooEarly {
+                field: "received_at",
+                time: rc.received_at,
+                what: "the sealing",
+                earliest: sealed_at,
+            });
+        }
+        self.not_after("received_at", rc.received_at, block_time)?;
+        let mut incidents = Vec::new();
+        if rc.parcels_found != c.parcels {
+            incidents.push(Incident::ParcelsMismatch { declared: c.parcels, found: rc.parcels_found });
+        }
+        if rc.carats_found != c.carats {
+            incidents.push(Incident::CaratsMismatch { declared: c.carats, found: rc.carats_found });
+        }
+        if !rc.seals_intact {
+            incidents.push(Incident::SealsBroken);
+        }
+        if rc.received_at.date() > c.expires_on {
+            incidents
+                .push(Incident::ReceivedAfterExpiry { expires_on: c.expires_on, received_on: rc.received_at.date() });
+        }
+        let mut r = record.clone();
+        r.state = CertificateState::Received;
+        r.receipt = Some(rc.clone());
+        r.incidents.extend(incidents.iter().cloned());
+        r.history.push(step);
+        Ok(Change { certificate: Some(r), incidents, ..Change::default() })
+    }
+
+    fn check_void(&self, signer: KeyOwner, v: &CertificateVoided, step: CustodyStep) -> Result<Change, Rejection> {
+        let record = self.existing(&v.certificate)?;
+        let c = &record.certificate;
+        Self::require_authority(signer, EventKind::CertificateVoided, c.exporter, Role::Exporting)?;
+        match record.state {
+            CertificateState::Issued | CertificateState::Sealed => {}
+            CertificateState::Received => return Err(Rejection::AlreadyReceived { number: c.number.clone() }),
+            CertificateState::Voided => return Err(Rejection::Voided { number: c.number.clone() }),
+        }
+        let mut r = record.clone();
+        r.state = CertificateState::Voided;
+        r.void_reason = Some(v.reason.clone());
+        r.history.push(step);
+        Ok(Change { certificate: Some(r), ..Change::default() })
+    }
+
+    fn check_amend(
+        &self,
+        signer: KeyOwner,
+        a: &CertificateAmended,
+        block_time: Timestamp,
+        step: CustodyStep,
+    ) -> Result<Change, Rejection> {
+        let record = self.existing(&a.certificate.number)?;
+        let original = &record.certificate;
+        Self::require_authority(signer, EventKind::CertificateAmended, original.exporter, Role::Exporting)?;
+        match record.state {
+            CertificateState::Issued => {}
+            CertificateState::Sealed | CertificateState::Received => {
+                return Err(Rejection::AmendAfterSeal { number: original.number.clone() });
+            }
+            CertificateState::Voided => return Err(Rejection::Voided { number: original.number.clone() }),
+        }
+        if a.certificate.exporter != original.exporter {
+            return Err(Rejection::AmendmentChangesExporter {
+                number: original.number.clone(),
+                original: original.exporter,
+                proposed: a.certificate.exporter,
+            });
+        }
+        if record.revision >= MAX_AMENDMENTS {
+            return Err(Rejection::TooManyAmendments { number: original.number.clone(), max: MAX_AMENDMENTS });
+        }
+        self.check_certificate_content(&a.certificate, block_time)?;
+        let mut r = record.clone();
+        r.certificate = a.certificate.clone();
+        r.revision += 1;
+        r.history.push(step);
+        Ok(Change { certificate: Some(r), ..Change::default() })
+    }
+
+    fn check_production(
+        &self,
+        signer: KeyOwner,
+        p: &ProductionReported,
+        id: EventId,
+        block_time: Timestamp,
+    ) -> Result<Change, Rejection> {
+        let participant = self.known("participant", p.participant)?;
+        Self::require_authority(signer, EventKind::ProductionReported, p.participant, Role::Exporting)?;
+        if participant.status == Status::Withdrawn {
+            return Err(Rejection::WithdrawnReporter { participant: p.participant });
+        }
+        let expected = self.production.get(&(p.participant, p.period)).map_or(0, |r| r.report.revision + 1);
+        if p.revision != expected {
+            return Err(Rejection::WrongRevision {
+                participant: p.participant,
+                period: p.period,
+                expected,
+                got: p.revision,
+            });
+        }
+        let block_date = block_time.date();
+        if p.period.first_day() > block_date {
+            return Err(Rejection::PeriodNotStarted { period: p.period, block_date });
+        }
+        Ok(Change { production: Some(ProductionRecord { report: p.clone(), event: id }), ..Change::default() })
+    }
+
+    fn key_free(&self, field: &'static str, key: &PublicKey) -> Result<(), Rejection> {
+        if self.keys.contains_key(key) || self.node_keys.contains(key) {
+            return Err(Rejection::KeyInUse { field, key: key_str(key) });
+        }
+        Ok(())
+    }
+
+    fn check_governance(&self, signer: KeyOwner, g: &GovernanceEvent) -> Result<Change, Rejection> {
+        let proposer = self.known("signer", signer.participant)?;
+        if !proposer.status.votes() {
+            return Err(Rejection::ProposerNotVoting { participant: proposer.id, status: proposer.status.name() });
+        }
+        let act = &g.act;
+        if self.acts.contains_key(&act.reference) {
+            return Err(Rejection::DuplicateAct { reference: act.reference.clone() });
+        }
+        // Who approved: participant → the keys it approved with.
+        let mut approved: BTreeMap<ParticipantId, Vec<PublicKey>> = BTreeMap::new();
+        let mut seen = BTreeSet::new();
+        for (index, key) in g.approvers.iter().enumerate() {
+            if !seen.insert(*key) {
+                return Err(Rejection::DuplicateApproval { index, key: key_str(key) });
+            }
+            match self.keys.get(key) {
+                Some(o) if !o.revoked => approved.entry(o.participant).or_default().push(*key),
+                _ => return Err(Rejection::UnknownApprover { index, key: key_str(key) }),
+            }
+        }
+        let subject = act.action.subject();
+        let action = act.action.name();
+        let voters: Vec<ParticipantId> =
+            self.participants.values().filter(|p| p.status.votes()).map(|p| p.id).collect();
+        let missing = |required: &mut dyn Iterator<Item = ParticipantId>| -> Vec<ParticipantId> {
+            required.filter(|p| !approved.contains_key(p)).collect()
+        };
+        let all_but_subject = missing(&mut voters.iter().copied().filter(|p| *p != subject));
+        let transition = |allowed: bool, p: &Participant| -> Result<(), Rejection> {
+            if allowed {
+                Ok(())
+            } else {
+                Err(Rejection::InvalidTransition { action, participant: p.id, status: p.status.name() })
+            }
+        };
+        let leaves_a_voter = |p: &Participant| -> Result<(), Rejection> {
+            if voters.iter().any(|v| *v != p.id) {
+                Ok(())
+            } else {
+                Err(Rejection::NoVoterLeft { action, participant: p.id })
+            }
+        };
+        let mut change = Change { act: Some((act.reference.clone(), g.act_digest)), ..Change::default() };
+        // First what the act does and whether it applies; then whether everyone needed approved.
+        let required = match &act.action {
+            GovernanceAction::Admit(newcomer) => {
+                if self.participants.contains_key(&newcomer.id) {
+                    return Err(Rejection::ParticipantExists { id: newcomer.id });
+                }
+                self.key_free("act.action.admit.node_key", &newcomer.node_key)?;
+                let mut fresh = BTreeSet::new();
+                for a in &newcomer.authorities {
+                    self.key_free("act.action.admit.authorities", &a.key)?;
+                    if a.key == newcomer.node_key || !fresh.insert(a.key) {
+                        return Err(Rejection::KeyInUse {
+                            field: "act.action.admit.authorities",
+                            key: key_str(&a.key),
+                        });
+                    }
+                    change.keys.push((a.key, KeyOwner { participant: newcomer.id, role: a.role, revoked: false }));
+                }
+                change.participant = Some(newcomer.clone());
+                missing(&mut voters.iter().copied())
+            }
+            GovernanceAction::Suspend { participant } => {
+                let p = self.known("act.action.participant", *participant)?;
+                transition(p.status.votes(), p)?;
+                leaves_a_voter(p)?;
+                change.participant = Some(Participant { status: Status::Suspended, ..p.clone() });
+                all_but_subject
+            }
+            GovernanceAction::Withdraw { participant } => {
+                let p = self.known("act.action.participant", *participant)?;
+                transition(p.status != Status::Withdrawn, p)?;
+                leaves_a_voter(p)?;
+                change.participant = Some(Participant { status: Status::Withdrawn, ..p.clone() });
+                all_but_subject
+            }
+            GovernanceAction::Restrict { participant, zones } => {
+                let p = self.known("act.action.participant", *participant)?;
+                transition(p.status != Status::Withdrawn, p)?;
+                change.participant =
+                    Some(Participant { status: Status::Restricted { zones: zones.clone() }, ..p.clone() });
+                all_but_subject
+            }
+            GovernanceAction::Readmit { participant } => {
+                let p = self.known("act.action.participant", *participant)?;
+                transition(p.status != Status::Active, p)?;
+                change.participant = Some(Participant { status: Status::Active, ..p.clone() });
+                missing(&mut voters.iter().copied())
+            }
+            GovernanceAction::AuthorityKeyAdded { participant, key } => {
+                let p = self.known("act.action.participant", *participant)?;
+                transition(p.status != Status::Withdrawn, p)?;
+                self.key_free("act.action.authority_key_added.key", &key.key)?;
+                if p.authorities.len() >= MAX_AUTHORITY_KEYS {
+                    return Err(Rejection::TooManyKeys { participant: p.id, max: MAX_AUTHORITY_KEYS });
+                }
+                let mut updated = p.clone();
+                updated.authorities.push(key.clone());
+                change.keys.push((key.key, KeyOwner { participant: p.id, role: key.role, revoked: false }));
+                change.participant = Some(updated);
+                // The participant approves its own new key; otherwise every other voter must.
+                if approved.contains_key(participant) { vec![] } else { all_but_subject }
+            }
+            GovernanceAction::AuthorityKeyRevoked { participant, key } => {
+                let p = self.known("act.action.participant", *participant)?;
+                let owner = self.keys.get(key).filter(|o| o.participant == *participant && !o.revoked);
+                let Some(owner) = owner else {
+                    return Err(Rejection::KeyNotOwned { participant: *participant, key: key_str(key) });
+                };
+                let mut updated = p.clone();
+                updated.authorities.retain(|a| a.key != *key);
+                change.keys.push((*key, KeyOwner { revoked: true, ..*owner }));
+                change.participant = Some(updated);
+                // The participant approves its own rotation with a key other than the one revoked;
+                // otherwise every other voter must approve (recovery from a lost or stolen key).
+                let self_approved = approved.get(participant).is_some_and(|keys| keys.iter().any(|k| k != key));
+                if self_approved { vec![] } else { all_but_subject }
+            }
+        };
+        if !required.is_empty() {
+            return Err(Rejection::MissingApprovals { action, subject, missing: required });
+        }
+        Ok(change)
+    }
+}

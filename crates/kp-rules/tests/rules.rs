@@ -1,0 +1,611 @@
+//! One test (at least) per rule of docs/rules.md, accepting and rejecting. Every rejection is
+//! also checked to change nothing (the state root is the same before and after).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use kp_domain::*;
+use kp_rules::{CertificateState, Incident, Ledger, MAX_AMENDMENTS, Outcome, Rejection};
+use kp_testkit::{TestNet, act, at, certificate, pid, receipt, seal};
+
+struct H {
+    net: TestNet,
+    ledger: Ledger,
+}
+
+const CODES: [&str; 5] = ["BW", "EU", "CA", "AE", "CF"];
+
+fn h() -> H {
+    let net = TestNet::new(&CODES, 7);
+    let ledger = Ledger::from_genesis(&net.genesis).unwrap();
+    H { net, ledger }
+}
+
+impl H {
+    fn ok(&mut self, e: &Event, t: Timestamp) -> Outcome {
+        self.ledger.apply(e, t).unwrap_or_else(|r| panic!("expected acceptance, got: {r}"))
+    }
+    #[track_caller]
+    fn err(&mut self, e: &Event, t: Timestamp) -> Rejection {
+        let before = self.ledger.state_root();
+        let applied = self.ledger.events_applied();
+        let r = self.ledger.apply(e, t).expect_err("expected a rejection");
+        assert_eq!(self.ledger.state_root(), before, "a rejected event changed the state");
+        assert_eq!(self.ledger.events_applied(), applied);
+        // Every rejection explains itself.
+        assert!(!r.to_string().is_empty() && !r.code().is_empty());
+        r
+    }
+    fn issue(&self, number: &str, from: &str, to: &str, t: Timestamp) -> Event {
+        self.net.event(from, Role::Exporting, EventPayload::CertificateIssued(certificate(number, from, to, t)))
+    }
+    fn issued(&mut self, number: &str, from: &str, to: &str, t: Timestamp) {
+        let e = self.issue(number, from, to, t);
+        self.ok(&e, t);
+    }
+    fn sealed(&mut self, number: &str, from: &str, t: Timestamp) {
+        let e = self.net.event(from, Role::Exporting, EventPayload::ShipmentSealed(seal(number, t)));
+        self.ok(&e, t);
+    }
+    fn receive(&self, number: &str, by: &str, t: Timestamp) -> Event {
+        let c = self.ledger.certificate(&CertificateNumber::new(number).unwrap()).unwrap().certificate.clone();
+        self.net.event(by, Role::Importing, EventPayload::ReceiptConfirmed(receipt(&c, t)))
+    }
+    fn gov(&self, reference: &str, action: GovernanceAction, approvers: &[&str]) -> Event {
+        self.net.governance("BW", &act(reference, action), approvers)
+    }
+    fn suspend(&mut self, code: &str, t: Timestamp) {
+        let all = self.net.all_but(&[code]);
+        let e = self.net.governance(
+            all[0].as_str(),
+            &act(&format!("SUSPEND-{code}"), GovernanceAction::Suspend { participant: pid(code) }),
+            &all,
+        );
+        self.ok(&e, t);
+    }
+}
+
+fn num(s: &str) -> CertificateNumber {
+    CertificateNumber::new(s).unwrap()
+}
+
+#[test]
+fn custody_flow_issue_seal_receive() {
+    let mut h = h();
+    h.issued("BW-1", "BW", "EU", at(1, 0));
+    h.sealed("BW-1", "BW", at(1, 1000));
+    let e = h.receive("BW-1", "EU", at(3, 0));
+    let out = h.ok(&e, at(3, 0));
+    assert!(out.incidents.is_empty());
+    let r = h.ledger.certificate(&num("BW-1")).unwrap();
+    assert_eq!(r.state, CertificateState::Received);
+    assert_eq!(r.history.len(), 3);
+}
+
+#[test]
+fn block_time_moves_forward() {
+    let mut h = h();
+    h.issued("BW-1", "BW", "EU", at(2, 0));
+    let e = h.issue("BW-2", "BW", "EU", at(1, 0));
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::BlockTimeWentBack { .. }));
+    // The same block time again is fine (several events share a block).
+    h.issued("BW-3", "BW", "EU", at(2, 0));
+}
+
+#[test]
+fn signer_must_be_a_current_authority_key() {
+    let mut h = h();
+    let stranger = kp_testkit::seeded_key(99, "stranger");
+    let e = h.net.event_with(&stranger, EventPayload::CertificateIssued(certificate("BW-1", "BW", "EU", at(1, 0))));
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::UnknownSigner { .. }));
+    // A node key signs blocks, never events.
+    let node = &h.net.keys[&pid("BW")].node;
+    let e = h.net.event_with(node, EventPayload::CertificateIssued(certificate("BW-1", "BW", "EU", at(1, 0))));
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::UnknownSigner { .. }));
+}
+
+#[test]
+fn only_the_exporters_exporting_authority_issues() {
+    let mut h = h();
+    let c = certificate("BW-1", "BW", "EU", at(1, 0));
+    let by_importing = h.net.event("BW", Role::Importing, EventPayload::CertificateIssued(c.clone()));
+    assert!(matches!(h.err(&by_importing, at(1, 0)), Rejection::WrongAuthority { required_role: Role::Exporting, .. }));
+    let by_other = h.net.event("CA", Role::Exporting, EventPayload::CertificateIssued(c));
+    match h.err(&by_other, at(1, 0)) {
+        Rejection::WrongAuthority { required, participant, .. } => {
+            assert_eq!((required, participant), (pid("BW"), pid("CA")))
+        }
+        r => panic!("{r}"),
+    }
+}
+
+#[test]
+fn trade_only_with_participants() {
+    let mut h = h();
+    let e = h.issue("BW-1", "BW", "ZZ", at(1, 0));
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::UnknownParticipant { field: "importer", .. }));
+}
+
+#[test]
+fn exporter_and_importer_differ() {
+    let mut h = h();
+    let e = h.net.raw_event(
+        "BW",
+        Role::Exporting,
+        EventPayload::CertificateIssued(certificate("BW-1", "BW", "BW", at(1, 0))),
+    );
+    match h.err(&e, at(1, 0)) {
+        Rejection::Malformed(f) => assert_eq!(f.field, "certificate_issued.importer"),
+        r => panic!("{r}"),
+    }
+}
+
+#[test]
+fn suspended_participant_neither_exports_nor_imports() {
+    let mut h = h();
+    h.suspend("CF", at(1, 0));
+    let to = h.issue("BW-1", "BW", "CF", at(1, 0));
+    assert!(matches!(h.err(&to, at(1, 0)), Rejection::NotTrading { field: "importer", status: "suspended", .. }));
+    let from = h.issue("CF-1", "CF", "BW", at(1, 0));
+    assert!(matches!(h.err(&from, at(1, 0)), Rejection::NotTrading { field: "exporter", .. }));
+}
+
+#[test]
+fn certificate_number_is_unique_and_prefixed() {
+    let mut h = h();
+    h.issued("BW-1", "BW", "EU", at(1, 0));
+    let again = h.issue("BW-1", "BW", "CA", at(1, 0));
+    assert!(matches!(h.err(&again, at(1, 0)), Rejection::DuplicateCertificate { .. }));
+    let wrong_prefix = h.net.raw_event(
+        "BW",
+        Role::Exporting,
+        EventPayload::CertificateIssued(certificate("CA-1", "BW", "EU", at(1, 0))),
+    );
+    match h.err(&wrong_prefix, at(1, 0)) {
+        Rejection::Malformed(f) => assert_eq!(f.field, "certificate_issued.number"),
+        r => panic!("{r}"),
+    }
+}
+
+fn with(mut c: Certificate, f: impl FnOnce(&mut Certificate)) -> EventPayload {
+    f(&mut c);
+    EventPayload::CertificateIssued(c)
+}
+
+#[test]
+fn expiry_after_issue_and_within_validity() {
+    let mut h = h();
+    let base = certificate("BW-1", "BW", "EU", at(1, 0));
+    let e = h.net.raw_event("BW", Role::Exporting, with(base.clone(), |c| c.expires_on = c.issued_on));
+    match h.err(&e, at(1, 0)) {
+        Rejection::Malformed(f) => assert_eq!(f.field, "certificate_issued.expires_on"),
+        r => panic!("{r}"),
+    }
+    let e = h.net.event("BW", Role::Exporting, with(base.clone(), |c| c.expires_on = c.issued_on.add_days(61)));
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::ValidityTooLong { days: 61, max: 60, .. }));
+    let e = h.net.event("BW", Role::Exporting, with(base, |c| c.expires_on = c.issued_on.add_days(60)));
+    h.ok(&e, at(1, 0));
+}
+
+#[test]
+fn issue_date_near_the_block_date() {
+    let mut h = h();
+    let e = h.issue("BW-1", "BW", "EU", at(5, 0));
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::IssueDateInFuture { .. }));
+    let mut c = certificate("BW-2", "BW", "EU", at(15, 0));
+    c.expires_on = c.issued_on.add_days(20);
+    let e = h.net.event("BW", Role::Exporting, EventPayload::CertificateIssued(c));
+    assert!(matches!(h.err(&e, at(40, 0)), Rejection::Expired { .. }));
+    let mut c = certificate("BW-3", "BW", "EU", at(0, 0));
+    c.expires_on = c.issued_on.add_days(60);
+    let e = h.net.event("BW", Role::Exporting, EventPayload::CertificateIssued(c));
+    assert!(matches!(h.err(&e, at(40, 0)), Rejection::IssueDateTooOld { max_days: 30, .. }));
+}
+
+#[test]
+fn quantities_are_consistent() {
+    let mut h = h();
+    let base = certificate("BW-1", "BW", "EU", at(1, 0));
+    for (f, field) in [
+        (
+            Box::new(|c: &mut Certificate| c.carats = Carats(1)) as Box<dyn Fn(&mut Certificate)>,
+            "certificate_issued.carats",
+        ),
+        (Box::new(|c: &mut Certificate| c.value = UsdCents(c.value.0 + 1)), "certificate_issued.value"),
+        (Box::new(|c: &mut Certificate| c.parcels = 0), "certificate_issued.parcels"),
+        (Box::new(|c: &mut Certificate| c.lines[0].carats = Carats(0)), "certificate_issued.lines[0].carats"),
+        (Box::new(|c: &mut Certificate| c.lines.swap(0, 1)), "certificate_issued.lines[1].hs_code"),
+    ] {
+        let mut c = base.clone();
+        f(&mut c);
+        let e = h.net.raw_event("BW", Role::Exporting, EventPayload::CertificateIssued(c));
+        match h.err(&e, at(1, 0)) {
+            Rejection::Malformed(e) => assert_eq!(e.field, field),
+            r => panic!("{r}"),
+        }
+    }
+}
+
+#[test]
+fn only_the_exporter_seals_an_issued_unexpired_certificate() {
+    let mut h = h();
+    let e = h.net.event("BW", Role::Exporting, EventPayload::ShipmentSealed(seal("BW-9", at(1, 0))));
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::UnknownCertificate { .. }));
+    h.issued("BW-1", "BW", "EU", at(1, 0));
+    let by_importer = h.net.event("EU", Role::Exporting, EventPayload::ShipmentSealed(seal("BW-1", at(1, 0))));
+    assert!(matches!(h.err(&by_importer, at(1, 0)), Rejection::WrongAuthority { .. }));
+    let expired = h.net.event("BW", Role::Exporting, EventPayload::ShipmentSealed(seal("BW-1", at(40, 0))));
+    assert!(matches!(h.err(&expired, at(40, 0)), Rejection::Expired { .. }));
+    let early = h.net.event("BW", Role::Exporting, EventPayload::ShipmentSealed(seal("BW-1", at(0, 0))));
+    assert!(matches!(h.err(&early, at(1, 0)), Rejection::TooEarly { field: "sealed_at", .. }));
+    let future = h.net.event("BW", Role::Exporting, EventPayload::ShipmentSealed(seal("BW-1", at(1, 3_600_000))));
+    assert!(matches!(h.err(&future, at(1, 0)), Rejection::InFuture { field: "sealed_at", .. }));
+    h.sealed("BW-1", "BW", at(1, 10));
+    let twice = h.net.event("BW", Role::Exporting, EventPayload::ShipmentSealed(seal("BW-1", at(1, 20))));
+    assert!(matches!(h.err(&twice, at(1, 20)), Rejection::AlreadySealed { .. }));
+    h.issued("BW-2", "BW", "EU", at(1, 20));
+    let void = h.net.event(
+        "BW",
+        Role::Exporting,
+        EventPayload::CertificateVoided(CertificateVoided {
+            certificate: num("BW-2"),
+            reason: Text::new("typo").unwrap(),
+        }),
+    );
+    h.ok(&void, at(1, 30));
+    let voided = h.net.event("BW", Role::Exporting, EventPayload::ShipmentSealed(seal("BW-2", at(1, 30))));
+    assert!(matches!(h.err(&voided, at(1, 30)), Rejection::Voided { .. }));
+}
+
+#[test]
+fn suspended_exporter_cannot_seal() {
+    let mut h = h();
+    h.issued("CF-1", "CF", "BW", at(1, 0));
+    h.suspend("CF", at(1, 1));
+    let e = h.net.event("CF", Role::Exporting, EventPayload::ShipmentSealed(seal("CF-1", at(1, 2))));
+    assert!(matches!(h.err(&e, at(1, 2)), Rejection::NotTrading { field: "exporter", .. }));
+}
+
+#[test]
+fn only_the_named_importer_confirms_once_after_sealing() {
+    let mut h = h();
+    h.issued("BW-1", "BW", "EU", at(1, 0));
+    let before_seal = h.receive("BW-1", "EU", at(1, 5));
+    assert!(matches!(h.err(&before_seal, at(1, 5)), Rejection::NotSealed { .. }));
+    h.sealed("BW-1", "BW", at(1, 10));
+    let wrong_importer = h.receive("BW-1", "CA", at(2, 0));
+    assert!(matches!(h.err(&wrong_importer, at(2, 0)), Rejection::WrongAuthority { .. }));
+    let c = h.ledger.certificate(&num("BW-1")).unwrap().certificate.clone();
+    let exporting_key = h.net.event("EU", Role::Exporting, EventPayload::ReceiptConfirmed(receipt(&c, at(2, 0))));
+    assert!(matches!(
+        h.err(&exporting_key, at(2, 0)),
+        Rejection::WrongAuthority { required_role: Role::Importing, .. }
+    ));
+    let early = h.receive("BW-1", "EU", at(1, 5));
+    assert!(matches!(h.err(&early, at(2, 0)), Rejection::TooEarly { field: "received_at", .. }));
+    let future = h.receive("BW-1", "EU", at(3, 0));
+    assert!(matches!(h.err(&future, at(2, 0)), Rejection::InFuture { field: "received_at", .. }));
+    let e = h.receive("BW-1", "EU", at(2, 0));
+    h.ok(&e, at(2, 0));
+    let again = h.receive("BW-1", "EU", at(2, 1));
+    assert!(matches!(h.err(&again, at(2, 1)), Rejection::AlreadyReceived { .. }));
+}
+
+#[test]
+fn discrepancies_on_receipt_are_recorded_as_incidents() {
+    let mut h = h();
+    h.issued("BW-1", "BW", "EU", at(1, 0));
+    h.sealed("BW-1", "BW", at(1, 10));
+    let c = h.ledger.certificate(&num("BW-1")).unwrap().certificate.clone();
+    let mut r = receipt(&c, at(45, 0));
+    r.parcels_found = 2;
+    r.carats_found = Carats(100_000);
+    r.seals_intact = false;
+    let e = h.net.event("EU", Role::Importing, EventPayload::ReceiptConfirmed(r));
+    let out = h.ok(&e, at(45, 0));
+    assert_eq!(
+        out.incidents,
+        vec![
+            Incident::ParcelsMismatch { declared: 3, found: 2 },
+            Incident::CaratsMismatch { declared: Carats(123_456), found: Carats(100_000) },
+            Incident::SealsBroken,
+            Incident::ReceivedAfterExpiry { expires_on: c.expires_on, received_on: at(45, 0).date() },
+        ]
+    );
+    assert_eq!(h.ledger.certificate(&num("BW-1")).unwrap().incidents.len(), 4);
+}
+
+fn void(number: &str) -> EventPayload {
+    EventPayload::CertificateVoided(CertificateVoided {
+        certificate: num(number),
+        reason: Text::new("shipment cancelled").unwrap(),
+    })
+}
+
+#[test]
+fn only_the_issuer_voids_and_only_before_receipt() {
+    let mut h = h();
+    h.issued("BW-1", "BW", "EU", at(1, 0));
+    let by_importer = h.net.event("EU", Role::Exporting, void("BW-1"));
+    assert!(matches!(h.err(&by_importer, at(1, 0)), Rejection::WrongAuthority { .. }));
+    h.sealed("BW-1", "BW", at(1, 10));
+    let e = h.net.event("BW", Role::Exporting, void("BW-1"));
+    h.ok(&e, at(1, 20));
+    assert!(matches!(h.err(&e, at(1, 30)), Rejection::Voided { .. }));
+    h.issued("BW-2", "BW", "EU", at(1, 30));
+    h.sealed("BW-2", "BW", at(1, 40));
+    let r = h.receive("BW-2", "EU", at(2, 0));
+    h.ok(&r, at(2, 0));
+    let late = h.net.event("BW", Role::Exporting, void("BW-2"));
+    assert!(matches!(h.err(&late, at(2, 0)), Rejection::AlreadyReceived { .. }));
+    let empty_reason = h.net.raw_event(
+        "BW",
+        Role::Exporting,
+        EventPayload::CertificateVoided(CertificateVoided { certificate: num("BW-2"), reason: Text::default() }),
+    );
+    assert!(matches!(h.err(&empty_reason, at(2, 0)), Rejection::Malformed(_)));
+}
+
+fn amend(c: Certificate) -> EventPayload {
+    EventPayload::CertificateAmended(CertificateAmended {
+        certificate: c,
+        reason: Text::new("importer name corrected").unwrap(),
+    })
+}
+
+#[test]
+fn amendments_by_the_issuer_before_sealing() {
+    let mut h = h();
+    h.issued("BW-1", "BW", "EU", at(1, 0));
+    let mut c = certificate("BW-1", "BW", "CA", at(1, 0));
+    c.importer_party.name = Text::new("Corrected Importer").unwrap();
+    let by_other = h.net.event("EU", Role::Exporting, amend(c.clone()));
+    assert!(matches!(h.err(&by_other, at(1, 0)), Rejection::WrongAuthority { .. }));
+    let e = h.net.event("BW", Role::Exporting, amend(c.clone()));
+    h.ok(&e, at(1, 5));
+    let r = h.ledger.certificate(&num("BW-1")).unwrap();
+    assert_eq!((r.revision, r.certificate.importer), (1, pid("CA")));
+    let mut to_nowhere = c.clone();
+    to_nowhere.importer = pid("ZZ");
+    let e = h.net.event("BW", Role::Exporting, amend(to_nowhere));
+    assert!(matches!(h.err(&e, at(1, 5)), Rejection::UnknownParticipant { .. }));
+    let unknown = h.net.event("BW", Role::Exporting, amend(certificate("BW-7", "BW", "EU", at(1, 0))));
+    assert!(matches!(h.err(&unknown, at(1, 5)), Rejection::UnknownCertificate { .. }));
+    h.sealed("BW-1", "BW", at(1, 10));
+    let after_seal = h.net.event("BW", Role::Exporting, amend(c));
+    assert!(matches!(h.err(&after_seal, at(1, 10)), Rejection::AmendAfterSeal { .. }));
+}
+
+#[test]
+fn amendment_keeps_the_exporter_and_is_bounded() {
+    let mut h = h();
+    h.issued("BW-1", "BW", "EU", at(1, 0));
+    let mut moved = certificate("BW-1", "BW", "EU", at(1, 0));
+    moved.exporter = pid("CA");
+    // The prefix no longer matches: malformed before anything else.
+    let e = h.net.raw_event("BW", Role::Exporting, amend(moved));
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::Malformed(_)));
+    for i in 0..MAX_AMENDMENTS {
+        let mut c = certificate("BW-1", "BW", "EU", at(1, 0));
+        c.exporter_party.identification = Text::new(&format!("REG-{i}")).unwrap();
+        let e = h.net.event("BW", Role::Exporting, amend(c));
+        h.ok(&e, at(1, 0));
+    }
+    let e = h.net.event("BW", Role::Exporting, amend(certificate("BW-1", "BW", "EU", at(1, 0))));
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::TooManyAmendments { .. }));
+}
+
+fn production(code: &str, year: u32, half: u32, revision: u32) -> EventPayload {
+    EventPayload::ProductionReported(ProductionReported {
+        participant: pid(code),
+        period: HalfYear::new(year, half).unwrap(),
+        revision,
+        lines: vec![HsLine { hs_code: HsCode::Unsorted, carats: Carats(1_000_000), value: UsdCents(90_000_000) }],
+        zones: vec![],
+    })
+}
+
+#[test]
+fn production_reports_are_revised_in_sequence() {
+    let mut h = h();
+    let e = h.net.event("BW", Role::Exporting, production("BW", 2026, 1, 0));
+    h.ok(&e, at(1, 0));
+    let e = h.net.event("BW", Role::Exporting, production("BW", 2026, 1, 0));
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::WrongRevision { expected: 1, got: 0, .. }));
+    let e = h.net.event("BW", Role::Exporting, production("BW", 2026, 1, 1));
+    h.ok(&e, at(1, 0));
+    let other = h.net.event("CA", Role::Exporting, production("BW", 2026, 1, 2));
+    assert!(matches!(h.err(&other, at(1, 0)), Rejection::WrongAuthority { .. }));
+    let future = h.net.event("BW", Role::Exporting, production("BW", 2026, 2, 0));
+    assert!(matches!(h.err(&future, at(1, 0)), Rejection::PeriodNotStarted { .. }));
+    let mut bad_zones = production("BW", 2025, 2, 0);
+    if let EventPayload::ProductionReported(p) = &mut bad_zones {
+        p.zones = vec![ZoneProduction { zone: Label::new("Jwaneng").unwrap(), carats: Carats(1), value: UsdCents(1) }];
+    }
+    let e = h.net.raw_event("BW", Role::Exporting, bad_zones);
+    match h.err(&e, at(1, 0)) {
+        Rejection::Malformed(f) => assert_eq!(f.field, "production_reported.zones"),
+        r => panic!("{r}"),
+    }
+}
+
+#[test]
+fn suspension_needs_every_voter_but_the_subject() {
+    let mut h = h();
+    let action = GovernanceAction::Suspend { participant: pid("CF") };
+    let e = h.gov("S-1", action.clone(), &["BW", "EU", "CA"]);
+    match h.err(&e, at(1, 0)) {
+        Rejection::MissingApprovals { missing, .. } => assert_eq!(missing, vec![pid("AE")]),
+        r => panic!("{r}"),
+    }
+    let e = h.gov("S-1", action.clone(), &["BW", "EU", "CA", "AE"]);
+    h.ok(&e, at(1, 0));
+    assert_eq!(h.ledger.participant(&pid("CF")).unwrap().status, Status::Suspended);
+    assert!(!h.ledger.voters().iter().any(|(p, _)| *p == pid("CF")));
+    let again = h.gov("S-1", action.clone(), &["BW", "EU", "CA", "AE"]);
+    assert!(matches!(h.err(&again, at(1, 0)), Rejection::DuplicateAct { .. }));
+    let twice = h.gov("S-2", action, &["BW", "EU", "CA", "AE"]);
+    assert!(matches!(h.err(&twice, at(1, 0)), Rejection::InvalidTransition { status: "suspended", .. }));
+    // A suspended participant proposes nothing.
+    let by_cf = h.net.governance(
+        "CF",
+        &act("R-1", GovernanceAction::Readmit { participant: pid("CF") }),
+        &["BW", "EU", "CA", "AE"],
+    );
+    assert!(matches!(h.err(&by_cf, at(1, 0)), Rejection::ProposerNotVoting { .. }));
+    // Readmission needs every current voter.
+    let e = h.gov("R-1", GovernanceAction::Readmit { participant: pid("CF") }, &["BW", "EU", "CA"]);
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::MissingApprovals { .. }));
+    let e = h.gov("R-1", GovernanceAction::Readmit { participant: pid("CF") }, &["BW", "EU", "CA", "AE"]);
+    h.ok(&e, at(1, 0));
+    h.issued("CF-1", "CF", "BW", at(1, 0));
+}
+
+#[test]
+fn approvals_come_from_current_distinct_authority_keys() {
+    let mut h = h();
+    let action = GovernanceAction::Suspend { participant: pid("CF") };
+    let act_bytes = kp_proto::encode_act(&act("S-1", action));
+    let stranger = kp_testkit::seeded_key(5, "stranger");
+    let mut approvals: Vec<kp_proto::Approval> = ["BW", "EU", "CA", "AE"]
+        .iter()
+        .map(|c| kp_proto::Approval::sign(h.net.key(c, Role::Exporting), h.net.chain_id(), &act_bytes))
+        .collect();
+    approvals.push(kp_proto::Approval::sign(&stranger, h.net.chain_id(), &act_bytes));
+    let payload = kp_proto::encode_governance_payload(act_bytes.clone(), &approvals);
+    let e = kp_proto::open_event(
+        h.net.chain_id(),
+        &kp_proto::sign_event(h.net.key("BW", Role::Exporting), h.net.chain_id(), payload),
+    )
+    .unwrap();
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::UnknownApprover { index: 4, .. }));
+    approvals.pop();
+    approvals.push(approvals[0].clone());
+    let payload = kp_proto::encode_governance_payload(act_bytes, &approvals);
+    let e = kp_proto::open_event(
+        h.net.chain_id(),
+        &kp_proto::sign_event(h.net.key("BW", Role::Exporting), h.net.chain_id(), payload),
+    )
+    .unwrap();
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::DuplicateApproval { index: 4, .. }));
+}
+
+#[test]
+fn admission_of_a_new_participant() {
+    let mut h = h();
+    let uz_export = kp_testkit::seeded_key(1, "UZ/exporting");
+    let uz = Participant {
+        id: pid("UZ"),
+        name: Text::new("Uzbekistan").unwrap(),
+        members: vec![CountryCode::new("UZ").unwrap()],
+        status: Status::Active,
+        node_key: kp_testkit::seeded_key(1, "UZ/node").public(),
+        authorities: vec![AuthorityKey { key: uz_export.public(), role: Role::Exporting }],
+        max_certificate_validity_days: 90,
+    };
+    let e = h.gov("A-1", GovernanceAction::Admit(uz.clone()), &["BW", "EU", "CA", "AE"]);
+    match h.err(&e, at(1, 0)) {
+        Rejection::MissingApprovals { missing, .. } => assert_eq!(missing, vec![pid("CF")]),
+        r => panic!("{r}"),
+    }
+    let mut reused = uz.clone();
+    reused.node_key = h.net.key("BW", Role::Exporting).public();
+    let e = h.gov("A-0", GovernanceAction::Admit(reused), &CODES);
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::KeyInUse { .. }));
+    let e = h.gov("A-1", GovernanceAction::Admit(uz.clone()), &CODES);
+    h.ok(&e, at(1, 0));
+    assert_eq!(h.ledger.voters().len(), 6);
+    let e = h.gov("A-2", GovernanceAction::Admit(uz), &CODES);
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::ParticipantExists { .. }));
+    let c = h.net.event_with(&uz_export, EventPayload::CertificateIssued(certificate("UZ-1", "UZ", "EU", at(1, 0))));
+    h.ok(&c, at(1, 0));
+}
+
+#[test]
+fn restricted_participant_exports_from_listed_zones_only() {
+    let mut h = h();
+    let zones = vec![Label::new("Berberati").unwrap()];
+    let all = h.net.all_but(&["CF"]);
+    let e =
+        h.net.governance("BW", &act("CAR-2015", GovernanceAction::Restrict { participant: pid("CF"), zones }), &all);
+    h.ok(&e, at(1, 0));
+    assert!(h.ledger.voters().iter().any(|(p, _)| *p == pid("CF")), "a restricted participant still votes");
+    let e = h.issue("CF-1", "CF", "BW", at(1, 0));
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::RestrictedZone { .. }));
+    let mut c = certificate("CF-2", "CF", "BW", at(1, 0));
+    c.origin_zone = Some(Label::new("Bangui").unwrap());
+    let e = h.net.event("CF", Role::Exporting, EventPayload::CertificateIssued(c.clone()));
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::RestrictedZone { .. }));
+    c.origin_zone = Some(Label::new("Berberati").unwrap());
+    let e = h.net.event("CF", Role::Exporting, EventPayload::CertificateIssued(c));
+    h.ok(&e, at(1, 0));
+    // Imports are allowed.
+    h.issued("BW-1", "BW", "CF", at(1, 0));
+}
+
+#[test]
+fn withdrawal_and_the_last_voter() {
+    let net = TestNet::new(&["BW", "EU"], 3);
+    let mut ledger = Ledger::from_genesis(&net.genesis).unwrap();
+    let e = net.governance("BW", &act("W-1", GovernanceAction::Withdraw { participant: pid("EU") }), &["BW"]);
+    ledger.apply(&e, at(1, 0)).unwrap();
+    assert_eq!(ledger.participant(&pid("EU")).unwrap().status, Status::Withdrawn);
+    let e = net.governance("BW", &act("S-1", GovernanceAction::Suspend { participant: pid("BW") }), &["BW"]);
+    assert!(matches!(ledger.apply(&e, at(1, 0)), Err(Rejection::NoVoterLeft { .. })));
+    let e = net.event("EU", Role::Exporting, production("EU", 2026, 1, 0));
+    assert!(matches!(ledger.apply(&e, at(1, 0)), Err(Rejection::WithdrawnReporter { .. })));
+}
+
+#[test]
+fn authority_keys_rotate_and_revoked_keys_stop_signing() {
+    let mut h = h();
+    let new_key = kp_testkit::seeded_key(8, "BW/exporting-2026");
+    let added = GovernanceAction::AuthorityKeyAdded {
+        participant: pid("BW"),
+        key: AuthorityKey { key: new_key.public(), role: Role::Exporting },
+    };
+    // Another participant alone cannot add BW's keys.
+    let e = h.gov("K-0", added.clone(), &["EU"]);
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::MissingApprovals { .. }));
+    let e = h.gov("K-1", added, &["BW"]);
+    h.ok(&e, at(1, 0));
+    let old = h.net.key("BW", Role::Exporting).public();
+    let revoke = GovernanceAction::AuthorityKeyRevoked { participant: pid("BW"), key: old };
+    // The key being revoked cannot approve its own revocation alone.
+    let e = h.gov("K-2", revoke.clone(), &["BW"]);
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::MissingApprovals { .. }));
+    // Recovery path: every other voter approves.
+    let e = h.gov("K-2", revoke, &["EU", "CA", "AE", "CF"]);
+    h.ok(&e, at(1, 0));
+    let e = h.issue("BW-1", "BW", "EU", at(1, 0));
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::RevokedSigner { .. }));
+    let e = h.net.event_with(&new_key, EventPayload::CertificateIssued(certificate("BW-1", "BW", "EU", at(1, 0))));
+    h.ok(&e, at(1, 0));
+    // A revoked key is never re-added, nor revoked twice.
+    let readd = GovernanceAction::AuthorityKeyAdded {
+        participant: pid("EU"),
+        key: AuthorityKey { key: old, role: Role::Exporting },
+    };
+    let e = h.net.governance("EU", &act("K-3", readd), &["EU"]);
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::KeyInUse { .. }));
+    let e = h.net.governance(
+        "EU",
+        &act("K-4", GovernanceAction::AuthorityKeyRevoked { participant: pid("BW"), key: old }),
+        &["EU", "CA", "AE", "CF"],
+    );
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::KeyNotOwned { .. }));
+}
+
+#[test]
+fn state_root_is_deterministic_and_sensitive() {
+    let run = |extra: bool| {
+        let mut h = h();
+        h.issued("BW-1", "BW", "EU", at(1, 0));
+        h.sealed("BW-1", "BW", at(1, 10));
+        if extra {
+            h.issued("BW-2", "BW", "EU", at(1, 20));
+        }
+        h.ledger.state_root()
+    };
+    assert_eq!(run(false), run(false));
+    assert_ne!(run(false), run(true));
+}
