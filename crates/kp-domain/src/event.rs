@@ -370,7 +370,7 @@ impl EventPayload {
     pub fn validate(&self) -> Result<(), FieldError> {
         let kind = self.kind().field_name();
         match self {
-            EventPayload::CertificateIssued(c) => c.validate(),
+            EventPayload::CertificateIssued(c) => c.validate().map_err(|e| e.within("certificate")),
             EventPayload::ShipmentSealed(s) => s.validate(),
             EventPayload::ReceiptConfirmed(r) => r.validate(),
             EventPayload::CertificateVoided(v) => {

@@ -134,7 +134,7 @@ fn exporter_and_importer_differ() {
         EventPayload::CertificateIssued(certificate("BW-1", "BW", "BW", at(1, 0))),
     );
     match h.err(&e, at(1, 0)) {
-        Rejection::Malformed(f) => assert_eq!(f.field, "certificate_issued.importer"),
+        Rejection::Malformed(f) => assert_eq!(f.field, "certificate_issued.certificate.importer"),
         r => panic!("{r}"),
     }
 }
@@ -161,7 +161,7 @@ fn certificate_number_is_unique_and_prefixed() {
         EventPayload::CertificateIssued(certificate("CA-1", "BW", "EU", at(1, 0))),
     );
     match h.err(&wrong_prefix, at(1, 0)) {
-        Rejection::Malformed(f) => assert_eq!(f.field, "certificate_issued.number"),
+        Rejection::Malformed(f) => assert_eq!(f.field, "certificate_issued.certificate.number"),
         r => panic!("{r}"),
     }
 }
@@ -177,7 +177,7 @@ fn expiry_after_issue_and_within_validity() {
     let base = certificate("BW-1", "BW", "EU", at(1, 0));
     let e = h.net.raw_event("BW", Role::Exporting, with(base.clone(), |c| c.expires_on = c.issued_on));
     match h.err(&e, at(1, 0)) {
-        Rejection::Malformed(f) => assert_eq!(f.field, "certificate_issued.expires_on"),
+        Rejection::Malformed(f) => assert_eq!(f.field, "certificate_issued.certificate.expires_on"),
         r => panic!("{r}"),
     }
     let e = h.net.event("BW", Role::Exporting, with(base.clone(), |c| c.expires_on = c.issued_on.add_days(61)));
@@ -208,12 +208,15 @@ fn quantities_are_consistent() {
     for (f, field) in [
         (
             Box::new(|c: &mut Certificate| c.carats = Carats(1)) as Box<dyn Fn(&mut Certificate)>,
-            "certificate_issued.carats",
+            "certificate_issued.certificate.carats",
         ),
-        (Box::new(|c: &mut Certificate| c.value = UsdCents(c.value.0 + 1)), "certificate_issued.value"),
-        (Box::new(|c: &mut Certificate| c.parcels = 0), "certificate_issued.parcels"),
-        (Box::new(|c: &mut Certificate| c.lines[0].carats = Carats(0)), "certificate_issued.lines[0].carats"),
-        (Box::new(|c: &mut Certificate| c.lines.swap(0, 1)), "certificate_issued.lines[1].hs_code"),
+        (Box::new(|c: &mut Certificate| c.value = UsdCents(c.value.0 + 1)), "certificate_issued.certificate.value"),
+        (Box::new(|c: &mut Certificate| c.parcels = 0), "certificate_issued.certificate.parcels"),
+        (
+            Box::new(|c: &mut Certificate| c.lines[0].carats = Carats(0)),
+            "certificate_issued.certificate.lines[0].carats",
+        ),
+        (Box::new(|c: &mut Certificate| c.lines.swap(0, 1)), "certificate_issued.certificate.lines[1].hs_code"),
     ] {
         let mut c = base.clone();
         f(&mut c);
