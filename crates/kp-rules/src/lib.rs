@@ -170,7 +170,6 @@ impl Ledger {
             ledger.commitment.set(&record_key(NS_OBSERVER, o.id.as_str().as_bytes()), Some(&encode(o)));
         }
         for p in &genesis.participants {
-            ledger.node_keys.insert(p.node_key);
             for a in &p.authorities {
                 ledger.put_key(a.key, KeyOwner { participant: p.id, role: a.role, revoked: false });
             }
@@ -251,6 +250,8 @@ impl Ledger {
     }
 
     fn put_participant(&mut self, p: Participant) {
+        // A node key, once a participant's, never serves another purpose (admission included).
+        self.node_keys.insert(p.node_key);
         self.commitment.set(&record_key(NS_PARTICIPANT, p.id.as_str().as_bytes()), Some(&encode(&p)));
         self.participants.insert(p.id, p);
     }
@@ -531,13 +532,9 @@ impl Ledger {
             }
             CertificateState::Voided => return Err(Rejection::Voided { number: original.number.clone() }),
         }
-        if a.certificate.exporter != original.exporter {
-            return Err(Rejection::AmendmentChangesExporter {
-                number: original.number.clone(),
-                original: original.exporter,
-                proposed: a.certificate.exporter,
-            });
-        }
+        // The amendment keeps the number, and the number's prefix names the exporter
+        // (checked by `validate`), so the exporter cannot change.
+        debug_assert_eq!(a.certificate.exporter, original.exporter);
         if record.revision >= MAX_AMENDMENTS {
             return Err(Rejection::TooManyAmendments { number: original.number.clone(), max: MAX_AMENDMENTS });
         }

@@ -52,8 +52,6 @@ pub enum Rejection {
     Voided { number: CertificateNumber },
     #[error("certificate: {number} was sealed; correct it by voiding it and issuing a new certificate")]
     AmendAfterSeal { number: CertificateNumber },
-    #[error("certificate.exporter: an amendment may not change the exporter of {number} from {original} to {proposed}")]
-    AmendmentChangesExporter { number: CertificateNumber, original: ParticipantId, proposed: ParticipantId },
     #[error("certificate: {number} has been amended {max} times, the most allowed")]
     TooManyAmendments { number: CertificateNumber, max: u32 },
     #[error("{field}: {time} is before {what} ({earliest})")]
@@ -113,7 +111,6 @@ impl Rejection {
             Rejection::AlreadyReceived { .. } => "already_received",
             Rejection::Voided { .. } => "certificate_voided",
             Rejection::AmendAfterSeal { .. } => "amend_after_seal",
-            Rejection::AmendmentChangesExporter { .. } => "amendment_changes_exporter",
             Rejection::TooManyAmendments { .. } => "too_many_amendments",
             Rejection::TooEarly { .. } => "time_too_early",
             Rejection::InFuture { .. } => "time_in_future",

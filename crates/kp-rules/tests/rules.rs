@@ -612,3 +612,297 @@ fn state_root_is_deterministic_and_sensitive() {
     assert_eq!(run(false), run(false));
     assert_ne!(run(false), run(true));
 }
+
+/// Structural checks, which the rules engine makes itself even if the edge did not.
+#[test]
+fn structural_checks_name_their_field() {
+    let mut h = h();
+    let c = || certificate("BW-1", "BW", "EU", at(1, 0));
+    let cases: Vec<(EventPayload, &str)> = vec![
+        (with(c(), |c| c.issuing_authority = Text::default()), "certificate_issued.certificate.issuing_authority"),
+        (with(c(), |c| c.exporter_party.name = Text::default()), "certificate_issued.certificate.exporter_party.name"),
+        (with(c(), |c| c.importer_party.name = Text::default()), "certificate_issued.certificate.importer_party.name"),
+        (with(c(), |c| c.carats = Carats(0)), "certificate_issued.certificate.carats"),
+        (with(c(), |c| c.value = UsdCents(0)), "certificate_issued.certificate.value"),
+        (with(c(), |c| c.parcels = MAX_PARCELS + 1), "certificate_issued.certificate.parcels"),
+        (with(c(), |c| c.lines.clear()), "certificate_issued.certificate.lines"),
+        (with(c(), |c| c.lines[1].value = UsdCents(0)), "certificate_issued.certificate.lines[1].value"),
+        (
+            with(c(), |c| {
+                c.lines[0].value = UsdCents(u64::MAX);
+                c.value = UsdCents(u64::MAX);
+            }),
+            "certificate_issued.certificate.lines[1].value",
+        ),
+        (
+            EventPayload::ShipmentSealed(ShipmentSealed { seal_ids: vec![], ..seal("BW-1", at(1, 0)) }),
+            "shipment_sealed.seal_ids",
+        ),
+        (
+            EventPayload::ShipmentSealed(ShipmentSealed {
+                seal_ids: vec![Label::new("S1").unwrap(), Label::new("S1").unwrap()],
+                ..seal("BW-1", at(1, 0))
+            }),
+            "shipment_sealed.seal_ids",
+        ),
+        (
+            EventPayload::ReceiptConfirmed(ReceiptConfirmed {
+                parcels_found: MAX_PARCELS + 1,
+                ..receipt(&c(), at(1, 0))
+            }),
+            "receipt_confirmed.parcels_found",
+        ),
+        (
+            EventPayload::CertificateAmended(CertificateAmended { certificate: c(), reason: Text::default() }),
+            "certificate_amended.reason",
+        ),
+        (
+            {
+                let mut p = production("BW", 2026, 1, 0);
+                if let EventPayload::ProductionReported(r) = &mut p {
+                    r.lines.clear();
+                }
+                p
+            },
+            "production_reported.lines",
+        ),
+        (
+            {
+                let mut p = production("BW", 2026, 1, 0);
+                if let EventPayload::ProductionReported(r) = &mut p {
+                    let z = ZoneProduction {
+                        zone: Label::new("Orapa").unwrap(),
+                        carats: Carats(1_000_000),
+                        value: UsdCents(90_000_000),
+                    };
+                    r.zones = vec![z.clone(), z];
+                }
+                p
+            },
+            "production_reported.zones",
+        ),
+    ];
+    for (payload, field) in cases {
+        let role = if matches!(payload, EventPayload::ReceiptConfirmed(_)) { Role::Importing } else { Role::Exporting };
+        let who = if role == Role::Importing { "EU" } else { "BW" };
+        let e = h.net.raw_event(who, role, payload);
+        match h.err(&e, at(1, 0)) {
+            Rejection::Malformed(f) => assert_eq!(f.field, field),
+            r => panic!("{field}: {r}"),
+        }
+    }
+}
+
+#[test]
+fn governance_acts_are_checked_structurally() {
+    let mut h = h();
+    let mut newcomer = h.ledger.participant(&pid("CA")).unwrap().clone();
+    newcomer.id = pid("UZ");
+    newcomer.status = Status::Suspended;
+    let g = GovernanceEvent {
+        act: act("A-1", GovernanceAction::Admit(newcomer.clone())),
+        act_digest: Hash32::default(),
+        approvers: vec![],
+    };
+    let e = Event {
+        id: EventId([1; 32]),
+        signer: h.net.key("BW", Role::Exporting).public(),
+        payload: EventPayload::Governance(g),
+    };
+    match h.err(&e, at(1, 0)) {
+        Rejection::Malformed(f) => assert_eq!(f.field, "governance.act.action.admit.status"),
+        r => panic!("{r}"),
+    }
+    newcomer.status = Status::Active;
+    newcomer.authorities.clear();
+    let g = GovernanceEvent {
+        act: act("A-1", GovernanceAction::Admit(newcomer)),
+        act_digest: Hash32::default(),
+        approvers: vec![],
+    };
+    let e = Event {
+        id: EventId([2; 32]),
+        signer: h.net.key("BW", Role::Exporting).public(),
+        payload: EventPayload::Governance(g),
+    };
+    match h.err(&e, at(1, 0)) {
+        Rejection::Malformed(f) => assert_eq!(f.field, "governance.act.action.admit.authorities"),
+        r => panic!("{r}"),
+    }
+    let g = GovernanceEvent {
+        act: act("R-1", GovernanceAction::Restrict { participant: pid("CF"), zones: vec![] }),
+        act_digest: Hash32::default(),
+        approvers: vec![],
+    };
+    let e = Event {
+        id: EventId([3; 32]),
+        signer: h.net.key("BW", Role::Exporting).public(),
+        payload: EventPayload::Governance(g),
+    };
+    match h.err(&e, at(1, 0)) {
+        Rejection::Malformed(f) => assert_eq!(f.field, "governance.act.action.restrict.zones"),
+        r => panic!("{r}"),
+    }
+}
+
+#[test]
+fn unknown_parties_and_certificates_are_named() {
+    let mut h = h();
+    let e = h.net.raw_event(
+        "BW",
+        Role::Exporting,
+        EventPayload::CertificateIssued(certificate("ZZ-1", "ZZ", "EU", at(1, 0))),
+    );
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::UnknownParticipant { field: "exporter", .. }));
+    let c = certificate("BW-9", "BW", "EU", at(1, 0));
+    let e = h.net.event("EU", Role::Importing, EventPayload::ReceiptConfirmed(receipt(&c, at(1, 0))));
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::UnknownCertificate { .. }));
+    let e = h.net.event("BW", Role::Exporting, void("BW-9"));
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::UnknownCertificate { .. }));
+    let e = h.net.event("BW", Role::Exporting, production("ZZ", 2026, 1, 0));
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::UnknownParticipant { field: "participant", .. }));
+    let e = h.gov("S-1", GovernanceAction::Suspend { participant: pid("ZZ") }, &CODES);
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::UnknownParticipant { .. }));
+}
+
+#[test]
+fn voided_certificates_are_neither_received_nor_amended() {
+    let mut h = h();
+    h.issued("BW-1", "BW", "EU", at(1, 0));
+    let c = h.ledger.certificate(&num("BW-1")).unwrap().certificate.clone();
+    let e = h.net.event("BW", Role::Exporting, void("BW-1"));
+    h.ok(&e, at(1, 1));
+    let r = h.net.event("EU", Role::Importing, EventPayload::ReceiptConfirmed(receipt(&c, at(1, 2))));
+    assert!(matches!(h.err(&r, at(1, 2)), Rejection::Voided { .. }));
+    let a = h.net.event("BW", Role::Exporting, amend(c));
+    assert!(matches!(h.err(&a, at(1, 2)), Rejection::Voided { .. }));
+}
+
+#[test]
+fn restricted_exporter_declares_its_own_unmixed_origin() {
+    let mut h = h();
+    let all = h.net.all_but(&["CF"]);
+    let zones = vec![Label::new("Berberati").unwrap()];
+    let e = h.net.governance("BW", &act("CAR", GovernanceAction::Restrict { participant: pid("CF"), zones }), &all);
+    h.ok(&e, at(1, 0));
+    let mut c = certificate("CF-1", "CF", "BW", at(1, 0));
+    c.origin_zone = Some(Label::new("Berberati").unwrap());
+    c.origin = Origin::Mixed;
+    let e = h.net.event("CF", Role::Exporting, EventPayload::CertificateIssued(c.clone()));
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::RestrictedZone { .. }));
+    c.origin = Origin::Country(CountryCode::new("CD").unwrap());
+    let e = h.net.event("CF", Role::Exporting, EventPayload::CertificateIssued(c));
+    match h.err(&e, at(1, 0)) {
+        Rejection::RestrictedZone { reason, .. } => assert!(reason.contains("origin CD")),
+        r => panic!("{r}"),
+    }
+}
+
+#[test]
+fn keys_are_never_reused_and_are_bounded() {
+    let mut h = h();
+    // Admit a newcomer, then try to reuse its node key as an authority key.
+    let uz_node = kp_testkit::seeded_key(4, "UZ/node").public();
+    let uz_key = kp_testkit::seeded_key(4, "UZ/exporting").public();
+    let uz = Participant {
+        id: pid("UZ"),
+        name: Text::new("Uzbekistan").unwrap(),
+        members: vec![CountryCode::new("UZ").unwrap()],
+        status: Status::Active,
+        node_key: uz_node,
+        authorities: vec![
+            AuthorityKey { key: uz_key, role: Role::Exporting },
+            AuthorityKey { key: uz_key, role: Role::Importing },
+        ],
+        max_certificate_validity_days: 90,
+    };
+    let e = h.gov("A-1", GovernanceAction::Admit(uz.clone()), &CODES);
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::KeyInUse { field: "act.action.admit.authorities", .. }));
+    let mut uz = uz;
+    uz.authorities.pop();
+    let e = h.gov("A-1", GovernanceAction::Admit(uz), &CODES);
+    h.ok(&e, at(1, 0));
+    let reuse = GovernanceAction::AuthorityKeyAdded {
+        participant: pid("EU"),
+        key: AuthorityKey { key: uz_node, role: Role::Importing },
+    };
+    let e = h.net.governance("EU", &act("K-1", reuse), &["EU"]);
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::KeyInUse { .. }), "an admitted participant's node key is in use");
+    // At most MAX_AUTHORITY_KEYS keys per participant.
+    for i in 0..(MAX_AUTHORITY_KEYS - 2) {
+        let k = kp_testkit::seeded_key(9, &format!("EU/{i}")).public();
+        let add = GovernanceAction::AuthorityKeyAdded {
+            participant: pid("EU"),
+            key: AuthorityKey { key: k, role: Role::Importing },
+        };
+        let e = h.net.governance("EU", &act(&format!("K-{}", i + 2), add), &["EU"]);
+        h.ok(&e, at(1, 0));
+    }
+    let k = kp_testkit::seeded_key(9, "EU/extra").public();
+    let add = GovernanceAction::AuthorityKeyAdded {
+        participant: pid("EU"),
+        key: AuthorityKey { key: k, role: Role::Importing },
+    };
+    let e = h.net.governance("EU", &act("K-99", add), &["EU"]);
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::TooManyKeys { .. }));
+}
+
+#[test]
+fn a_participant_rotates_its_own_key_and_revoked_keys_do_not_approve() {
+    let mut h = h();
+    // BW revokes its exporting key, approving with its importing key.
+    let old = h.net.key("BW", Role::Exporting).public();
+    let revoke = act("K-1", GovernanceAction::AuthorityKeyRevoked { participant: pid("BW"), key: old });
+    let act_bytes = kp_proto::encode_act(&revoke);
+    let approval = kp_proto::Approval::sign(h.net.key("BW", Role::Importing), h.net.chain_id(), &act_bytes);
+    let payload = kp_proto::encode_governance_payload(act_bytes, &[approval]);
+    let e = kp_proto::open_event(
+        h.net.chain_id(),
+        &kp_proto::sign_event(h.net.key("EU", Role::Exporting), h.net.chain_id(), payload),
+    )
+    .unwrap();
+    h.ok(&e, at(1, 0));
+    // BW's revoked key can no longer approve anything.
+    let e = h.net.governance(
+        "EU",
+        &act("S-1", GovernanceAction::Suspend { participant: pid("CF") }),
+        &["EU", "CA", "AE", "BW"],
+    );
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::UnknownApprover { index: 3, .. }));
+}
+
+#[test]
+fn transitions_follow_the_status() {
+    let mut h = h();
+    let all_but_cf = h.net.all_but(&["CF"]);
+    let readmit_active = h.gov("R-0", GovernanceAction::Readmit { participant: pid("CF") }, &CODES);
+    assert!(matches!(h.err(&readmit_active, at(1, 0)), Rejection::InvalidTransition { status: "active", .. }));
+    let e = h.net.governance("BW", &act("W-1", GovernanceAction::Withdraw { participant: pid("CF") }), &all_but_cf);
+    h.ok(&e, at(1, 0));
+    assert_eq!(h.ledger.participant(&pid("CF")).unwrap().status, Status::Withdrawn);
+    for (reference, action) in [
+        ("W-2", GovernanceAction::Withdraw { participant: pid("CF") }),
+        ("S-2", GovernanceAction::Suspend { participant: pid("CF") }),
+        ("X-2", GovernanceAction::Restrict { participant: pid("CF"), zones: vec![Label::new("Z").unwrap()] }),
+    ] {
+        let e = h.net.governance("BW", &act(reference, action), &all_but_cf);
+        assert!(matches!(h.err(&e, at(1, 0)), Rejection::InvalidTransition { status: "withdrawn", .. }));
+    }
+    // A withdrawn participant's keys still sign nothing it may not: it cannot export.
+    let e = h.issue("CF-1", "CF", "BW", at(1, 0));
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::NotTrading { status: "withdrawn", .. }));
+    // Readmitted (the Republic of the Congo, 2007), it trades again.
+    let e = h.net.governance("BW", &act("R-1", GovernanceAction::Readmit { participant: pid("CF") }), &all_but_cf);
+    h.ok(&e, at(1, 0));
+    h.issued("CF-1", "CF", "BW", at(1, 0));
+}
+
+#[test]
+fn withdrawing_the_last_voter_is_refused() {
+    let net = TestNet::new(&["BW", "EU"], 3);
+    let mut ledger = Ledger::from_genesis(&net.genesis).unwrap();
+    let e = net.governance("BW", &act("S-1", GovernanceAction::Suspend { participant: pid("EU") }), &["BW"]);
+    ledger.apply(&e, at(1, 0)).unwrap();
+    let e = net.governance("BW", &act("W-1", GovernanceAction::Withdraw { participant: pid("BW") }), &["BW"]);
+    assert!(matches!(ledger.apply(&e, at(1, 0)), Err(Rejection::NoVoterLeft { action: "withdraw", .. })));
+}
