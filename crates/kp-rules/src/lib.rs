@@ -122,6 +122,21 @@ pub struct Ledger {
     last_block_time: Timestamp,
     events_applied: u64,
     commitment: Commitment,
+    /// Open while a tentative block is executed: how to undo each change, in order.
+    journal: Option<Vec<Undo>>,
+}
+
+/// How to undo one change of a tentative block.
+#[derive(Debug, Clone)]
+enum Undo {
+    Certificate(CertificateNumber, Option<Box<CertificateRecord>>),
+    /// The previous record, and the node key the change added to the used set, if any.
+    Participant(ParticipantId, Option<Box<Participant>>, Option<PublicKey>),
+    Key(PublicKey, Option<KeyOwner>),
+    Production((ParticipantId, HalfYear), Option<ProductionRecord>),
+    Act(Label, Option<Hash32>),
+    Time(Timestamp),
+    EventsApplied(u64),
 }
 
 fn encode<T: Encode>(value: &T) -> Vec<u8> {
@@ -160,6 +175,7 @@ impl Ledger {
             last_block_time: genesis.genesis_time,
             events_applied: 0,
             commitment: Commitment::new(),
+            journal: None,
         };
         ledger.commitment.set(
             &record_key(NS_META, b"chain"),
@@ -171,11 +187,11 @@ impl Ledger {
         }
         for p in &genesis.participants {
             for a in &p.authorities {
-                ledger.put_key(a.key, KeyOwner { participant: p.id, role: a.role, revoked: false });
+                ledger.set_key(a.key, Some(KeyOwner { participant: p.id, role: a.role, revoked: false }));
             }
-            ledger.put_participant(p.clone());
+            ledger.set_participant(p.id, Some(p.clone()));
         }
-        ledger.put_time(genesis.genesis_time);
+        ledger.set_time(genesis.genesis_time);
         Ok(ledger)
     }
 
@@ -223,46 +239,122 @@ impl Ledger {
     pub fn apply(&mut self, event: &Event, block_time: Timestamp) -> Result<Outcome, Rejection> {
         let change = self.check(event, block_time)?;
         if let Some(r) = change.certificate {
-            let key = record_key(NS_CERTIFICATE, r.certificate.number.as_str().as_bytes());
-            self.commitment.set(&key, Some(&encode(&r)));
-            self.certificates.insert(r.certificate.number.clone(), r);
+            self.set_certificate(r.certificate.number.clone(), Some(r));
         }
         if let Some(p) = change.participant {
-            self.put_participant(p);
+            self.set_participant(p.id, Some(p));
         }
         for (key, owner) in change.keys {
-            self.put_key(key, owner);
+            self.set_key(key, Some(owner));
         }
         if let Some(r) = change.production {
-            let id = (r.report.participant, r.report.period);
-            self.commitment.set(&record_key(NS_PRODUCTION, &encode(&id)), Some(&encode(&r)));
-            self.production.insert(id, r);
+            self.set_production((r.report.participant, r.report.period), Some(r));
         }
         if let Some((reference, digest)) = change.act {
-            self.commitment.set(&record_key(NS_ACT, reference.as_str().as_bytes()), Some(&digest.0));
-            self.acts.insert(reference, digest);
+            self.set_act(reference, Some(digest));
         }
         if block_time != self.last_block_time {
-            self.put_time(block_time);
+            self.set_time(block_time);
         }
+        self.journal(Undo::EventsApplied(self.events_applied));
         self.events_applied += 1;
         Ok(Outcome { incidents: change.incidents })
     }
 
-    fn put_participant(&mut self, p: Participant) {
+    /// Starts a tentative block: every change until [`Ledger::commit_block`] or
+    /// [`Ledger::rollback_block`] is journaled, so that a voter can execute a proposal, compute
+    /// its state root, and undo it in time proportional to the block (not to the state).
+    pub fn begin_block(&mut self) {
+        assert!(self.journal.is_none(), "internal invariant: a tentative block is already open");
+        self.journal = Some(Vec::new());
+    }
+
+    /// Keeps the tentative block's changes.
+    pub fn commit_block(&mut self) {
+        assert!(self.journal.take().is_some(), "internal invariant: no tentative block to commit");
+    }
+
+    /// Undoes every change since [`Ledger::begin_block`]: the state and its root are as before.
+    pub fn rollback_block(&mut self) {
+        let journal = self.journal.take().unwrap_or_default();
+        for undo in journal.into_iter().rev() {
+            match undo {
+                Undo::Certificate(number, old) => self.set_certificate(number, old.map(|b| *b)),
+                Undo::Participant(id, old, node_key_added) => {
+                    if let Some(key) = node_key_added {
+                        self.node_keys.remove(&key);
+                    }
+                    self.set_participant(id, old.map(|b| *b));
+                }
+                Undo::Key(key, old) => self.set_key(key, old),
+                Undo::Production(id, old) => self.set_production(id, old),
+                Undo::Act(reference, old) => self.set_act(reference, old),
+                Undo::Time(t) => self.set_time(t),
+                Undo::EventsApplied(n) => self.events_applied = n,
+            }
+        }
+    }
+
+    fn journal(&mut self, undo: Undo) {
+        if let Some(j) = &mut self.journal {
+            j.push(undo);
+        }
+    }
+
+    fn set_certificate(&mut self, number: CertificateNumber, value: Option<CertificateRecord>) {
+        let key = record_key(NS_CERTIFICATE, number.as_str().as_bytes());
+        self.commitment.set(&key, value.as_ref().map(encode).as_deref());
+        let old = match value {
+            Some(r) => self.certificates.insert(number.clone(), r),
+            None => self.certificates.remove(&number),
+        };
+        self.journal(Undo::Certificate(number, old.map(Box::new)));
+    }
+
+    fn set_participant(&mut self, id: ParticipantId, value: Option<Participant>) {
+        self.commitment.set(&record_key(NS_PARTICIPANT, id.as_str().as_bytes()), value.as_ref().map(encode).as_deref());
         // A node key, once a participant's, never serves another purpose (admission included).
-        self.node_keys.insert(p.node_key);
-        self.commitment.set(&record_key(NS_PARTICIPANT, p.id.as_str().as_bytes()), Some(&encode(&p)));
-        self.participants.insert(p.id, p);
+        let node_key_added = value.as_ref().map(|p| p.node_key).filter(|k| self.node_keys.insert(*k));
+        let old = match value {
+            Some(p) => self.participants.insert(id, p),
+            None => self.participants.remove(&id),
+        };
+        self.journal(Undo::Participant(id, old.map(Box::new), node_key_added));
     }
-    fn put_key(&mut self, key: PublicKey, owner: KeyOwner) {
-        let value = (owner.participant, owner.role, owner.revoked);
-        self.commitment.set(&record_key(NS_KEY, &key.0), Some(&encode(&value)));
-        self.keys.insert(key, owner);
+
+    fn set_key(&mut self, key: PublicKey, value: Option<KeyOwner>) {
+        let encoded = value.map(|o| encode(&(o.participant, o.role, o.revoked)));
+        self.commitment.set(&record_key(NS_KEY, &key.0), encoded.as_deref());
+        let old = match value {
+            Some(o) => self.keys.insert(key, o),
+            None => self.keys.remove(&key),
+        };
+        self.journal(Undo::Key(key, old));
     }
-    fn put_time(&mut self, t: Timestamp) {
+
+    fn set_production(&mut self, id: (ParticipantId, HalfYear), value: Option<ProductionRecord>) {
+        self.commitment.set(&record_key(NS_PRODUCTION, &encode(&id)), value.as_ref().map(encode).as_deref());
+        let old = match value {
+            Some(r) => self.production.insert(id, r),
+            None => self.production.remove(&id),
+        };
+        self.journal(Undo::Production(id, old));
+    }
+
+    fn set_act(&mut self, reference: Label, value: Option<Hash32>) {
+        self.commitment.set(&record_key(NS_ACT, reference.as_str().as_bytes()), value.as_ref().map(|d| &d.0[..]));
+        let old = match value {
+            Some(d) => self.acts.insert(reference.clone(), d),
+            None => self.acts.remove(&reference),
+        };
+        self.journal(Undo::Act(reference, old));
+    }
+
+    fn set_time(&mut self, t: Timestamp) {
+        let old = self.last_block_time;
         self.last_block_time = t;
         self.commitment.set(&record_key(NS_META, b"time"), Some(&t.0.to_be_bytes()));
+        self.journal(Undo::Time(old));
     }
 
     /// Decides whether `event` is admissible at `block_time`, without changing anything.

@@ -149,3 +149,58 @@ proptest! {
         prop_assert_eq!(replay.events_applied(), accepted.len() as u64);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Voters execute a proposal tentatively and undo it when the round fails: after a
+    /// rollback the state root is exactly what it was, and the ledger behaves as if the block
+    /// had never been executed.
+    #[test]
+    fn rolled_back_blocks_leave_no_trace(
+        blocks in proptest::collection::vec((proptest::collection::vec((op(), 0u64..4_000_000), 1..8), any::<bool>()), 1..8),
+    ) {
+        let net = TestNet::new(&CODES, 43);
+        let mut ledger = Ledger::from_genesis(&net.genesis).unwrap();
+        let mut committed = Vec::new();
+        let mut day = 1;
+        let mut reference = 0;
+        for (ops, keep) in &blocks {
+            day += 1;
+            let before = ledger.state_root();
+            let applied_before = ledger.events_applied();
+            ledger.begin_block();
+            let mut accepted = Vec::new();
+            for (op, ms) in ops {
+                reference += 1;
+                let t = at(day, 0);
+                let event = build(&net, &ledger, op, at(day, *ms % 1000), reference);
+                if ledger.apply(&event, t).is_ok() {
+                    accepted.push((event, t));
+                }
+            }
+            let tentative = ledger.state_root();
+            if *keep {
+                ledger.commit_block();
+                committed.extend(accepted);
+            } else {
+                ledger.rollback_block();
+                prop_assert_eq!(ledger.state_root(), before);
+                prop_assert_eq!(ledger.events_applied(), applied_before);
+                // Executing the same block again gives the same tentative root.
+                ledger.begin_block();
+                for (event, t) in &accepted {
+                    prop_assert!(ledger.apply(event, *t).is_ok());
+                }
+                prop_assert_eq!(ledger.state_root(), tentative);
+                ledger.rollback_block();
+                prop_assert_eq!(ledger.state_root(), before);
+            }
+        }
+        let mut replay = Ledger::from_genesis(&net.genesis).unwrap();
+        for (event, t) in &committed {
+            prop_assert!(replay.apply(event, *t).is_ok());
+        }
+        prop_assert_eq!(replay.state_root(), ledger.state_root());
+    }
+}

@@ -906,3 +906,39 @@ fn withdrawing_the_last_voter_is_refused() {
     let e = net.governance("BW", &act("W-1", GovernanceAction::Withdraw { participant: pid("BW") }), &["BW"]);
     assert!(matches!(ledger.apply(&e, at(1, 0)), Err(Rejection::NoVoterLeft { action: "withdraw", .. })));
 }
+
+#[test]
+fn a_rolled_back_admission_frees_its_keys() {
+    let mut h = h();
+    let uz_node = kp_testkit::seeded_key(6, "UZ/node").public();
+    let uz = Participant {
+        id: pid("UZ"),
+        name: Text::new("Uzbekistan").unwrap(),
+        members: vec![CountryCode::new("UZ").unwrap()],
+        status: Status::Active,
+        node_key: uz_node,
+        authorities: vec![AuthorityKey {
+            key: kp_testkit::seeded_key(6, "UZ/exporting").public(),
+            role: Role::Exporting,
+        }],
+        max_certificate_validity_days: 90,
+    };
+    let before = h.ledger.state_root();
+    h.ledger.begin_block();
+    let e = h.gov("A-1", GovernanceAction::Admit(uz), &CODES);
+    h.ok(&e, at(1, 0));
+    assert_ne!(h.ledger.state_root(), before);
+    h.ledger.rollback_block();
+    assert_eq!(h.ledger.state_root(), before);
+    assert!(h.ledger.participant(&pid("UZ")).is_none());
+    // The node key is free again (the admission never happened): EU may take it as a key.
+    let add = GovernanceAction::AuthorityKeyAdded {
+        participant: pid("EU"),
+        key: AuthorityKey { key: uz_node, role: Role::Importing },
+    };
+    let e = h.net.governance("EU", &act("K-1", add), &["EU"]);
+    h.ok(&e, at(1, 0));
+    // And the act reference can be used again.
+    let e = h.gov("A-1", GovernanceAction::Suspend { participant: pid("CF") }, &["BW", "EU", "CA", "AE"]);
+    h.ok(&e, at(1, 0));
+}
