@@ -681,6 +681,17 @@ fn structural_checks_name_their_field() {
             },
             "production_reported.zones",
         ),
+        (
+            {
+                let mut p = production("BW", 2026, 1, 0);
+                if let EventPayload::ProductionReported(r) = &mut p {
+                    let z = |name: &str, ct| ZoneProduction { zone: Label::new(name).unwrap(), carats: Carats(ct), value: UsdCents(1) };
+                    r.zones = vec![z("Orapa", u64::MAX), z("Jwaneng", 1)];
+                }
+                p
+            },
+            "production_reported.zones[1].carats",
+        ),
     ];
     for (payload, field) in cases {
         let role = if matches!(payload, EventPayload::ReceiptConfirmed(_)) { Role::Importing } else { Role::Exporting };
