@@ -685,7 +685,11 @@ fn structural_checks_name_their_field() {
             {
                 let mut p = production("BW", 2026, 1, 0);
                 if let EventPayload::ProductionReported(r) = &mut p {
-                    let z = |name: &str, ct| ZoneProduction { zone: Label::new(name).unwrap(), carats: Carats(ct), value: UsdCents(1) };
+                    let z = |name: &str, ct| ZoneProduction {
+                        zone: Label::new(name).unwrap(),
+                        carats: Carats(ct),
+                        value: UsdCents(1),
+                    };
                     r.zones = vec![z("Orapa", u64::MAX), z("Jwaneng", 1)];
                 }
                 p
