@@ -147,7 +147,7 @@ pub fn voters_hash(voters: &[(ParticipantId, PublicKey)]) -> Hash32 {
 }
 
 /// The two voting phases.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Encode, Decode)]
 pub enum VoteKind {
     Prevote,
     Precommit,

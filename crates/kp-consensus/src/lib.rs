@@ -1,11 +1,18 @@
-//! Full-consensus block admission (see docs/consensus.md).
+//! Full-consensus block admission (see docs/consensus.md): a block is committed only with the
+//! signatures of every required voter.
 //!
-//! This crate is being built for issue 3. What exists: the block format ([`block`]) — header
-//! bytes and hash, the RFC 6962 root of a block's events, the voter-set hash, the signed bytes
-//! of votes and the commit certificate with its verification against the required voters.
-//! The round-based engine and the simulator are not written yet.
+//! - [`block`]: the block format — header bytes and hash, the events root, the voter-set hash,
+//!   the signed bytes of votes, and certificates verified against the required voters.
+//! - [`engine`]: the round engine, a pure state machine (inputs in, outputs out, time passed in)
+//!   driving an [`engine::Application`] (the rules engine behind the edge).
+//! - [`messages`]: what nodes say to each other and what the engine asks its host to do.
 //!
 //! Architecture invariant: no tokio, libp2p, RocksDB or protobuf (`scripts/check-deps.sh`);
 //! no clock, no randomness. Hashes and signatures cover exact bytes, never a re-encoding.
 
 pub mod block;
+pub mod engine;
+pub mod messages;
+
+pub use engine::{Application, Config, Engine, Execution, ExecutionError, Input};
+pub use messages::*;

@@ -1,0 +1,104 @@
+//! The ledger as the consensus engine sees it: [`LedgerApp`] implements
+//! [`kp_consensus::Application`] with the real edge (`kp-proto`) and rules engine (`kp-rules`).
+//! It decides which voters a block needs: every voter of the height, except for a block that
+//! carries a single governance act suspending, restricting or withdrawing participant X, which
+//! needs every voter but X (consensus minus the party concerned).
+//!
+//! Architecture invariant: pure (no I/O); the node and the simulator wrap it.
+
+use kp_consensus::block::{Block, Certificate};
+use kp_consensus::{Application, Execution, ExecutionError, Height};
+use kp_domain::{ChainId, Event, EventPayload, Genesis, GovernanceAction, Hash32, ParticipantId, PublicKey, Timestamp};
+use kp_rules::Ledger;
+
+/// The voters whose signatures commit a block of `events` (decoded), given the height's voters.
+pub fn required_voters(voters: &[(ParticipantId, PublicKey)], events: &[Event]) -> Vec<(ParticipantId, PublicKey)> {
+    let subject = match events {
+        [only] => match &only.payload {
+            EventPayload::Governance(g) => match &g.act.action {
+                GovernanceAction::Suspend { participant }
+                | GovernanceAction::Restrict { participant, .. }
+                | GovernanceAction::Withdraw { participant } => Some(*participant),
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
+    };
+    voters.iter().copied().filter(|(id, _)| Some(*id) != subject).collect()
+}
+
+/// The committed ledger of one node, as the consensus engine's application.
+#[derive(Debug, Clone)]
+pub struct LedgerApp {
+    ledger: Ledger,
+    chain_id: ChainId,
+    height: Height,
+    last: (Hash32, Timestamp),
+}
+
+impl LedgerApp {
+    pub fn new(genesis: &Genesis) -> Result<LedgerApp, kp_domain::FieldError> {
+        Ok(LedgerApp {
+            ledger: Ledger::from_genesis(genesis)?,
+            chain_id: genesis.chain_id.clone(),
+            height: 0,
+            last: (kp_proto::genesis_hash(genesis), genesis.genesis_time),
+        })
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    fn open_all(&self, events: &[Vec<u8>]) -> Result<Vec<Event>, ExecutionError> {
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| {
+                kp_proto::open_event(&self.chain_id, bytes)
+                    .map_err(|e| ExecutionError { event_index: Some(i), reason: format!("event {i}: {e}") })
+            })
+            .collect()
+    }
+}
+
+impl Application for LedgerApp {
+    fn height(&self) -> Height {
+        self.height
+    }
+
+    fn last_block(&self) -> (Hash32, Timestamp) {
+        self.last
+    }
+
+    fn voters(&self) -> Vec<(ParticipantId, PublicKey)> {
+        self.ledger.voters()
+    }
+
+    fn execute(&mut self, time: Timestamp, events: &[Vec<u8>]) -> Result<Execution, ExecutionError> {
+        let decoded = self.open_all(events)?;
+        let required = required_voters(&self.ledger.voters(), &decoded);
+        self.ledger.begin_block();
+        for (i, event) in decoded.iter().enumerate() {
+            if let Err(r) = self.ledger.apply(event, time) {
+                self.ledger.rollback_block();
+                return Err(ExecutionError { event_index: Some(i), reason: format!("event {i}: {r}") });
+            }
+        }
+        let state_root = self.ledger.state_root();
+        self.ledger.rollback_block();
+        Ok(Execution { state_root, required })
+    }
+
+    fn commit(&mut self, block: &Block, _certificate: &Certificate) {
+        // The engine commits only a block it executed successfully against this very state.
+        let decoded = self.open_all(block.events()).unwrap_or_default();
+        for event in &decoded {
+            let applied = self.ledger.apply(event, block.header().time);
+            debug_assert!(applied.is_ok(), "internal invariant: a committed block's event was refused");
+        }
+        self.height = block.header().height;
+        self.last = (block.hash(), block.header().time);
+    }
+}

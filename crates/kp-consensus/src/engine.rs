@@ -1,0 +1,688 @@
+//! The round engine: a pure state machine. See docs/consensus.md for the protocol.
+//!
+//! Contract with the host: call [`Engine::handle`] with an [`Input`] and the current time; carry
+//! out the returned [`Output`]s **in order**. A [`Output::Persist`] must be durable before any
+//! message that follows it is sent: that is what makes a restarted voter never sign a second
+//! value for the same (height, round, phase). After a crash, build the engine again with the
+//! records it persisted ([`Engine::new`]).
+
+use crate::block::{Block, BlockHeader, Certificate, VoteBody, VoteKind, voters_hash};
+use crate::messages::*;
+use kp_crypto::{SecretKey, Tag};
+use kp_domain::{ChainId, Hash32, ParticipantId, PublicKey, Timestamp};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Rounds more than this ahead of the current one are ignored (bounds what a peer can make the
+/// engine store).
+pub const MAX_ROUNDS_AHEAD: Round = 64;
+/// The longest a round may last: a network must never sit for long because its timers grew.
+pub const MAX_ROUND_TIMEOUT_MS: u64 = 30_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Length of round 0; round r lasts `base × 2^r`, capped.
+    pub round_timeout_base_ms: u64,
+    pub round_timeout_cap_ms: u64,
+    /// How far a proposed block time may lie from this node's clock.
+    pub block_time_bound_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("round_timeout_base_ms must be at least 1 and at most round_timeout_cap_ms")]
+    BadBase,
+    #[error("round_timeout_cap_ms is {0}, at most {MAX_ROUND_TIMEOUT_MS} allowed")]
+    CapTooLong(u64),
+    #[error("block_time_bound_ms must be at least 1")]
+    BadBound,
+}
+
+impl Config {
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.round_timeout_cap_ms > MAX_ROUND_TIMEOUT_MS {
+            return Err(ConfigError::CapTooLong(self.round_timeout_cap_ms));
+        }
+        if self.round_timeout_base_ms == 0 || self.round_timeout_base_ms > self.round_timeout_cap_ms {
+            return Err(ConfigError::BadBase);
+        }
+        if self.block_time_bound_ms == 0 {
+            return Err(ConfigError::BadBound);
+        }
+        Ok(())
+    }
+
+    pub fn round_timeout_ms(&self, round: Round) -> u64 {
+        let factor = 1u64.checked_shl(round.min(40)).unwrap_or(u64::MAX);
+        self.round_timeout_base_ms.saturating_mul(factor).min(self.round_timeout_cap_ms)
+    }
+}
+
+/// What executing a block tentatively tells the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Execution {
+    pub state_root: Hash32,
+    /// The voters whose signatures commit this block, sorted by id.
+    pub required: Vec<(ParticipantId, PublicKey)>,
+}
+
+/// Why a block cannot be executed: the first invalid event, if one is to blame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionError {
+    pub event_index: Option<usize>,
+    pub reason: String,
+}
+
+/// The ledger the engine drives (the rules engine behind the edge, in the node and the
+/// simulator). Pure: no I/O.
+pub trait Application {
+    /// The last committed height (0: only the genesis).
+    fn height(&self) -> Height;
+    /// Hash and time of the last committed block (the genesis hash and time at height 0).
+    fn last_block(&self) -> (Hash32, Timestamp);
+    /// The voters of the next height, sorted by id.
+    fn voters(&self) -> Vec<(ParticipantId, PublicKey)>;
+    /// Executes `events` at `time` on the committed state and undoes it.
+    fn execute(&mut self, time: Timestamp, events: &[Vec<u8>]) -> Result<Execution, ExecutionError>;
+    /// Applies a committed block for good.
+    fn commit(&mut self, block: &Block, certificate: &Certificate);
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Message { from: ParticipantId, message: Message },
+    Timeout { height: Height, round: Round },
+    EventsReady { height: Height, round: Round, events: Vec<Vec<u8>> },
+}
+
+/// One node's consensus engine.
+#[derive(Debug)]
+pub struct Engine {
+    config: Config,
+    chain_id: ChainId,
+    me: ParticipantId,
+    key: SecretKey,
+    records: Vec<Record>,
+    // The current height.
+    height: Height,
+    round: Round,
+    round_started: Timestamp,
+    voters: Vec<(ParticipantId, PublicKey)>,
+    prev_hash: Hash32,
+    prev_time: Timestamp,
+    lock: Option<(Round, Block, Certificate)>,
+    /// The highest prevote certificate known (own or reported), to re-propose.
+    valid: Option<(Round, Block, Certificate)>,
+    proposals: BTreeMap<Round, Proposal>,
+    required: BTreeMap<Hash32, Option<Vec<(ParticipantId, PublicKey)>>>,
+    my_votes: BTreeMap<(Round, VoteKind), Hash32>,
+    votes: BTreeMap<(Round, VoteKind), BTreeMap<ParticipantId, Vote>>,
+    certified: BTreeSet<(Round, VoteKind)>,
+    new_rounds: BTreeMap<Round, BTreeSet<ParticipantId>>,
+    proposed: BTreeSet<Round>,
+    /// Rounds for which this leader asked its host for events.
+    requested: BTreeSet<Round>,
+    missing_reported: BTreeSet<Round>,
+    inbox: VecDeque<Message>,
+    out: Vec<Output>,
+}
+
+impl Engine {
+    /// An engine at the height after the application's last committed block, restored from the
+    /// records this node persisted (votes and locks of that height are honoured; older ones are
+    /// ignored).
+    pub fn new(
+        config: Config,
+        chain_id: ChainId,
+        me: ParticipantId,
+        key: SecretKey,
+        records: Vec<Record>,
+        now: Timestamp,
+        app: &mut dyn Application,
+    ) -> Result<(Engine, Vec<Output>), ConfigError> {
+        config.check()?;
+        let mut e = Engine {
+            config,
+            chain_id,
+            me,
+            key,
+            records,
+            height: 0,
+            round: 0,
+            round_started: now,
+            voters: vec![],
+            prev_hash: Hash32::default(),
+            prev_time: Timestamp::default(),
+            lock: None,
+            valid: None,
+            proposals: BTreeMap::new(),
+            required: BTreeMap::new(),
+            my_votes: BTreeMap::new(),
+            votes: BTreeMap::new(),
+            certified: BTreeSet::new(),
+            new_rounds: BTreeMap::new(),
+            proposed: BTreeSet::new(),
+            requested: BTreeSet::new(),
+            missing_reported: BTreeSet::new(),
+            inbox: VecDeque::new(),
+            out: vec![],
+        };
+        e.start_height(now, app);
+        e.drain(now, app);
+        let out = std::mem::take(&mut e.out);
+        Ok((e, out))
+    }
+
+    pub fn height(&self) -> Height {
+        self.height
+    }
+    pub fn round(&self) -> Round {
+        self.round
+    }
+    pub fn me(&self) -> ParticipantId {
+        self.me
+    }
+    pub fn voters(&self) -> &[(ParticipantId, PublicKey)] {
+        &self.voters
+    }
+    pub fn leader(&self, round: Round) -> ParticipantId {
+        let n = self.voters.len().max(1) as u64;
+        let i = usize::try_from(self.height.wrapping_add(u64::from(round)) % n).unwrap_or(0);
+        self.voters.get(i).map_or(self.me, |v| v.0)
+    }
+
+    /// Handles one input at time `now`; returns what the host must do, in order.
+    #[must_use]
+    pub fn handle(&mut self, input: Input, now: Timestamp, app: &mut dyn Application) -> Vec<Output> {
+        match input {
+            Input::Message { from, message } => self.on_message(from, message, now, app),
+            Input::Timeout { height, round } => self.on_timeout(height, round, now),
+            Input::EventsReady { height, round, events } => {
+                let wanted = self.requested.contains(&round) && !self.proposed.contains(&round);
+                if height == self.height && round == self.round && wanted {
+                    self.proposed.insert(round);
+                    self.propose_new(events, now, app);
+                }
+            }
+        }
+        self.drain(now, app);
+        std::mem::take(&mut self.out)
+    }
+
+    fn drain(&mut self, now: Timestamp, app: &mut dyn Application) {
+        // Messages to self are handled at once, in order; the number is bounded by the few
+        // steps of one round.
+        while let Some(m) = self.inbox.pop_front() {
+            self.on_message(self.me, m, now, app);
+        }
+    }
+
+    fn voter_key(&self, id: &ParticipantId) -> Option<PublicKey> {
+        self.voters.iter().find(|(v, _)| v == id).map(|(_, k)| *k)
+    }
+
+    fn send(&mut self, to: ParticipantId, message: Message) {
+        if to == self.me { self.inbox.push_back(message) } else { self.out.push(Output::Send { to, message }) }
+    }
+
+    fn broadcast(&mut self, message: Message) {
+        self.inbox.push_back(message.clone());
+        self.out.push(Output::Broadcast(message));
+    }
+
+    fn persist(&mut self, record: Record) {
+        self.records.push(record.clone());
+        self.out.push(Output::Persist(record));
+    }
+
+    fn start_height(&mut self, now: Timestamp, app: &mut dyn Application) {
+        self.height = app.height() + 1;
+        self.voters = app.voters();
+        (self.prev_hash, self.prev_time) = app.last_block();
+        self.lock = None;
+        self.valid = None;
+        self.proposals.clear();
+        self.required.clear();
+        self.my_votes.clear();
+        self.votes.clear();
+        self.certified.clear();
+        self.new_rounds.clear();
+        self.proposed.clear();
+        self.requested.clear();
+        self.missing_reported.clear();
+        self.inbox.clear();
+        let h = self.height;
+        // Records of older heights are no longer needed.
+        self.records.retain(|r| match r {
+            Record::Voted(v) => v.height >= h,
+            Record::Locked { certificate, .. } => certificate.body.height >= h,
+        });
+        let mut start_round = 0;
+        for r in &self.records {
+            match r {
+                Record::Voted(v) if v.height == h => {
+                    self.my_votes.insert((v.round, v.kind), v.block_hash);
+                    start_round = start_round.max(v.round);
+                }
+                Record::Locked { block, certificate } if certificate.body.height == h => {
+                    let round = certificate.body.round;
+                    if self.lock.as_ref().is_none_or(|(r, _, _)| *r < round) {
+                        self.lock = Some((round, block.clone(), certificate.clone()));
+                        self.valid = self.lock.clone();
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.enter_round(start_round, now, vec![]);
+    }
+
+    fn enter_round(&mut self, round: Round, now: Timestamp, missing: Vec<ParticipantId>) {
+        self.round = round;
+        self.round_started = now;
+        let at = now.saturating_add_ms(self.config.round_timeout_ms(round));
+        self.out.push(Output::SetTimer { height: self.height, round, at });
+        if round > 0 {
+            let lock = self.lock.as_ref().map(|(_, b, c)| Box::new((b.clone(), c.clone())));
+            self.broadcast(Message::NewRound(NewRound { height: self.height, round, lock, missing }));
+        }
+        if self.leader(round) == self.me {
+            self.try_propose(now, round == 0);
+        }
+    }
+
+    /// The leader proposes: the highest certified block if any, otherwise new events. In a
+    /// round after the first, it waits for every voter's NewRound (or a quarter of the round).
+    fn try_propose(&mut self, now: Timestamp, ready: bool) {
+        let round = self.round;
+        if self.proposed.contains(&round) || self.requested.contains(&round) {
+            return;
+        }
+        let heard = self.new_rounds.get(&round).map_or(0, BTreeSet::len);
+        let waited = now.0 >= self.round_started.0.saturating_add(self.config.round_timeout_ms(round) / 4);
+        if !(ready || heard + 1 >= self.voters.len() || waited) {
+            return;
+        }
+        let best = match (&self.lock, &self.valid) {
+            (Some(l), Some(v)) => Some(if v.0 > l.0 { v.clone() } else { l.clone() }),
+            (Some(l), None) => Some(l.clone()),
+            (None, v) => v.clone(),
+        };
+        match best {
+            Some((_, block, certificate)) => {
+                self.proposed.insert(round);
+                self.sign_and_send_proposal(block, Some(certificate));
+            }
+            None => {
+                self.requested.insert(round);
+                self.out.push(Output::RequestEvents { height: self.height, round });
+            }
+        }
+    }
+
+    fn propose_new(&mut self, mut events: Vec<Vec<u8>>, now: Timestamp, app: &mut dyn Application) {
+        let time = Timestamp(now.0.max(self.prev_time.0 + 1));
+        // Drop events the rules refuse, one at a time (bounded by the number of events).
+        let execution = loop {
+            match app.execute(time, &events) {
+                Ok(x) => break x,
+                Err(ExecutionError { event_index: Some(i), .. }) if i < events.len() => {
+                    events.remove(i);
+                }
+                Err(_) => {
+                    events.clear();
+                    match app.execute(time, &events) {
+                        Ok(x) => break x,
+                        Err(_) => return, // The empty block must execute; if not, the state is broken.
+                    }
+                }
+            }
+        };
+        let header = BlockHeader {
+            chain_id: self.chain_id.clone(),
+            height: self.height,
+            round: self.round,
+            prev_hash: self.prev_hash,
+            proposer: self.me,
+            time,
+            events_root: crate::block::events_root(&events),
+            event_count: u32::try_from(events.len()).unwrap_or(u32::MAX),
+            state_root: execution.state_root,
+            voters_hash: voters_hash(&execution.required),
+        };
+        let Ok(block) = Block::new(header, events) else { return };
+        self.required.insert(block.hash(), Some(execution.required));
+        self.sign_and_send_proposal(block, None);
+    }
+
+    fn sign_and_send_proposal(&mut self, block: Block, justify: Option<Certificate>) {
+        let bytes =
+            proposal_signing_bytes(self.height, self.round, &block.hash(), justify.as_ref().map(|j| j.body.round));
+        let signature = self.key.sign(Tag::Proposal, &self.chain_id, &bytes);
+        let p = Proposal { height: self.height, round: self.round, block, justify, proposer: self.me, signature };
+        self.broadcast(Message::Proposal(Box::new(p)));
+    }
+
+    fn refuse(&mut self, from: ParticipantId, reason: Refusal) {
+        if from != self.me {
+            self.out.push(Output::Refused { from, reason });
+        }
+    }
+
+    /// Whether a message for (height, round) concerns this engine now; reports being behind.
+    fn relevant(&mut self, height: Height, round: Round) -> bool {
+        if height > self.height {
+            self.out.push(Output::Behind { height });
+            return false;
+        }
+        height == self.height && round <= self.round.saturating_add(MAX_ROUNDS_AHEAD)
+    }
+
+    fn on_message(&mut self, from: ParticipantId, message: Message, now: Timestamp, app: &mut dyn Application) {
+        if self.voter_key(&from).is_none() {
+            return self.refuse(from, Refusal::NotAVoter(from));
+        }
+        match message {
+            Message::Proposal(p) => self.on_proposal(from, *p, now, app),
+            Message::Vote(v) => self.on_vote(from, v, app),
+            Message::Certificate(c) => self.on_certificate(from, *c, now, app),
+            Message::NewRound(n) => self.on_new_round(from, n, now, app),
+        }
+    }
+
+    /// The set of voters required to commit `block`, executing it once if needed.
+    fn required_for(
+        &mut self,
+        block: &Block,
+        app: &mut dyn Application,
+    ) -> Result<Vec<(ParticipantId, PublicKey)>, String> {
+        if let Some(known) = self.required.get(&block.hash()) {
+            return known.clone().ok_or_else(|| "the block failed execution".to_owned());
+        }
+        let h = block.header();
+        let result = app.execute(h.time, block.events()).map_err(|e| e.reason).and_then(|x| {
+            if x.state_root != h.state_root {
+                Err(format!("state root {} differs from the executed {}", h.state_root.short(), x.state_root.short()))
+            } else if voters_hash(&x.required) != h.voters_hash {
+                Err("voters_hash does not match the voters this block requires".to_owned())
+            } else {
+                Ok(x.required)
+            }
+        });
+        self.required.insert(block.hash(), result.as_ref().ok().cloned());
+        result
+    }
+
+    fn check_header(&self, p: &Proposal, now: Timestamp, fresh: bool) -> Result<(), String> {
+        let h = p.block.header();
+        if h.chain_id != self.chain_id || h.height != self.height || h.round != p.round || h.proposer != p.proposer {
+            return Err("header does not match the proposal's chain, height, round or proposer".into());
+        }
+        if h.prev_hash != self.prev_hash {
+            return Err(format!("prev_hash {} is not the last block {}", h.prev_hash.short(), self.prev_hash.short()));
+        }
+        if h.time <= self.prev_time {
+            return Err(format!("block time {} is not after the previous block's {}", h.time, self.prev_time));
+        }
+        let bound = self.config.block_time_bound_ms;
+        if h.time > now.saturating_add_ms(bound) || (fresh && h.time.0.saturating_add(bound) < now.0) {
+            return Err(format!("block time {} is more than {bound} ms from this node's clock {now}", h.time));
+        }
+        Ok(())
+    }
+
+    fn on_proposal(&mut self, from: ParticipantId, p: Proposal, now: Timestamp, app: &mut dyn Application) {
+        if !self.relevant(p.height, p.round) {
+            return;
+        }
+        if p.proposer != from {
+            return self.refuse(from, Refusal::WrongSender { claimed: p.proposer, sender: from });
+        }
+        if self.leader(p.round) != from {
+            return self.refuse(from, Refusal::NotLeader(from));
+        }
+        let bytes =
+            proposal_signing_bytes(p.height, p.round, &p.block.hash(), p.justify.as_ref().map(|j| j.body.round));
+        let key = self.voter_key(&from).unwrap_or_default();
+        if kp_crypto::verify(&key, Tag::Proposal, &self.chain_id, &bytes, &p.signature).is_err() {
+            return self.refuse(from, Refusal::BadSignature(from));
+        }
+        if let Some(first) = self.proposals.get(&p.round) {
+            if first.block.hash() != p.block.hash() || first.justify != p.justify {
+                let evidence = Evidence::DoubleProposal { first: Box::new(first.clone()), second: Box::new(p) };
+                self.out.push(Output::Evidence(evidence));
+            }
+            return;
+        }
+        let re_proposal = p.justify.is_some() || self.lock.as_ref().is_some_and(|(_, b, _)| b.hash() == p.block.hash());
+        if let Err(reason) = self.check_header(&p, now, !re_proposal) {
+            return self.refuse(from, Refusal::InvalidBlock(reason));
+        }
+        let required = match self.required_for(&p.block, app) {
+            Ok(r) => r,
+            Err(reason) => return self.refuse(from, Refusal::InvalidBlock(reason)),
+        };
+        if let Some(j) = &p.justify {
+            let ok = j.body.kind == VoteKind::Prevote
+                && j.body.height == p.height
+                && j.body.round < p.round
+                && j.body.block_hash == p.block.hash();
+            if !ok {
+                return self.refuse(
+                    from,
+                    Refusal::InvalidCertificate("justify does not certify this block earlier in the height".into()),
+                );
+            }
+            if let Err(e) = j.verify(&self.chain_id, &required) {
+                return self.refuse(from, Refusal::InvalidCertificate(e.to_string()));
+            }
+            if self.valid.as_ref().is_none_or(|(r, _, _)| *r < j.body.round) {
+                self.valid = Some((j.body.round, p.block.clone(), j.clone()));
+            }
+        }
+        let round = p.round;
+        let hash = p.block.hash();
+        self.proposals.insert(round, p);
+        if round > self.round {
+            self.enter_round(round, now, vec![]);
+        }
+        if round == self.round {
+            self.prevote(round, hash, &required);
+        }
+    }
+
+    /// The safe-to-vote rule, then the prevote (persisted before it is sent).
+    fn prevote(&mut self, round: Round, hash: Hash32, required: &[(ParticipantId, PublicKey)]) {
+        if !required.iter().any(|(id, _)| *id == self.me) {
+            return; // Not required (the subject of a consensus-minus-one act): no vote.
+        }
+        let allowed = match &self.lock {
+            None => true,
+            Some((locked_round, block, _)) => {
+                block.hash() == hash
+                    || self
+                        .proposals
+                        .get(&round)
+                        .and_then(|p| p.justify.as_ref())
+                        .is_some_and(|j| j.body.round > *locked_round)
+            }
+        };
+        if allowed {
+            self.vote(VoteBody { kind: VoteKind::Prevote, height: self.height, round, block_hash: hash });
+        }
+    }
+
+    fn vote(&mut self, body: VoteBody) {
+        match self.my_votes.get(&(body.round, body.kind)) {
+            Some(h) if *h != body.block_hash => return, // Never a second value.
+            Some(_) => {}                               // Same vote again (e.g. after a restart).
+            None => {
+                self.my_votes.insert((body.round, body.kind), body.block_hash);
+                self.persist(Record::Voted(body));
+            }
+        }
+        let signature = self.key.sign(Tag::Vote, &self.chain_id, &body.signing_bytes());
+        let leader = self.leader(body.round);
+        self.send(leader, Message::Vote(Vote { body, voter: self.me, signature }));
+    }
+
+    fn on_vote(&mut self, from: ParticipantId, v: Vote, app: &mut dyn Application) {
+        if !self.relevant(v.body.height, v.body.round) || self.leader(v.body.round) != self.me {
+            return;
+        }
+        if v.voter != from {
+            return self.refuse(from, Refusal::WrongSender { claimed: v.voter, sender: from });
+        }
+        let key = self.voter_key(&from).unwrap_or_default();
+        if kp_crypto::verify(&key, Tag::Vote, &self.chain_id, &v.body.signing_bytes(), &v.signature).is_err() {
+            return self.refuse(from, Refusal::BadSignature(from));
+        }
+        let slot = self.votes.entry((v.body.round, v.body.kind)).or_default();
+        if let Some(first) = slot.get(&from) {
+            if first.body != v.body {
+                let evidence = Evidence::DoubleVote { first: *first, second: v };
+                self.out.push(Output::Evidence(evidence));
+            }
+            return;
+        }
+        slot.insert(from, v);
+        self.try_certify(v.body, app);
+    }
+
+    fn block_by_hash(&self, hash: &Hash32) -> Option<Block> {
+        self.proposals
+            .values()
+            .map(|p| &p.block)
+            .chain(self.lock.as_ref().map(|l| &l.1))
+            .chain(self.valid.as_ref().map(|v| &v.1))
+            .find(|b| b.hash() == *hash)
+            .cloned()
+    }
+
+    fn try_certify(&mut self, body: VoteBody, app: &mut dyn Application) {
+        let key = (body.round, body.kind);
+        if self.certified.contains(&key) {
+            return;
+        }
+        let Some(block) = self.block_by_hash(&body.block_hash) else { return };
+        let Ok(required) = self.required_for(&block, app) else { return };
+        let Some(slot) = self.votes.get(&key) else { return };
+        let signatures: Vec<_> = required
+            .iter()
+            .filter_map(|(id, _)| slot.get(id).filter(|v| v.body == body).map(|v| (*id, v.signature)))
+            .collect();
+        if signatures.len() == required.len() {
+            self.certified.insert(key);
+            self.broadcast(Message::Certificate(Box::new(Certificate { body, signatures })));
+        }
+    }
+
+    fn on_certificate(&mut self, from: ParticipantId, c: Certificate, now: Timestamp, app: &mut dyn Application) {
+        let body = c.body;
+        if !self.relevant(body.height, body.round) {
+            return;
+        }
+        let Some(block) = self.block_by_hash(&body.block_hash) else {
+            // A commit for a block never seen here: the host fetches it (catch-up).
+            if body.kind == VoteKind::Precommit {
+                self.out.push(Output::Behind { height: body.height });
+            }
+            return;
+        };
+        let required = match self.required_for(&block, app) {
+            Ok(r) => r,
+            Err(reason) => return self.refuse(from, Refusal::InvalidBlock(reason)),
+        };
+        if from != self.me {
+            if let Err(e) = c.verify(&self.chain_id, &required) {
+                return self.refuse(from, Refusal::InvalidCertificate(e.to_string()));
+            }
+        }
+        match body.kind {
+            VoteKind::Prevote => {
+                if self.valid.as_ref().is_none_or(|(r, _, _)| *r < body.round) {
+                    self.valid = Some((body.round, block.clone(), c.clone()));
+                }
+                // Lock and precommit only in the current round, and only for what this node prevoted.
+                let prevoted = self.my_votes.get(&(body.round, VoteKind::Prevote)) == Some(&body.block_hash);
+                if body.round == self.round && prevoted {
+                    if self.lock.as_ref().is_none_or(|(r, _, _)| *r < body.round) {
+                        self.lock = Some((body.round, block.clone(), c.clone()));
+                        self.persist(Record::Locked { block, certificate: c });
+                    }
+                    self.vote(VoteBody { kind: VoteKind::Precommit, ..body });
+                }
+            }
+            VoteKind::Precommit => {
+                app.commit(&block, &c);
+                self.out.push(Output::Committed { block, certificate: c });
+                self.start_height(now, app);
+            }
+        }
+    }
+
+    fn on_new_round(&mut self, from: ParticipantId, n: NewRound, now: Timestamp, app: &mut dyn Application) {
+        if !self.relevant(n.height, n.round) || n.round == 0 {
+            return;
+        }
+        let previous = n.round - 1;
+        if from == self.leader(previous) && from != self.me && self.missing_reported.insert(previous) {
+            self.out.push(Output::Missing { height: self.height, round: previous, voters: n.missing.clone() });
+        }
+        if let Some(lock) = n.lock {
+            let (block, cert) = *lock;
+            let ok = cert.body.kind == VoteKind::Prevote
+                && cert.body.height == self.height
+                && cert.body.block_hash == block.hash();
+            let higher = self.valid.as_ref().is_none_or(|(r, _, _)| *r < cert.body.round);
+            if ok && higher && from != self.me {
+                match self.required_for(&block, app).map(|req| cert.verify(&self.chain_id, &req)) {
+                    Ok(Ok(())) => self.valid = Some((cert.body.round, block, cert)),
+                    _ => return self.refuse(from, Refusal::InvalidCertificate("reported lock does not verify".into())),
+                }
+            }
+        }
+        self.new_rounds.entry(n.round).or_default().insert(from);
+        if n.round > self.round {
+            self.enter_round(n.round, now, vec![]);
+        }
+        if self.leader(self.round) == self.me {
+            self.try_propose(now, false);
+        }
+    }
+
+    fn on_timeout(&mut self, height: Height, round: Round, now: Timestamp) {
+        if height != self.height || round != self.round {
+            return;
+        }
+        // A leader still waiting for reports proposes a quarter into the round; the host is
+        // asked to call back then.
+        if self.leader(round) == self.me && !self.proposed.contains(&round) {
+            self.try_propose(now, true);
+        }
+        let elapsed = now.0.saturating_sub(self.round_started.0);
+        if elapsed < self.config.round_timeout_ms(round) {
+            return;
+        }
+        let leader = self.leader(round);
+        let mut missing = vec![];
+        if leader == self.me {
+            // Who did not vote in the phase this leader was waiting on.
+            if let Some(p) = self.proposals.get(&round) {
+                let kind = if self.certified.contains(&(round, VoteKind::Prevote)) {
+                    VoteKind::Precommit
+                } else {
+                    VoteKind::Prevote
+                };
+                let voted = self.votes.get(&(round, kind));
+                let required = self.required.get(&p.block.hash()).cloned().flatten().unwrap_or_default();
+                missing =
+                    required.iter().map(|(id, _)| *id).filter(|id| voted.is_none_or(|v| !v.contains_key(id))).collect();
+            }
+            self.missing_reported.insert(round);
+            self.out.push(Output::Missing { height, round, voters: missing.clone() });
+        } else if !self.proposals.contains_key(&round) && self.missing_reported.insert(round) {
+            self.out.push(Output::Missing { height, round, voters: vec![leader] });
+        }
+        self.enter_round(round.saturating_add(1), now, missing);
+    }
+}
