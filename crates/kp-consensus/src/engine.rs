@@ -299,7 +299,8 @@ impl Engine {
         }
         let heard = self.new_rounds.get(&round).map_or(0, BTreeSet::len);
         let waited = now.0 >= self.round_started.0.saturating_add(self.config.round_timeout_ms(round) / 4);
-        if !(ready || heard + 1 >= self.voters.len() || waited) {
+        // `heard` counts this leader too (its own NewRound is delivered to itself).
+        if !(ready || heard >= self.voters.len() || waited) {
             return;
         }
         let best = match (&self.lock, &self.valid) {
