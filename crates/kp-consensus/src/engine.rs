@@ -279,8 +279,11 @@ impl Engine {
     fn enter_round(&mut self, round: Round, now: Timestamp, missing: Vec<ParticipantId>) {
         self.round = round;
         self.round_started = now;
-        let at = now.saturating_add_ms(self.config.round_timeout_ms(round));
-        self.out.push(Output::SetTimer { height: self.height, round, at });
+        // A later-round leader is woken a quarter into the round to propose with the reports it
+        // has; everyone else (and then the leader again) at the round's end.
+        let full = self.config.round_timeout_ms(round);
+        let wake = if round > 0 && self.leader(round) == self.me { full / 4 } else { full };
+        self.out.push(Output::SetTimer { height: self.height, round, at: now.saturating_add_ms(wake) });
         if round > 0 {
             let lock = self.lock.as_ref().map(|(_, b, c)| Box::new((b.clone(), c.clone())));
             self.broadcast(Message::NewRound(NewRound { height: self.height, round, lock, missing }));
@@ -660,8 +663,9 @@ impl Engine {
         if self.leader(round) == self.me && !self.proposed.contains(&round) {
             self.try_propose(now, true);
         }
-        let elapsed = now.0.saturating_sub(self.round_started.0);
-        if elapsed < self.config.round_timeout_ms(round) {
+        let end = self.round_started.saturating_add_ms(self.config.round_timeout_ms(round));
+        if now < end {
+            self.out.push(Output::SetTimer { height, round, at: end });
             return;
         }
         let leader = self.leader(round);
