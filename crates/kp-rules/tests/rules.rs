@@ -711,52 +711,33 @@ fn structural_checks_name_their_field() {
 #[test]
 fn governance_acts_are_checked_structurally() {
     let mut h = h();
+    // Built by hand, past the edge, as a buggy or hostile edge might hand it over.
+    let raw = |h: &H, reference: &str, action: GovernanceAction| Event {
+        id: EventId(kp_crypto::sha256(reference.as_bytes()).0),
+        signer: h.net.key("BW", Role::Exporting).public(),
+        payload: EventPayload::Governance(GovernanceEvent {
+            act: act(reference, action),
+            act_digest: Hash32::default(),
+            approvers: vec![],
+        }),
+    };
     let mut newcomer = h.ledger.participant(&pid("CA")).unwrap().clone();
     newcomer.id = pid("UZ");
     newcomer.status = Status::Suspended;
-    let g = GovernanceEvent {
-        act: act("A-1", GovernanceAction::Admit(newcomer.clone())),
-        act_digest: Hash32::default(),
-        approvers: vec![],
-    };
-    let e = Event {
-        id: EventId([1; 32]),
-        signer: h.net.key("BW", Role::Exporting).public(),
-        payload: EventPayload::Governance(g),
-    };
-    match h.err(&e, at(1, 0)) {
-        Rejection::Malformed(f) => assert_eq!(f.field, "governance.act.action.admit.status"),
-        r => panic!("{r}"),
-    }
+    let suspended_newcomer = raw(&h, "A-1", GovernanceAction::Admit(newcomer.clone()));
     newcomer.status = Status::Active;
     newcomer.authorities.clear();
-    let g = GovernanceEvent {
-        act: act("A-1", GovernanceAction::Admit(newcomer)),
-        act_digest: Hash32::default(),
-        approvers: vec![],
-    };
-    let e = Event {
-        id: EventId([2; 32]),
-        signer: h.net.key("BW", Role::Exporting).public(),
-        payload: EventPayload::Governance(g),
-    };
-    match h.err(&e, at(1, 0)) {
-        Rejection::Malformed(f) => assert_eq!(f.field, "governance.act.action.admit.authorities"),
-        r => panic!("{r}"),
-    }
-    let g = GovernanceEvent {
-        act: act("R-1", GovernanceAction::Restrict { participant: pid("CF"), zones: vec![] }),
-        act_digest: Hash32::default(),
-        approvers: vec![],
-    };
-    let e = Event {
-        id: EventId([3; 32]),
-        signer: h.net.key("BW", Role::Exporting).public(),
-        payload: EventPayload::Governance(g),
-    };
-    match h.err(&e, at(1, 0)) {
-        Rejection::Malformed(f) => assert_eq!(f.field, "governance.act.action.restrict.zones"),
-        r => panic!("{r}"),
+    let keyless_newcomer = raw(&h, "A-2", GovernanceAction::Admit(newcomer));
+    let no_zones = raw(&h, "R-1", GovernanceAction::Restrict { participant: pid("CF"), zones: vec![] });
+    for (e, field) in [
+        (suspended_newcomer, "governance.act.action.admit.status"),
+        (keyless_newcomer, "governance.act.action.admit.authorities"),
+        (no_zones, "governance.act.action.restrict.zones"),
+    ] {
+        match h.err(&e, at(1, 0)) {
+            Rejection::Malformed(f) => assert_eq!(f.field, field),
+            r => panic!("{field}: {r}"),
+        }
     }
 }
 
