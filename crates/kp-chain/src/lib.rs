@@ -102,3 +102,32 @@ impl Application for LedgerApp {
         self.last = (block.hash(), block.header().time);
     }
 }
+
+/// A submitted event waiting in a node's pool, classified once on arrival.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingEvent {
+    pub envelope: Vec<u8>,
+    pub id: kp_domain::EventId,
+    /// A governance act: proposed in a block of its own.
+    pub governance: bool,
+}
+
+impl PendingEvent {
+    /// Classifies a submitted envelope (structure only; the proposer's execution checks the rest).
+    pub fn new(envelope: Vec<u8>) -> PendingEvent {
+        let governance =
+            kp_proto::decode_event(&envelope).is_ok_and(|e| matches!(e.payload(), EventPayload::Governance(_)));
+        PendingEvent { id: kp_crypto::event_id(&envelope), envelope, governance }
+    }
+}
+
+/// What a leader proposes from its pool (in submission order): the first pending governance act
+/// alone, if there is one — so that an act suspending a participant that holds the chain can be
+/// committed without that participant, and every change of the voter set has a block of its
+/// own — otherwise up to `max` custody events.
+pub fn select_events(pool: &[PendingEvent], max: usize) -> Vec<Vec<u8>> {
+    if let Some(act) = pool.iter().find(|p| p.governance) {
+        return vec![act.envelope.clone()];
+    }
+    pool.iter().take(max).map(|p| p.envelope.clone()).collect()
+}

@@ -36,7 +36,7 @@ struct Sim {
 }
 
 fn config() -> Config {
-    Config { round_timeout_base_ms: 1_000, round_timeout_cap_ms: 30_000, block_time_bound_ms: 60_000 }
+    Config { round_timeout_base_ms: 1_000, round_timeout_cap_ms: 30_000, block_time_bound_ms: 60_000, idle_block_ms: 0 }
 }
 
 impl Node {
@@ -116,7 +116,7 @@ impl Sim {
                     }
                 }
                 Output::SetTimer { height, round, at } => self.nodes[i].timer = Some((height, round, at)),
-                Output::RequestEvents { height, round } => {
+                Output::RequestEvents { height, round, .. } => {
                     let events: Vec<Vec<u8>> = self.pool.iter().take(100).cloned().collect();
                     let out = self.nodes[i].handle(Input::EventsReady { height, round, events }, self.now);
                     self.carry_out(i, out);

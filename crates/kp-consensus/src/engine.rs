@@ -25,6 +25,10 @@ pub struct Config {
     pub round_timeout_cap_ms: u64,
     /// How far a proposed block time may lie from this node's clock.
     pub block_time_bound_ms: u64,
+    /// How long a round-0 leader with nothing to propose waits for events before it proposes an
+    /// empty block (a heartbeat that keeps a halted chain visible). Round 0 lasts this much
+    /// longer than later rounds, so that an idle leader is not taken for a missing one.
+    pub idle_block_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +39,8 @@ pub enum ConfigError {
     CapTooLong(u64),
     #[error("block_time_bound_ms must be at least 1")]
     BadBound,
+    #[error("idle_block_ms is {0}, at most {MAX_ROUND_TIMEOUT_MS} allowed")]
+    IdleTooLong(u64),
 }
 
 impl Config {
@@ -48,12 +54,17 @@ impl Config {
         if self.block_time_bound_ms == 0 {
             return Err(ConfigError::BadBound);
         }
+        if self.idle_block_ms > MAX_ROUND_TIMEOUT_MS {
+            return Err(ConfigError::IdleTooLong(self.idle_block_ms));
+        }
         Ok(())
     }
 
+    /// How long round `round` lasts: `base × 2^round`, capped; round 0 also has the idle wait.
     pub fn round_timeout_ms(&self, round: Round) -> u64 {
         let factor = 1u64.checked_shl(round.min(40)).unwrap_or(u64::MAX);
-        self.round_timeout_base_ms.saturating_mul(factor).min(self.round_timeout_cap_ms)
+        let grown = self.round_timeout_base_ms.saturating_mul(factor).min(self.round_timeout_cap_ms);
+        if round == 0 { grown + self.idle_block_ms } else { grown }
     }
 }
 
@@ -87,6 +98,77 @@ pub trait Application {
     fn commit(&mut self, block: &Block, certificate: &Certificate);
 }
 
+/// The leader of (height, round): `voters[(height + round) mod n]`, voters sorted by id.
+pub fn leader_of(voters: &[(ParticipantId, PublicKey)], height: Height, round: Round) -> Option<ParticipantId> {
+    let n = u64::try_from(voters.len()).ok().filter(|n| *n > 0)?;
+    let i = usize::try_from(height.wrapping_add(u64::from(round)) % n).ok()?;
+    voters.get(i).map(|v| v.0)
+}
+
+/// Why a committed block from a peer (catch-up) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommitError {
+    #[error("block is for chain {0}")]
+    WrongChain(String),
+    #[error("block is at height {got}, the next height here is {expected}")]
+    WrongHeight { got: Height, expected: Height },
+    #[error("block's prev_hash {got} is not the last block {expected}")]
+    WrongParent { got: String, expected: String },
+    #[error("block time {got} is not after the previous block's {previous}")]
+    TimeNotIncreasing { got: Timestamp, previous: Timestamp },
+    #[error("the certificate is not a commit certificate for this block at its height")]
+    NotACommitCertificate,
+    #[error("the block does not execute: {0}")]
+    Execution(String),
+    #[error("state root {claimed} differs from the executed {actual}")]
+    StateRoot { claimed: String, actual: String },
+    #[error("voters_hash does not match the voters this block requires")]
+    VotersHash,
+    #[error("commit certificate: {0}")]
+    Certificate(#[from] crate::block::CertificateError),
+}
+
+/// Checks a committed block received from a peer against the application's committed state —
+/// chain, height, parent, time, every event re-executed, state root, and a commit certificate
+/// signed by every voter this node itself derives for the block — and, if all hold, commits it.
+/// Trusts no peer: what it needs is the genesis and the blocks already verified.
+pub fn apply_committed(
+    chain_id: &ChainId,
+    app: &mut dyn Application,
+    block: &Block,
+    certificate: &Certificate,
+) -> Result<(), CommitError> {
+    let h = block.header();
+    if h.chain_id != *chain_id {
+        return Err(CommitError::WrongChain(h.chain_id.to_string()));
+    }
+    let expected = app.height() + 1;
+    if h.height != expected {
+        return Err(CommitError::WrongHeight { got: h.height, expected });
+    }
+    let (prev_hash, prev_time) = app.last_block();
+    if h.prev_hash != prev_hash {
+        return Err(CommitError::WrongParent { got: h.prev_hash.short(), expected: prev_hash.short() });
+    }
+    if h.time <= prev_time {
+        return Err(CommitError::TimeNotIncreasing { got: h.time, previous: prev_time });
+    }
+    let body = certificate.body;
+    if body.kind != VoteKind::Precommit || body.height != h.height || body.block_hash != block.hash() {
+        return Err(CommitError::NotACommitCertificate);
+    }
+    let x = app.execute(h.time, block.events()).map_err(|e| CommitError::Execution(e.reason))?;
+    if x.state_root != h.state_root {
+        return Err(CommitError::StateRoot { claimed: h.state_root.short(), actual: x.state_root.short() });
+    }
+    if voters_hash(&x.required) != h.voters_hash {
+        return Err(CommitError::VotersHash);
+    }
+    certificate.verify(chain_id, &x.required)?;
+    app.commit(block, certificate);
+    Ok(())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     Message { from: ParticipantId, message: Message },
@@ -117,7 +199,10 @@ pub struct Engine {
     my_votes: BTreeMap<(Round, VoteKind), Hash32>,
     votes: BTreeMap<(Round, VoteKind), BTreeMap<ParticipantId, Vote>>,
     certified: BTreeSet<(Round, VoteKind)>,
-    new_rounds: BTreeMap<Round, BTreeSet<ParticipantId>>,
+    /// NewRound reports per round: who reported, and whether it reported a lock.
+    new_rounds: BTreeMap<Round, BTreeMap<ParticipantId, bool>>,
+    /// This node's own proposals of the height (persisted before they are sent).
+    my_proposals: BTreeMap<Round, Proposal>,
     proposed: BTreeSet<Round>,
     /// Rounds for which this leader asked its host for events.
     requested: BTreeSet<Round>,
@@ -160,6 +245,7 @@ impl Engine {
             votes: BTreeMap::new(),
             certified: BTreeSet::new(),
             new_rounds: BTreeMap::new(),
+            my_proposals: BTreeMap::new(),
             proposed: BTreeSet::new(),
             requested: BTreeSet::new(),
             missing_reported: BTreeSet::new(),
@@ -185,9 +271,7 @@ impl Engine {
         &self.voters
     }
     pub fn leader(&self, round: Round) -> ParticipantId {
-        let n = self.voters.len().max(1) as u64;
-        let i = usize::try_from(self.height.wrapping_add(u64::from(round)) % n).unwrap_or(0);
-        self.voters.get(i).map_or(self.me, |v| v.0)
+        leader_of(&self.voters, self.height, round).unwrap_or(self.me)
     }
 
     /// Handles one input at time `now`; returns what the host must do, in order.
@@ -246,6 +330,7 @@ impl Engine {
         self.votes.clear();
         self.certified.clear();
         self.new_rounds.clear();
+        self.my_proposals.clear();
         self.proposed.clear();
         self.requested.clear();
         self.missing_reported.clear();
@@ -255,6 +340,7 @@ impl Engine {
         self.records.retain(|r| match r {
             Record::Voted(v) => v.height >= h,
             Record::Locked { certificate, .. } => certificate.body.height >= h,
+            Record::Proposed(p) => p.height >= h,
         });
         let mut start_round = 0;
         for r in &self.records {
@@ -262,6 +348,10 @@ impl Engine {
                 Record::Voted(v) if v.height == h => {
                     self.my_votes.insert((v.round, v.kind), v.block_hash);
                     start_round = start_round.max(v.round);
+                }
+                Record::Proposed(p) if p.height == h => {
+                    self.my_proposals.insert(p.round, (**p).clone());
+                    start_round = start_round.max(p.round);
                 }
                 Record::Locked { block, certificate } if certificate.body.height == h => {
                     let round = certificate.body.round;
@@ -284,6 +374,10 @@ impl Engine {
         let full = self.config.round_timeout_ms(round);
         let wake = if round > 0 && self.leader(round) == self.me { full / 4 } else { full };
         self.out.push(Output::SetTimer { height: self.height, round, at: now.saturating_add_ms(wake) });
+        if cfg!(feature = "broken-lock") {
+            self.lock = None;
+            self.valid = None;
+        }
         if round > 0 {
             let lock = self.lock.as_ref().map(|(_, b, c)| Box::new((b.clone(), c.clone())));
             self.broadcast(Message::NewRound(NewRound { height: self.height, round, lock, missing }));
@@ -300,27 +394,30 @@ impl Engine {
         if self.proposed.contains(&round) || self.requested.contains(&round) {
             return;
         }
-        let heard = self.new_rounds.get(&round).map_or(0, BTreeSet::len);
+        // A proposal this node made before a restart is sent again, never replaced.
+        if let Some(p) = self.my_proposals.get(&round).cloned() {
+            self.proposed.insert(round);
+            self.broadcast(Message::Proposal(Box::new(p)));
+            return;
+        }
+        let heard = self.new_rounds.get(&round).map_or(0, BTreeMap::len);
         let waited = now.0 >= self.round_started.0.saturating_add(self.config.round_timeout_ms(round) / 4);
         // `heard` counts this leader too (its own NewRound is delivered to itself).
         if !(ready || heard >= self.voters.len() || waited) {
             return;
         }
-        let best = match (&self.lock, &self.valid) {
-            (Some(l), Some(v)) => Some(if v.0 > l.0 { v.clone() } else { l.clone() }),
-            (Some(l), None) => Some(l.clone()),
-            (None, v) => v.clone(),
-        };
-        match best {
-            Some((_, block, certificate)) => {
-                self.proposed.insert(round);
-                self.sign_and_send_proposal(block, Some(certificate));
-            }
-            None => {
-                self.requested.insert(round);
-                self.out.push(Output::RequestEvents { height: self.height, round });
-            }
+        // A locked leader can only re-propose its lock (it would prevote nothing else).
+        if let Some((_, block, certificate)) = self.lock.clone() {
+            self.proposed.insert(round);
+            self.sign_and_send_proposal(block, Some(certificate));
+            return;
         }
+        // Otherwise it looks at what it would propose fresh before choosing (see propose_new).
+        self.requested.insert(round);
+        // In round 0 the host may wait for events up to the idle deadline; in a later round
+        // something is already late, so it answers with what it has.
+        let deadline = if round == 0 { self.round_started.saturating_add_ms(self.config.idle_block_ms) } else { now };
+        self.out.push(Output::RequestEvents { height: self.height, round, deadline });
     }
 
     fn propose_new(&mut self, mut events: Vec<Vec<u8>>, now: Timestamp, app: &mut dyn Application) {
@@ -353,6 +450,19 @@ impl Engine {
             state_root: execution.state_root,
             voters_hash: voters_hash(&execution.required),
         };
+        // The highest certified block is re-proposed if any voter this fresh block needs may be
+        // locked (it reported a lock, or has not reported this round). Otherwise no voter the
+        // fresh block needs can ever precommit another block at this height unless shown a newer
+        // certificate, so the fresh block is as safe and keeps the chain live: this is what lets
+        // an act suspending a voter that holds a certified block it never precommits through.
+        if let Some((_, block, certificate)) = self.valid.clone() {
+            let reports = self.new_rounds.get(&self.round);
+            let maybe_locked =
+                execution.required.iter().any(|(id, _)| reports.and_then(|r| r.get(id)).is_none_or(|locked| *locked));
+            if maybe_locked {
+                return self.sign_and_send_proposal(block, Some(certificate));
+            }
+        }
         let Ok(block) = Block::new(header, events) else { return };
         self.required.insert(block.hash(), Some(execution.required));
         self.sign_and_send_proposal(block, None);
@@ -363,6 +473,9 @@ impl Engine {
             proposal_signing_bytes(self.height, self.round, &block.hash(), justify.as_ref().map(|j| j.body.round));
         let signature = self.key.sign(Tag::Proposal, &self.chain_id, &bytes);
         let p = Proposal { height: self.height, round: self.round, block, justify, proposer: self.me, signature };
+        // Persisted first: after a restart this node re-sends it rather than sign another.
+        self.my_proposals.insert(p.round, p.clone());
+        self.persist(Record::Proposed(Box::new(p.clone())));
         self.broadcast(Message::Proposal(Box::new(p)));
     }
 
@@ -418,7 +531,13 @@ impl Engine {
 
     fn check_header(&self, p: &Proposal, now: Timestamp, fresh: bool) -> Result<(), String> {
         let h = p.block.header();
-        if h.chain_id != self.chain_id || h.height != self.height || h.round != p.round || h.proposer != p.proposer {
+        // A re-proposed block keeps the header it was first proposed with (earlier round, maybe
+        // another proposer); a fresh one names this round and its proposer.
+        let origin_ok = match &p.justify {
+            Some(j) => h.round <= j.body.round && j.body.round < p.round,
+            None => h.round == p.round && h.proposer == p.proposer,
+        };
+        if h.chain_id != self.chain_id || h.height != self.height || !origin_ok {
             return Err("header does not match the proposal's chain, height, round or proposer".into());
         }
         if h.prev_hash != self.prev_hash {
@@ -499,7 +618,10 @@ impl Engine {
         if !required.iter().any(|(id, _)| *id == self.me) {
             return; // Not required (the subject of a consensus-minus-one act): no vote.
         }
+        // The `broken-lock` feature exists only to show that the simulator's agreement check
+        // catches a broken locking rule; it is never built into a node.
         let allowed = match &self.lock {
+            _ if cfg!(feature = "broken-lock") => true,
             None => true,
             Some((locked_round, block, _)) => {
                 block.hash() == hash
@@ -632,20 +754,29 @@ impl Engine {
         if from == self.leader(previous) && from != self.me && self.missing_reported.insert(previous) {
             self.out.push(Output::Missing { height: self.height, round: previous, voters: n.missing.clone() });
         }
+        let locked = n.lock.is_some();
         if let Some(lock) = n.lock {
             let (block, cert) = *lock;
             let ok = cert.body.kind == VoteKind::Prevote
                 && cert.body.height == self.height
                 && cert.body.block_hash == block.hash();
             let higher = self.valid.as_ref().is_none_or(|(r, _, _)| *r < cert.body.round);
-            if ok && higher && from != self.me {
+            if !ok {
+                return self.refuse(
+                    from,
+                    Refusal::InvalidCertificate(
+                        "reported lock is not a prevote certificate of this height for its block".into(),
+                    ),
+                );
+            }
+            if higher && from != self.me {
                 match self.required_for(&block, app).map(|req| cert.verify(&self.chain_id, &req)) {
                     Ok(Ok(())) => self.valid = Some((cert.body.round, block, cert)),
                     _ => return self.refuse(from, Refusal::InvalidCertificate("reported lock does not verify".into())),
                 }
             }
         }
-        self.new_rounds.entry(n.round).or_default().insert(from);
+        self.new_rounds.entry(n.round).or_default().insert(from, locked);
         if n.round > self.round {
             self.enter_round(n.round, now, vec![]);
         }

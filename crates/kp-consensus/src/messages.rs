@@ -79,6 +79,8 @@ pub enum Record {
     Voted(VoteBody),
     /// This node locked on `block` at the certificate's round.
     Locked { block: Block, certificate: Certificate },
+    /// This node proposed this (as leader); it never proposes another for the same round.
+    Proposed(Box<Proposal>),
 }
 
 /// Signed proof that a signer equivocated.
@@ -124,10 +126,12 @@ pub enum Output {
         round: Round,
         at: Timestamp,
     },
-    /// Call back with [`crate::Input::EventsReady`]: pending events for a new block.
+    /// Call back with [`crate::Input::EventsReady`]: pending events for a new block, as soon as
+    /// there are some, and at `deadline` at the latest (then possibly none).
     RequestEvents {
         height: Height,
         round: Round,
+        deadline: Timestamp,
     },
     /// The block is committed with its certificate; the engine has moved to the next height.
     Committed {

@@ -1,0 +1,358 @@
+//! The bytes consensus messages and committed blocks travel as between nodes (format version 1).
+//!
+//! bincode 2, big-endian fixed-width integers, decoded under a hard size limit so that a length
+//! prefix cannot make the decoder allocate more than the message itself could hold. Everything
+//! decoded is checked before the engine sees it: participant ids, the block header (canonical),
+//! the events against the header's root and count, per-event and per-list limits. A decoder
+//! never panics on any input; it returns a [`WireError`] that names what is wrong.
+//!
+//! Signatures are not checked here (the engine does it against the voter set of the height);
+//! they cover the header bytes and the vote bytes exactly as carried, never a re-encoding.
+
+use crate::block::{Block, BlockError, Certificate, VoteBody, VoteKind};
+use crate::messages::{Message, NewRound, Proposal, Vote};
+use bincode::{Decode, Encode};
+use kp_crypto::Signature;
+use kp_domain::ParticipantId;
+use kp_domain::{MAX_EVENT_BYTES, MAX_PARTICIPANTS};
+
+/// Largest encoded consensus message or catch-up batch accepted from a peer.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// Most events in one block.
+pub const MAX_BLOCK_EVENTS: usize = 4_096;
+/// Most committed blocks in one catch-up batch.
+pub const MAX_SYNC_BLOCKS: usize = 256;
+
+/// The first byte of every encoding: the wire format version.
+const WIRE_VERSION: u8 = 1;
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_big_endian().with_fixed_int_encoding().with_limit::<MAX_MESSAGE_BYTES>()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("message is {0} bytes, more than {MAX_MESSAGE_BYTES}")]
+    TooLarge(usize),
+    #[error("empty message")]
+    Empty,
+    #[error("unknown wire format version {0}")]
+    UnknownVersion(u8),
+    #[error("message does not decode: {0}")]
+    Malformed(String),
+    #[error("{0} trailing bytes after the message")]
+    TrailingBytes(usize),
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("block: {0}")]
+    Block(#[from] BlockError),
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> WireError {
+    WireError::Invalid { field, reason: reason.into() }
+}
+
+#[derive(Debug, Encode, Decode)]
+struct WireBlock {
+    header: Vec<u8>,
+    events: Vec<Vec<u8>>,
+}
+
+#[derive(Debug, Encode, Decode)]
+struct WireCertificate {
+    body: VoteBody,
+    signatures: Vec<(ParticipantId, [u8; 64])>,
+}
+
+#[derive(Debug, Encode, Decode)]
+enum WireMessage {
+    Proposal {
+        height: u64,
+        round: u32,
+        block: WireBlock,
+        justify: Option<WireCertificate>,
+        proposer: ParticipantId,
+        signature: [u8; 64],
+    },
+    Vote {
+        body: VoteBody,
+        voter: ParticipantId,
+        signature: [u8; 64],
+    },
+    Certificate(WireCertificate),
+    NewRound {
+        height: u64,
+        round: u32,
+        lock: Option<(WireBlock, WireCertificate)>,
+        missing: Vec<ParticipantId>,
+    },
+}
+
+fn block_to_wire(b: &Block) -> WireBlock {
+    WireBlock { header: b.header_bytes().to_vec(), events: b.events().to_vec() }
+}
+
+fn certificate_to_wire(c: &Certificate) -> WireCertificate {
+    WireCertificate { body: c.body, signatures: c.signatures.iter().map(|(id, s)| (*id, s.0)).collect() }
+}
+
+fn check_id(field: &'static str, id: &ParticipantId) -> Result<ParticipantId, WireError> {
+    // Decoding fills the two bytes without the constructor's check: run it now (bytes that are
+    // not UTF-8 show as "??", which the constructor refuses too).
+    ParticipantId::new(id.as_str()).map_err(|e| invalid(field, e.to_string()))
+}
+
+fn block_from_wire(w: WireBlock) -> Result<Block, WireError> {
+    if w.events.len() > MAX_BLOCK_EVENTS {
+        return Err(invalid("block.events", format!("{} events, at most {MAX_BLOCK_EVENTS}", w.events.len())));
+    }
+    if let Some((i, e)) = w.events.iter().enumerate().find(|(_, e)| e.len() > MAX_EVENT_BYTES) {
+        return Err(invalid("block.events", format!("event {i} is {} bytes, at most {MAX_EVENT_BYTES}", e.len())));
+    }
+    Ok(Block::from_parts(w.header, w.events)?)
+}
+
+fn certificate_from_wire(w: WireCertificate) -> Result<Certificate, WireError> {
+    if w.signatures.len() > MAX_PARTICIPANTS {
+        return Err(invalid("certificate.signatures", format!("{} signatures", w.signatures.len())));
+    }
+    let signatures = w
+        .signatures
+        .into_iter()
+        .map(|(id, s)| Ok((check_id("certificate.signatures.voter", &id)?, Signature(s))))
+        .collect::<Result<Vec<_>, WireError>>()?;
+    Ok(Certificate { body: w.body, signatures })
+}
+
+fn encode_versioned<T: Encode>(value: &T) -> Vec<u8> {
+    // Encoding plain data into a Vec cannot fail; a value over the limit is refused by peers.
+    let body = bincode::encode_to_vec(value, bincode::config::standard().with_big_endian().with_fixed_int_encoding())
+        .unwrap_or_default();
+    let mut out = Vec::with_capacity(1 + body.len());
+    out.push(WIRE_VERSION);
+    out.extend_from_slice(&body);
+    out
+}
+
+fn decode_versioned<T: Decode<()>>(bytes: &[u8]) -> Result<T, WireError> {
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(WireError::TooLarge(bytes.len()));
+    }
+    let (&version, rest) = bytes.split_first().ok_or(WireError::Empty)?;
+    if version != WIRE_VERSION {
+        return Err(WireError::UnknownVersion(version));
+    }
+    let (value, used): (T, usize) =
+        bincode::decode_from_slice(rest, config()).map_err(|e| WireError::Malformed(e.to_string()))?;
+    if used != rest.len() {
+        return Err(WireError::TrailingBytes(rest.len() - used));
+    }
+    Ok(value)
+}
+
+/// The bytes of a consensus message.
+pub fn encode_message(m: &Message) -> Vec<u8> {
+    let w = match m {
+        Message::Proposal(p) => WireMessage::Proposal {
+            height: p.height,
+            round: p.round,
+            block: block_to_wire(&p.block),
+            justify: p.justify.as_ref().map(certificate_to_wire),
+            proposer: p.proposer,
+            signature: p.signature.0,
+        },
+        Message::Vote(v) => WireMessage::Vote { body: v.body, voter: v.voter, signature: v.signature.0 },
+        Message::Certificate(c) => WireMessage::Certificate(certificate_to_wire(c)),
+        Message::NewRound(n) => WireMessage::NewRound {
+            height: n.height,
+            round: n.round,
+            lock: n.lock.as_ref().map(|l| (block_to_wire(&l.0), certificate_to_wire(&l.1))),
+            missing: n.missing.clone(),
+        },
+    };
+    encode_versioned(&w)
+}
+
+/// Decodes and checks a consensus message from a peer.
+pub fn decode_message(bytes: &[u8]) -> Result<Message, WireError> {
+    Ok(match decode_versioned::<WireMessage>(bytes)? {
+        WireMessage::Proposal { height, round, block, justify, proposer, signature } => {
+            Message::Proposal(Box::new(Proposal {
+                height,
+                round,
+                block: block_from_wire(block)?,
+                justify: justify.map(certificate_from_wire).transpose()?,
+                proposer: check_id("proposal.proposer", &proposer)?,
+                signature: Signature(signature),
+            }))
+        }
+        WireMessage::Vote { body, voter, signature } => {
+            Message::Vote(Vote { body, voter: check_id("vote.voter", &voter)?, signature: Signature(signature) })
+        }
+        WireMessage::Certificate(c) => Message::Certificate(Box::new(certificate_from_wire(c)?)),
+        WireMessage::NewRound { height, round, lock, missing } => {
+            if missing.len() > MAX_PARTICIPANTS {
+                return Err(invalid("new_round.missing", format!("{} voters", missing.len())));
+            }
+            let missing = missing.iter().map(|id| check_id("new_round.missing", id)).collect::<Result<Vec<_>, _>>()?;
+            let lock = match lock {
+                Some((b, c)) => Some(Box::new((block_from_wire(b)?, certificate_from_wire(c)?))),
+                None => None,
+            };
+            Message::NewRound(NewRound { height, round, lock, missing })
+        }
+    })
+}
+
+/// A committed block with its commit certificate, as a catch-up batch carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedBlock {
+    pub block: Block,
+    pub certificate: Certificate,
+}
+
+/// The bytes of a catch-up batch (consecutive committed blocks).
+pub fn encode_blocks(blocks: &[CommittedBlock]) -> Vec<u8> {
+    let w: Vec<(WireBlock, WireCertificate)> =
+        blocks.iter().map(|b| (block_to_wire(&b.block), certificate_to_wire(&b.certificate))).collect();
+    encode_versioned(&w)
+}
+
+/// Decodes a catch-up batch from a peer: at most [`MAX_SYNC_BLOCKS`] blocks, each well formed
+/// and carrying a commit (precommit) certificate for its own hash. The certificates' signatures
+/// are checked by [`crate::verify_committed`] against the voter set the receiver derives itself.
+pub fn decode_blocks(bytes: &[u8]) -> Result<Vec<CommittedBlock>, WireError> {
+    let w: Vec<(WireBlock, WireCertificate)> = decode_versioned(bytes)?;
+    if w.len() > MAX_SYNC_BLOCKS {
+        return Err(invalid("blocks", format!("{} blocks, at most {MAX_SYNC_BLOCKS}", w.len())));
+    }
+    w.into_iter()
+        .map(|(b, c)| {
+            let block = block_from_wire(b)?;
+            let certificate = certificate_from_wire(c)?;
+            if certificate.body.kind != VoteKind::Precommit || certificate.body.block_hash != block.hash() {
+                return Err(invalid("blocks.certificate", "not a commit certificate for this block"));
+            }
+            Ok(CommittedBlock { block, certificate })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::{BlockHeader, events_root};
+    use kp_crypto::{SecretKey, Tag};
+    use kp_domain::{ChainId, Hash32, Timestamp};
+    use proptest::prelude::*;
+
+    fn id(s: &str) -> ParticipantId {
+        ParticipantId::new(s).unwrap()
+    }
+
+    fn block() -> Block {
+        let events = vec![b"first envelope".to_vec(), b"second".to_vec()];
+        let header = BlockHeader {
+            chain_id: ChainId::new("kp-test").unwrap(),
+            height: 3,
+            round: 1,
+            prev_hash: Hash32([1; 32]),
+            proposer: id("BW"),
+            time: Timestamp(1_768_003_200_000),
+            events_root: events_root(&events),
+            event_count: 2,
+            state_root: Hash32([2; 32]),
+            voters_hash: Hash32([3; 32]),
+        };
+        Block::new(header, events).unwrap()
+    }
+
+    fn certificate(kind: VoteKind, b: &Block) -> Certificate {
+        let body = VoteBody { kind, height: 3, round: 1, block_hash: b.hash() };
+        let key = SecretKey::from_seed(&[7; 32]);
+        let chain = ChainId::new("kp-test").unwrap();
+        Certificate { body, signatures: vec![(id("BW"), key.sign(Tag::Vote, &chain, &body.signing_bytes()))] }
+    }
+
+    fn messages() -> Vec<Message> {
+        let b = block();
+        let prevotes = certificate(VoteKind::Prevote, &b);
+        vec![
+            Message::Proposal(Box::new(Proposal {
+                height: 3,
+                round: 2,
+                block: b.clone(),
+                justify: Some(prevotes.clone()),
+                proposer: id("EU"),
+                signature: Signature([9; 64]),
+            })),
+            Message::Vote(Vote { body: prevotes.body, voter: id("CA"), signature: Signature([4; 64]) }),
+            Message::Certificate(Box::new(prevotes.clone())),
+            Message::NewRound(NewRound {
+                height: 3,
+                round: 4,
+                lock: Some(Box::new((b, prevotes))),
+                missing: vec![id("AE"), id("ZA")],
+            }),
+        ]
+    }
+
+    #[test]
+    fn messages_and_blocks_round_trip() {
+        for m in messages() {
+            assert_eq!(decode_message(&encode_message(&m)).unwrap(), m);
+        }
+        let b = block();
+        let batch = vec![CommittedBlock { certificate: certificate(VoteKind::Precommit, &b), block: b }];
+        assert_eq!(decode_blocks(&encode_blocks(&batch)).unwrap(), batch);
+    }
+
+    #[test]
+    fn bad_bytes_are_refused_with_their_reason() {
+        let bytes = encode_message(&messages()[0]);
+        assert_eq!(decode_message(&[]), Err(WireError::Empty));
+        let mut other_version = bytes.clone();
+        other_version[0] = 2;
+        assert_eq!(decode_message(&other_version), Err(WireError::UnknownVersion(2)));
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(decode_message(&longer), Err(WireError::TrailingBytes(1)));
+        assert!(matches!(decode_message(&bytes[..bytes.len() - 1]), Err(WireError::Malformed(_))));
+        assert_eq!(decode_message(&vec![1; MAX_MESSAGE_BYTES + 1]), Err(WireError::TooLarge(MAX_MESSAGE_BYTES + 1)));
+        // An event changed in flight no longer matches the header's root.
+        let mut tampered = bytes.clone();
+        let at = bytes.windows(6).position(|w| w == b"second").unwrap();
+        tampered[at] ^= 1;
+        assert!(matches!(decode_message(&tampered), Err(WireError::Block(BlockError::EventsRootMismatch { .. }))));
+        // A voter id that is not two upper-case letters.
+        let vote = encode_message(&messages()[1]);
+        let at = vote.windows(2).position(|w| w == b"CA").unwrap();
+        let mut bad = vote.clone();
+        bad[at] = b'c';
+        assert!(matches!(decode_message(&bad), Err(WireError::Invalid { field: "vote.voter", .. })));
+        // A catch-up batch whose certificate is a prevote certificate.
+        let b = block();
+        let wrong = encode_blocks(&[CommittedBlock { certificate: certificate(VoteKind::Prevote, &b), block: b }]);
+        assert!(matches!(decode_blocks(&wrong), Err(WireError::Invalid { field: "blocks.certificate", .. })));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = decode_message(&bytes);
+            let _ = decode_blocks(&bytes);
+        }
+
+        #[test]
+        fn any_flipped_byte_of_a_message_is_refused_or_decodes_to_something_else(
+            which in 0usize..4, at in any::<prop::sample::Index>(), bit in 0u8..8,
+        ) {
+            let m = &messages()[which];
+            let mut bytes = encode_message(m);
+            let i = at.index(bytes.len());
+            bytes[i] ^= 1 << bit;
+            let decoded = decode_message(&bytes).ok();
+            prop_assert_ne!(decoded.as_ref(), Some(m));
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! What a Byzantine node sends instead of what its (honest) engine asked for. It holds its own
+//! node key, so what it sends is signed like an honest node's message.
+
+use crate::{Behaviour, Sim};
+use kp_consensus::block::{Block, BlockHeader, VoteBody, VoteKind, events_root, voters_hash};
+use kp_consensus::wire::encode_message;
+use kp_consensus::{Application, Message, Proposal, Vote, leader_of, proposal_signing_bytes};
+use kp_crypto::Tag;
+use kp_domain::{Hash32, Timestamp};
+use rand::Rng;
+
+pub(crate) type Sends = Vec<(Option<usize>, Vec<u8>)>;
+
+pub(crate) fn rewrite(sim: &mut Sim, i: usize, b: Behaviour, to: Option<usize>, message: Message) -> Sends {
+    let honest = vec![(to, encode_message(&message))];
+    match (b, message) {
+        // Its own vote travels inside the certificates it would assemble as leader: those too.
+        (Behaviour::Withhold, Message::Vote(_) | Message::Certificate(_)) => vec![],
+        (Behaviour::DoubleVote, Message::Vote(v)) => {
+            let mut other = v.body;
+            other.block_hash = Hash32(sim.rng.random());
+            let second = Message::Vote(sign_vote(sim, i, other));
+            let mut out = vec![(to, encode_message(&second))];
+            if sim.rng.random_bool(0.5) {
+                out.insert(0, honest[0].clone());
+            } else {
+                out.push(honest[0].clone());
+            }
+            out
+        }
+        (Behaviour::BadSignatures, m @ (Message::Vote(_) | Message::Proposal(_))) => {
+            if !sim.rng.random_bool(0.5) {
+                return honest;
+            }
+            let forged = match m {
+                Message::Vote(mut v) => {
+                    v.signature.0[7] ^= 0x40;
+                    Message::Vote(v)
+                }
+                Message::Proposal(mut p) => {
+                    p.signature.0[7] ^= 0x40;
+                    Message::Proposal(p)
+                }
+                other => other,
+            };
+            vec![(to, encode_message(&forged))]
+        }
+        (Behaviour::Garbage, m) => {
+            let bytes = encode_message(&m);
+            let mut out = vec![(to, bytes.clone())];
+            if sim.rng.random_bool(0.5) {
+                let target = Some(sim.rng.random_range(0..sim.nodes.len()));
+                let junk = match sim.rng.random_range(0..3) {
+                    0 => {
+                        let len = sim.rng.random_range(0..512);
+                        (0..len).map(|_| sim.rng.random()).collect()
+                    }
+                    1 => bytes[..sim.rng.random_range(0..bytes.len())].to_vec(),
+                    _ => {
+                        let mut flipped = bytes.clone();
+                        let at = sim.rng.random_range(0..flipped.len());
+                        flipped[at] ^= 1 << sim.rng.random_range(0..8);
+                        flipped
+                    }
+                };
+                out.push((target, junk));
+            }
+            out
+        }
+        (Behaviour::Equivocate, Message::Proposal(p)) if p.justify.is_none() => {
+            // A second, valid block for the same (height, round): the same events a millisecond
+            // later. Half the nodes get one, half the other, and a few get both.
+            let Some(second) = alternative_proposal(sim, i, &p, 1, None) else { return honest };
+            let first = encode_message(&Message::Proposal(p));
+            let second = encode_message(&Message::Proposal(Box::new(second)));
+            let mut out = vec![];
+            for n in 0..sim.nodes.len() {
+                if n == i {
+                    continue;
+                }
+                match sim.rng.random_range(0..5) {
+                    0 | 1 => out.push((Some(n), first.clone())),
+                    2 | 3 => out.push((Some(n), second.clone())),
+                    _ => {
+                        out.push((Some(n), first.clone()));
+                        out.push((Some(n), second.clone()));
+                    }
+                }
+            }
+            out
+        }
+        (Behaviour::InvalidEvents, Message::Proposal(p)) if p.justify.is_none() => {
+            let mut events = p.block.events().to_vec();
+            let extra = match events.first() {
+                Some(e) if sim.rng.random_bool(0.5) => e.clone(), // A duplicate: the rules refuse it.
+                _ => b"not a signed event".to_vec(),              // The edge refuses it.
+            };
+            let at = sim.rng.random_range(0..=events.len());
+            events.insert(at, extra);
+            match alternative_proposal(sim, i, &p, 0, Some(events)) {
+                Some(bad) => vec![(to, encode_message(&Message::Proposal(Box::new(bad))))],
+                None => honest,
+            }
+        }
+        (Behaviour::HideCommit, Message::Certificate(c)) if c.body.kind == VoteKind::Precommit => {
+            sim.hidden.insert(i, *c);
+            vec![]
+        }
+        (_, m) => vec![(to, encode_message(&m))],
+    }
+}
+
+/// A commit-hiding node looks at what it receives for the height of its hidden certificate: it
+/// prevotes any other block proposed there, and when such a block is certified it precommits it
+/// and releases the hidden certificate to a random half of the nodes.
+pub(crate) fn observe(sim: &mut Sim, i: usize, message: &Message) -> Sends {
+    let Some(hidden) = sim.hidden.get(&i).cloned() else { return vec![] };
+    let h = hidden.body.height;
+    let voters = match &sim.nodes[i].engine {
+        Some(e) => e.voters().to_vec(),
+        None => return vec![],
+    };
+    let leader = |round| leader_of(&voters, h, round).and_then(|id| sim.index.get(&id).copied());
+    let (kind, round, hash) = match message {
+        Message::Proposal(p) if p.height == h && p.block.hash() != hidden.body.block_hash => {
+            (VoteKind::Prevote, p.round, p.block.hash())
+        }
+        Message::Certificate(c)
+            if c.body.kind == VoteKind::Prevote
+                && c.body.height == h
+                && c.body.block_hash != hidden.body.block_hash =>
+        {
+            (VoteKind::Precommit, c.body.round, c.body.block_hash)
+        }
+        _ => return vec![],
+    };
+    let vote = sign_vote(sim, i, VoteBody { kind, height: h, round, block_hash: hash });
+    let mut out = vec![(leader(round), encode_message(&Message::Vote(vote)))];
+    if kind == VoteKind::Precommit {
+        let cert = encode_message(&Message::Certificate(Box::new(hidden)));
+        for n in 0..sim.nodes.len() {
+            if n != i && sim.rng.random_bool(0.5) {
+                out.push((Some(n), cert.clone()));
+            }
+        }
+        sim.hidden.remove(&i);
+    }
+    out.retain(|(to, _)| to.is_some());
+    out
+}
+
+fn sign_vote(sim: &Sim, i: usize, body: VoteBody) -> Vote {
+    let signature = sim.key(i).sign(Tag::Vote, &sim.net.genesis.chain_id, &body.signing_bytes());
+    Vote { body, voter: sim.nodes[i].id, signature }
+}
+
+/// Another signed proposal for the same (height, round): the block's time moved by `shift_ms`
+/// (re-executed for a correct state root), or with `events` in place of the block's (the state
+/// root left as it was: such a block is invalid).
+fn alternative_proposal(
+    sim: &mut Sim,
+    i: usize,
+    p: &Proposal,
+    shift_ms: u64,
+    events: Option<Vec<Vec<u8>>>,
+) -> Option<Proposal> {
+    let old = p.block.header();
+    let time = Timestamp(old.time.0 + shift_ms);
+    let (events, state_root, voters) = match events {
+        Some(events) => (events, old.state_root, old.voters_hash),
+        None => {
+            let events = p.block.events().to_vec();
+            let x = sim.nodes[i].app.execute(time, &events).ok()?;
+            (events, x.state_root, voters_hash(&x.required))
+        }
+    };
+    let header = BlockHeader {
+        time,
+        events_root: events_root(&events),
+        event_count: u32::try_from(events.len()).ok()?,
+        state_root,
+        voters_hash: voters,
+        ..old.clone()
+    };
+    let block = Block::new(header, events).ok()?;
+    let bytes = proposal_signing_bytes(p.height, p.round, &block.hash(), None);
+    let signature = sim.key(i).sign(Tag::Proposal, &sim.net.genesis.chain_id, &bytes);
+    Some(Proposal { block, signature, justify: None, ..p.clone() })
+}
