@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 forbidden='^(tokio|libp2p|rocksdb|librocksdb-sys|prost|tonic|hyper)( |$)'
 status=0
-for crate in kp-domain kp-crypto kp-rules kp-consensus kp-sim; do
+for crate in kp-domain kp-crypto kp-rules kp-consensus; do
   [ -d "crates/$crate" ] || continue
   bad=$(cargo tree --locked -p "$crate" -e normal --prefix none --format '{p}' 2>/dev/null | grep -E "$forbidden" | sort -u || true)
   if [ -n "$bad" ]; then
