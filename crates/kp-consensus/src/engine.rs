@@ -98,6 +98,15 @@ pub trait Application {
     fn commit(&mut self, block: &Block, certificate: &Certificate);
 }
 
+fn message_height(m: &Message) -> Height {
+    match m {
+        Message::Proposal(p) => p.height,
+        Message::Vote(v) => v.body.height,
+        Message::Certificate(c) => c.body.height,
+        Message::NewRound(n) => n.height,
+    }
+}
+
 /// The leader of (height, round): `voters[(height + round) mod n]`, voters sorted by id.
 pub fn leader_of(voters: &[(ParticipantId, PublicKey)], height: Height, round: Round) -> Option<ParticipantId> {
     let n = u64::try_from(voters.len()).ok().filter(|n| *n > 0)?;
@@ -207,7 +216,11 @@ pub struct Engine {
     /// Rounds for which this leader asked its host for events.
     requested: BTreeSet<Round>,
     missing_reported: BTreeSet<Round>,
-    inbox: VecDeque<Message>,
+    /// Messages to handle next: this node's own, and those kept for the height it just reached.
+    inbox: VecDeque<(ParticipantId, Message)>,
+    /// Messages for the next height that arrived before this node committed the current one
+    /// (a leader that committed first proposes at once); at most [`Engine::future_limit`].
+    future: Vec<(ParticipantId, Message)>,
     out: Vec<Output>,
 }
 
@@ -250,6 +263,7 @@ impl Engine {
             requested: BTreeSet::new(),
             missing_reported: BTreeSet::new(),
             inbox: VecDeque::new(),
+            future: Vec::new(),
             out: vec![],
         };
         e.start_height(now, app);
@@ -295,8 +309,8 @@ impl Engine {
     fn drain(&mut self, now: Timestamp, app: &mut dyn Application) {
         // Messages to self are handled at once, in order; the number is bounded by the few
         // steps of one round.
-        while let Some(m) = self.inbox.pop_front() {
-            self.on_message(self.me, m, now, app);
+        while let Some((from, m)) = self.inbox.pop_front() {
+            self.on_message(from, m, now, app);
         }
     }
 
@@ -305,11 +319,15 @@ impl Engine {
     }
 
     fn send(&mut self, to: ParticipantId, message: Message) {
-        if to == self.me { self.inbox.push_back(message) } else { self.out.push(Output::Send { to, message }) }
+        if to == self.me {
+            self.inbox.push_back((self.me, message))
+        } else {
+            self.out.push(Output::Send { to, message })
+        }
     }
 
     fn broadcast(&mut self, message: Message) {
-        self.inbox.push_back(message.clone());
+        self.inbox.push_back((self.me, message.clone()));
         self.out.push(Output::Broadcast(message));
     }
 
@@ -335,6 +353,13 @@ impl Engine {
         self.requested.clear();
         self.missing_reported.clear();
         self.inbox.clear();
+        // What arrived early for this height is handled now (checked like any message).
+        let h = app.height() + 1;
+        for (from, m) in std::mem::take(&mut self.future) {
+            if message_height(&m) == h {
+                self.inbox.push_back((from, m));
+            }
+        }
         let h = self.height;
         // Records of older heights are no longer needed.
         self.records.retain(|r| match r {
@@ -494,7 +519,24 @@ impl Engine {
         height == self.height && round <= self.round.saturating_add(MAX_ROUNDS_AHEAD)
     }
 
+    /// How many next-height messages are kept: a few per voter, enough for one round.
+    fn future_limit(&self) -> usize {
+        self.voters.len() * 4 + 16
+    }
+
     fn on_message(&mut self, from: ParticipantId, message: Message, now: Timestamp, app: &mut dyn Application) {
+        let height = message_height(&message);
+        if height == self.height + 1 {
+            // Kept for when this node commits the current height. A round timing out or a
+            // certificate at the next height means this node is behind, not just a little late.
+            if matches!(message, Message::NewRound(_) | Message::Certificate(_)) {
+                self.out.push(Output::Behind { height });
+            }
+            if self.future.len() < self.future_limit() && from != self.me {
+                self.future.push((from, message));
+            }
+            return;
+        }
         if self.voter_key(&from).is_none() {
             return self.refuse(from, Refusal::NotAVoter(from));
         }

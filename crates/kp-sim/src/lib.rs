@@ -314,7 +314,6 @@ impl Sim {
     /// Starts (or restarts) node `i` from its durable state: the ledger replayed from its
     /// committed blocks, the engine restored from its synced records.
     fn boot(&mut self, i: usize) {
-        let now = self.clock(i);
         let genesis = &self.net.genesis;
         let node = &mut self.nodes[i];
         node.app = LedgerApp::new(genesis).unwrap_or_else(|e| unreachable(&e.to_string()));
@@ -326,11 +325,19 @@ impl Sim {
         node.crash_mid = None;
         node.up = true;
         node.sync_until = 0;
+        self.start_engine(i);
+    }
+
+    /// Builds node `i`'s engine at the height after its ledger's last block, restored from the
+    /// records it synced, and carries out what it asks first.
+    fn start_engine(&mut self, i: usize) {
+        let now = self.clock(i);
+        let node = &mut self.nodes[i];
         let key = SecretKey::from_seed(&node.key_seed);
         let started = Instant::now();
         let result = Engine::new(
             engine_config(),
-            genesis.chain_id.clone(),
+            self.net.genesis.chain_id.clone(),
             node.id,
             key,
             node.durable.records.clone(),
@@ -522,24 +529,7 @@ impl Sim {
         if applied > 0 {
             self.stats.syncs_applied += applied;
             // The engine starts again at the new height, with the records it persisted.
-            let now = self.clock(i);
-            let node = &mut self.nodes[i];
-            let key = SecretKey::from_seed(&node.key_seed);
-            let started = Instant::now();
-            let result = Engine::new(
-                engine_config(),
-                self.net.genesis.chain_id.clone(),
-                node.id,
-                key,
-                node.durable.records.clone(),
-                now,
-                &mut node.app,
-            );
-            self.stats.cpu += started.elapsed();
-            if let Ok((engine, out)) = result {
-                self.nodes[i].engine = Some(engine);
-                self.carry_out(i, out);
-            }
+            self.start_engine(i);
             if full {
                 self.request_sync(i);
             }
