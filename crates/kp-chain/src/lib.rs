@@ -35,7 +35,14 @@ pub struct LedgerApp {
     chain_id: ChainId,
     height: Height,
     last: (Hash32, Timestamp),
+    /// Events opened (signatures verified) by `execute` since the last commit, by events root:
+    /// committing an executed block does not verify its signatures a second time.
+    opened: Vec<(Hash32, Vec<Event>)>,
 }
+
+/// Executed blocks whose opened events are kept until the next commit (a height sees one
+/// proposal per round; the oldest is dropped first).
+const OPENED_KEPT: usize = 4;
 
 impl LedgerApp {
     pub fn new(genesis: &Genesis) -> Result<LedgerApp, kp_domain::FieldError> {
@@ -44,6 +51,7 @@ impl LedgerApp {
             chain_id: genesis.chain_id.clone(),
             height: 0,
             last: (kp_proto::genesis_hash(genesis), genesis.genesis_time),
+            opened: Vec::new(),
         })
     }
 
@@ -77,7 +85,11 @@ impl Application for LedgerApp {
     }
 
     fn execute(&mut self, time: Timestamp, events: &[Vec<u8>]) -> Result<Execution, ExecutionError> {
-        let decoded = self.open_all(events)?;
+        let root = kp_consensus::block::events_root(events);
+        let decoded = match self.opened.iter().position(|(r, _)| *r == root) {
+            Some(k) => self.opened[k].1.clone(),
+            None => self.open_all(events)?,
+        };
         let required = required_voters(&self.ledger.voters(), &decoded);
         self.ledger.begin_block();
         for (i, event) in decoded.iter().enumerate() {
@@ -88,12 +100,24 @@ impl Application for LedgerApp {
         }
         let state_root = self.ledger.state_root();
         self.ledger.rollback_block();
+        if !self.opened.iter().any(|(r, _)| *r == root) {
+            if self.opened.len() >= OPENED_KEPT {
+                self.opened.remove(0);
+            }
+            self.opened.push((root, decoded));
+        }
         Ok(Execution { state_root, required })
     }
 
     fn commit(&mut self, block: &Block, _certificate: &Certificate) {
-        // The engine commits only a block it executed successfully against this very state.
-        let decoded = self.open_all(block.events()).unwrap_or_default();
+        // The engine commits only a block it executed successfully against this very state, so
+        // its opened events are normally kept; they are opened again only if they were dropped.
+        let root = block.header().events_root;
+        let decoded = match self.opened.iter().position(|(r, _)| *r == root) {
+            Some(k) => self.opened.swap_remove(k).1,
+            None => self.open_all(block.events()).unwrap_or_default(),
+        };
+        self.opened.clear();
         for event in &decoded {
             let applied = self.ledger.apply(event, block.header().time);
             debug_assert!(applied.is_ok(), "internal invariant: a committed block's event was refused");

@@ -13,7 +13,8 @@ use kp_domain::{ChainId, Hash32, ParticipantId, PublicKey, Timestamp};
 /// Largest encoded header accepted.
 pub const MAX_HEADER_BYTES: usize = 512;
 
-fn config() -> impl bincode::config::Config {
+/// The encoding of every consensus structure: bincode 2, big-endian, fixed-width integers.
+pub(crate) fn config() -> bincode::config::Configuration<bincode::config::BigEndian, bincode::config::Fixint> {
     bincode::config::standard().with_big_endian().with_fixed_int_encoding()
 }
 
@@ -64,11 +65,9 @@ impl BlockHeader {
             return Err(BlockError::HeaderTooLarge(bytes.len()));
         }
         // The limit bounds what a length prefix inside the bytes can make the decoder allocate.
-        let (header, used): (BlockHeader, usize) = bincode::decode_from_slice(
-            bytes,
-            bincode::config::standard().with_big_endian().with_fixed_int_encoding().with_limit::<MAX_HEADER_BYTES>(),
-        )
-        .map_err(|e| BlockError::Malformed(e.to_string()))?;
+        let (header, used): (BlockHeader, usize) =
+            bincode::decode_from_slice(bytes, config().with_limit::<MAX_HEADER_BYTES>())
+                .map_err(|e| BlockError::Malformed(e.to_string()))?;
         // Domain types validate on construction only through serde/constructors; re-check here.
         ChainId::new(header.chain_id.as_str()).map_err(|e| BlockError::Malformed(e.to_string()))?;
         ParticipantId::new(header.proposer.as_str()).map_err(|e| BlockError::Malformed(e.to_string()))?;

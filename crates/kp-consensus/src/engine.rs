@@ -15,6 +15,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 /// Rounds more than this ahead of the current one are ignored (bounds what a peer can make the
 /// engine store).
 pub const MAX_ROUNDS_AHEAD: Round = 64;
+/// Next-height messages kept per voter until this node reaches that height: a proposal, a vote
+/// of each phase and a certificate.
+pub const MAX_FUTURE_PER_VOTER: usize = 4;
 /// The longest a round may last: a network must never sit for long because its timers grew.
 pub const MAX_ROUND_TIMEOUT_MS: u64 = 30_000;
 
@@ -219,7 +222,8 @@ pub struct Engine {
     /// Messages to handle next: this node's own, and those kept for the height it just reached.
     inbox: VecDeque<(ParticipantId, Message)>,
     /// Messages for the next height that arrived before this node committed the current one
-    /// (a leader that committed first proposes at once); at most [`Engine::future_limit`].
+    /// (a leader that committed first proposes at once); at most [`MAX_FUTURE_PER_VOTER`] from
+    /// each voter of the current height.
     future: Vec<(ParticipantId, Message)>,
     out: Vec<Output>,
 }
@@ -353,14 +357,13 @@ impl Engine {
         self.requested.clear();
         self.missing_reported.clear();
         self.inbox.clear();
+        let h = self.height;
         // What arrived early for this height is handled now (checked like any message).
-        let h = app.height() + 1;
         for (from, m) in std::mem::take(&mut self.future) {
             if message_height(&m) == h {
                 self.inbox.push_back((from, m));
             }
         }
-        let h = self.height;
         // Records of older heights are no longer needed.
         self.records.retain(|r| match r {
             Record::Voted(v) => v.height >= h,
@@ -519,26 +522,23 @@ impl Engine {
         height == self.height && round <= self.round.saturating_add(MAX_ROUNDS_AHEAD)
     }
 
-    /// How many next-height messages are kept: a few per voter, enough for one round.
-    fn future_limit(&self) -> usize {
-        self.voters.len() * 4 + 16
-    }
-
     fn on_message(&mut self, from: ParticipantId, message: Message, now: Timestamp, app: &mut dyn Application) {
+        if self.voter_key(&from).is_none() {
+            return self.refuse(from, Refusal::NotAVoter(from));
+        }
         let height = message_height(&message);
         if height == self.height + 1 {
-            // Kept for when this node commits the current height. A round timing out or a
-            // certificate at the next height means this node is behind, not just a little late.
+            // Kept for when this node commits the current height, at most a round's worth per
+            // voter (so no sender can crowd out another). A round timing out or a certificate at
+            // the next height means this node is behind, not just a little late.
             if matches!(message, Message::NewRound(_) | Message::Certificate(_)) {
                 self.out.push(Output::Behind { height });
             }
-            if self.future.len() < self.future_limit() && from != self.me {
+            let kept = self.future.iter().filter(|(f, _)| *f == from).count();
+            if kept < MAX_FUTURE_PER_VOTER && from != self.me {
                 self.future.push((from, message));
             }
             return;
-        }
-        if self.voter_key(&from).is_none() {
-            return self.refuse(from, Refusal::NotAVoter(from));
         }
         match message {
             Message::Proposal(p) => self.on_proposal(from, *p, now, app),

@@ -26,10 +26,6 @@ pub const MAX_SYNC_BLOCKS: usize = 256;
 /// The first byte of every encoding: the wire format version.
 const WIRE_VERSION: u8 = 1;
 
-fn config() -> impl bincode::config::Config {
-    bincode::config::standard().with_big_endian().with_fixed_int_encoding().with_limit::<MAX_MESSAGE_BYTES>()
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
     #[error("message is {0} bytes, more than {MAX_MESSAGE_BYTES}")]
@@ -125,13 +121,9 @@ fn certificate_from_wire(w: WireCertificate) -> Result<Certificate, WireError> {
 }
 
 fn encode_versioned<T: Encode>(value: &T) -> Vec<u8> {
+    // A tuple encodes as its parts in order: the version byte, then the value, in one pass.
     // Encoding plain data into a Vec cannot fail; a value over the limit is refused by peers.
-    let body = bincode::encode_to_vec(value, bincode::config::standard().with_big_endian().with_fixed_int_encoding())
-        .unwrap_or_default();
-    let mut out = Vec::with_capacity(1 + body.len());
-    out.push(WIRE_VERSION);
-    out.extend_from_slice(&body);
-    out
+    bincode::encode_to_vec((WIRE_VERSION, value), crate::block::config()).unwrap_or_default()
 }
 
 fn decode_versioned<T: Decode<()>>(bytes: &[u8]) -> Result<T, WireError> {
@@ -143,7 +135,8 @@ fn decode_versioned<T: Decode<()>>(bytes: &[u8]) -> Result<T, WireError> {
         return Err(WireError::UnknownVersion(version));
     }
     let (value, used): (T, usize) =
-        bincode::decode_from_slice(rest, config()).map_err(|e| WireError::Malformed(e.to_string()))?;
+        bincode::decode_from_slice(rest, crate::block::config().with_limit::<MAX_MESSAGE_BYTES>())
+            .map_err(|e| WireError::Malformed(e.to_string()))?;
     if used != rest.len() {
         return Err(WireError::TrailingBytes(rest.len() - used));
     }
@@ -220,7 +213,7 @@ pub fn encode_blocks(blocks: &[CommittedBlock]) -> Vec<u8> {
 
 /// Decodes a catch-up batch from a peer: at most [`MAX_SYNC_BLOCKS`] blocks, each well formed
 /// and carrying a commit (precommit) certificate for its own hash. The certificates' signatures
-/// are checked by [`crate::verify_committed`] against the voter set the receiver derives itself.
+/// are checked by [`crate::apply_committed`] against the voter set the receiver derives itself.
 pub fn decode_blocks(bytes: &[u8]) -> Result<Vec<CommittedBlock>, WireError> {
     let w: Vec<(WireBlock, WireCertificate)> = decode_versioned(bytes)?;
     if w.len() > MAX_SYNC_BLOCKS {

@@ -26,6 +26,7 @@ use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// Most catch-up blocks sent in one answer.
@@ -50,11 +51,13 @@ pub fn participant_codes(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{}{}", char::from(b'A' + (i / 26) as u8), char::from(b'A' + (i % 26) as u8))).collect()
 }
 
+/// What travels between simulated nodes. The bytes are shared: a broadcast is encoded once and
+/// every receiver gets the same bytes, as from one send buffer.
 #[derive(Debug, Clone)]
 enum Payload {
-    Consensus(Vec<u8>),
+    Consensus(Rc<[u8]>),
     SyncRequest(u64),
-    SyncResponse(Vec<u8>),
+    SyncResponse(Rc<[u8]>),
 }
 
 impl Payload {
@@ -491,7 +494,7 @@ impl Sim {
         }
         let end = (start + SYNC_BATCH.min(MAX_SYNC_BLOCKS)).min(blocks.len());
         let bytes = wire::encode_blocks(&blocks[start..end]);
-        self.send(i, from, Payload::SyncResponse(bytes));
+        self.send(i, from, Payload::SyncResponse(bytes.into()));
     }
 
     fn on_sync_response(&mut self, i: usize, from: usize, bytes: &[u8]) {
@@ -552,6 +555,7 @@ impl Sim {
 
     fn send_all(&mut self, i: usize, sends: byzantine::Sends) {
         for (to, bytes) in sends {
+            let bytes: Rc<[u8]> = bytes.into();
             match to {
                 Some(to) => self.send(i, to, Payload::Consensus(bytes)),
                 None => {
@@ -591,7 +595,7 @@ impl Sim {
             }
             return;
         }
-        let net = self.scenario.net.clone();
+        let net = self.scenario.net;
         let faulty = self.faults_on;
         if faulty && self.rng.random_range(0..1000) < net.loss_permille {
             self.stats.dropped += 1;
@@ -777,8 +781,9 @@ impl Sim {
         (hs.clone().min().unwrap_or(0), hs.max().unwrap_or(0))
     }
 
+    /// Committed events leave a node's pool when it records the commit.
     fn pools_empty(&self) -> bool {
-        self.nodes.iter().all(|n| n.pool.iter().all(|p| n.committed_ids.contains(&p.id)))
+        self.nodes.iter().all(|n| n.pool.is_empty())
     }
 
     /// Agreement (one block per height over every commit any node ever reported), validity (the

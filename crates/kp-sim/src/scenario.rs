@@ -40,7 +40,7 @@ impl Behaviour {
 }
 
 /// Faults of the links while faults are on. Probabilities are per mille.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NetworkFaults {
     pub latency_ms: (u64, u64),
     pub loss_permille: u32,
