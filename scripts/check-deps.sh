@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Architecture check: the pure crates (domain, crypto, rules, and the consensus crate when it
-# exists) must not depend, even transitively, on an async runtime, the network, the disk
-# engine or protobuf. Their tests may (dev-dependencies are not counted).
+# Architecture checks: the pure crates (domain, crypto, rules, consensus) must not depend, even
+# transitively, on an async runtime, the network, the disk engine or protobuf (their tests may:
+# dev-dependencies are not counted); and only kp-store depends on RocksDB directly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 forbidden='^(tokio|libp2p|rocksdb|librocksdb-sys|prost|tonic|hyper)( |$)'
@@ -17,4 +17,16 @@ for crate in kp-domain kp-crypto kp-rules kp-consensus; do
     echo "check-deps: $crate is free of tokio, libp2p, rocksdb and prost"
   fi
 done
+# Only the storage crate talks to RocksDB directly; the others reach the disk through it.
+for dir in crates/*/; do
+  crate=$(basename "$dir")
+  [ "$crate" = kp-store ] && continue
+  direct=$(cargo tree --locked -p "$crate" -e normal --depth 1 --prefix none --format '{p}' 2>/dev/null \
+    | grep -E '^(rocksdb|librocksdb-sys) ' || true)
+  if [ -n "$direct" ]; then
+    echo "check-deps: $crate depends on RocksDB directly; only kp-store may" >&2
+    status=1
+  fi
+done
+echo "check-deps: kp-store is the only crate on RocksDB"
 exit $status

@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
+source scripts/rocksdb-lib.sh debug
 cargo build --locked --release -p kpledger
 dir="target/demo-network"
 rm -rf "$dir"

@@ -6,6 +6,8 @@ set -euo pipefail
 
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
+# RocksDB is C++, built from source by the rocksdb crate.
+command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
 command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 # bindgen needs libclang itself (libclang-cpp does not do).

@@ -55,8 +55,20 @@ impl LedgerApp {
         })
     }
 
+    /// The application at `height`, whose last block is `last`, over a ledger restored from a
+    /// store (the caller has checked the ledger's root against that block's header).
+    pub fn restore(ledger: Ledger, height: Height, last: (Hash32, Timestamp)) -> LedgerApp {
+        LedgerApp { chain_id: ledger.chain_id().clone(), ledger, height, last, opened: Vec::new() }
+    }
+
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
+    }
+
+    /// The ledger, for a store to take its changes after a commit. Changing its state other
+    /// than through [`Application::commit`] breaks the application.
+    pub fn ledger_mut(&mut self) -> &mut Ledger {
+        &mut self.ledger
     }
 
     fn open_all(&self, events: &[Vec<u8>]) -> Result<Vec<Event>, ExecutionError> {

@@ -10,7 +10,7 @@
 //! they cover the header bytes and the vote bytes exactly as carried, never a re-encoding.
 
 use crate::block::{Block, BlockError, Certificate, VoteBody, VoteKind};
-use crate::messages::{Message, NewRound, Proposal, Vote};
+use crate::messages::{Evidence, Message, NewRound, Proposal, Record, Vote};
 use bincode::{Decode, Encode};
 use kp_crypto::Signature;
 use kp_domain::ParticipantId;
@@ -231,6 +231,71 @@ pub fn decode_blocks(bytes: &[u8]) -> Result<Vec<CommittedBlock>, WireError> {
         .collect()
 }
 
+/// The bytes of a commit certificate, as a store keeps it beside its block.
+pub fn encode_certificate(c: &Certificate) -> Vec<u8> {
+    encode_versioned(&certificate_to_wire(c))
+}
+
+/// Decodes a stored or received certificate (signatures unchecked).
+pub fn decode_certificate(bytes: &[u8]) -> Result<Certificate, WireError> {
+    certificate_from_wire(decode_versioned(bytes)?)
+}
+
+#[derive(Debug, Encode, Decode)]
+enum WireRecord {
+    Voted(VoteBody),
+    Locked(WireBlock, WireCertificate),
+    /// The proposal as the message that carried it.
+    Proposed(Vec<u8>),
+}
+
+/// The bytes of an engine record (what a node persists before the messages it protects).
+pub fn encode_record(r: &Record) -> Vec<u8> {
+    let w = match r {
+        Record::Voted(body) => WireRecord::Voted(*body),
+        Record::Locked { block, certificate } => {
+            WireRecord::Locked(block_to_wire(block), certificate_to_wire(certificate))
+        }
+        Record::Proposed(p) => WireRecord::Proposed(encode_message(&Message::Proposal(p.clone()))),
+    };
+    encode_versioned(&w)
+}
+
+pub fn decode_record(bytes: &[u8]) -> Result<Record, WireError> {
+    Ok(match decode_versioned::<WireRecord>(bytes)? {
+        WireRecord::Voted(body) => Record::Voted(body),
+        WireRecord::Locked(b, c) => {
+            Record::Locked { block: block_from_wire(b)?, certificate: certificate_from_wire(c)? }
+        }
+        WireRecord::Proposed(m) => match decode_message(&m)? {
+            Message::Proposal(p) => Record::Proposed(p),
+            _ => return Err(invalid("record.proposed", "not a proposal")),
+        },
+    })
+}
+
+/// The bytes of equivocation evidence: the two signed messages, as messages.
+pub fn encode_evidence(e: &Evidence) -> Vec<u8> {
+    let pair = match e {
+        Evidence::DoubleProposal { first, second } => {
+            (encode_message(&Message::Proposal(first.clone())), encode_message(&Message::Proposal(second.clone())))
+        }
+        Evidence::DoubleVote { first, second } => {
+            (encode_message(&Message::Vote(*first)), encode_message(&Message::Vote(*second)))
+        }
+    };
+    encode_versioned(&pair)
+}
+
+pub fn decode_evidence(bytes: &[u8]) -> Result<Evidence, WireError> {
+    let (a, b): (Vec<u8>, Vec<u8>) = decode_versioned(bytes)?;
+    match (decode_message(&a)?, decode_message(&b)?) {
+        (Message::Proposal(first), Message::Proposal(second)) => Ok(Evidence::DoubleProposal { first, second }),
+        (Message::Vote(first), Message::Vote(second)) => Ok(Evidence::DoubleVote { first, second }),
+        _ => Err(invalid("evidence", "not two proposals or two votes")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,8 +361,26 @@ mod tests {
             assert_eq!(decode_message(&encode_message(&m)).unwrap(), m);
         }
         let b = block();
-        let batch = vec![CommittedBlock { certificate: certificate(VoteKind::Precommit, &b), block: b }];
+        let batch = vec![CommittedBlock { certificate: certificate(VoteKind::Precommit, &b), block: b.clone() }];
         assert_eq!(decode_blocks(&encode_blocks(&batch)).unwrap(), batch);
+        let c = certificate(VoteKind::Precommit, &b);
+        assert_eq!(decode_certificate(&encode_certificate(&c)).unwrap(), c);
+        let Message::Proposal(p) = messages()[0].clone() else { unreachable!() };
+        let Message::Vote(v) = messages()[1].clone() else { unreachable!() };
+        for r in [
+            Record::Voted(c.body),
+            Record::Locked { block: b.clone(), certificate: c.clone() },
+            Record::Proposed(p.clone()),
+        ] {
+            assert_eq!(decode_record(&encode_record(&r)).unwrap(), r);
+        }
+        let mut other = v;
+        other.body.block_hash = Hash32([8; 32]);
+        for e in
+            [Evidence::DoubleProposal { first: p.clone(), second: p }, Evidence::DoubleVote { first: v, second: other }]
+        {
+            assert_eq!(decode_evidence(&encode_evidence(&e)).unwrap(), e);
+        }
     }
 
     #[test]

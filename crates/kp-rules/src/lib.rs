@@ -109,9 +109,11 @@ struct Change {
 /// The ledger state, from genesis through every admitted event.
 #[derive(Debug, Clone)]
 pub struct Ledger {
+    format_version: u32,
     chain_id: ChainId,
     params: ProtocolParams,
     participants: BTreeMap<ParticipantId, Participant>,
+    observers: BTreeMap<ObserverId, Observer>,
     /// Every authority key ever held, current or revoked, and every node key (as a marker, so
     /// that no key serves two purposes).
     keys: BTreeMap<PublicKey, KeyOwner>,
@@ -124,6 +126,32 @@ pub struct Ledger {
     commitment: Commitment,
     /// Open while a tentative block is executed: how to undo each change, in order.
     journal: Option<Vec<Undo>>,
+    /// With [`Ledger::track_changes`]: every record written since the last
+    /// [`Ledger::take_changes`], with its latest value (`None`: removed). A store persists them.
+    changes: Option<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+}
+
+/// Why stored state records do not make a ledger.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("state record {key}: {reason}")]
+pub struct RecordError {
+    /// The record's key, printable.
+    pub key: String,
+    pub reason: String,
+}
+
+fn printable_key(key: &[u8]) -> String {
+    match key.split_first() {
+        Some((ns, rest)) if rest.iter().all(|b| b.is_ascii_graphic()) => {
+            format!("{}/{}", char::from(*ns), String::from_utf8_lossy(rest))
+        }
+        Some((ns, rest)) => format!("{}/{}", char::from(*ns), hex_string(rest)),
+        None => "(empty key)".to_owned(),
+    }
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// How to undo one change of a tentative block.
@@ -144,6 +172,21 @@ fn encode<T: Encode>(value: &T) -> Vec<u8> {
     bincode::encode_to_vec(value, bincode::config::standard().with_fixed_int_encoding()).unwrap_or_default()
 }
 
+/// Decodes a stored record value: exactly the bytes `encode` gives for the value, nothing more.
+fn decode<T: Decode<()> + Encode>(key: &[u8], bytes: &[u8]) -> Result<T, RecordError> {
+    let err = |reason: String| RecordError { key: printable_key(key), reason };
+    let (value, used): (T, usize) =
+        bincode::decode_from_slice(bytes, bincode::config::standard().with_fixed_int_encoding())
+            .map_err(|e| err(format!("does not decode: {e}")))?;
+    if used != bytes.len() {
+        return Err(err(format!("{} trailing bytes", bytes.len() - used)));
+    }
+    if encode(&value) != bytes {
+        return Err(err("is not in canonical form".to_owned()));
+    }
+    Ok(value)
+}
+
 fn record_key(namespace: u8, id: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + id.len());
     k.push(namespace);
@@ -159,14 +202,37 @@ const NS_CERTIFICATE: u8 = b'c';
 const NS_PRODUCTION: u8 = b'r';
 const NS_ACT: u8 = b'g';
 
+/// The key of a certificate's record in the state (what a store looks it up by).
+pub fn certificate_record_key(number: &CertificateNumber) -> Vec<u8> {
+    record_key(NS_CERTIFICATE, number.as_str().as_bytes())
+}
+
+/// Whether a state record key is a certificate record's.
+pub fn is_certificate_record_key(key: &[u8]) -> bool {
+    key.first() == Some(&NS_CERTIFICATE)
+}
+
+/// The bytes of a certificate record, exactly as the state commits them.
+pub fn encode_certificate_record(r: &CertificateRecord) -> Vec<u8> {
+    encode(r)
+}
+
+/// Decodes a stored certificate record: `Some` for a certificate record's key, `None` for a
+/// record of another kind.
+pub fn decode_certificate_record(key: &[u8], value: &[u8]) -> Result<Option<CertificateRecord>, RecordError> {
+    if key.first() == Some(&NS_CERTIFICATE) { decode(key, value).map(Some) } else { Ok(None) }
+}
+
 impl Ledger {
     /// The state at genesis. The genesis is validated first.
     pub fn from_genesis(genesis: &Genesis) -> Result<Ledger, FieldError> {
         genesis.validate()?;
         let mut ledger = Ledger {
+            format_version: genesis.format_version,
             chain_id: genesis.chain_id.clone(),
             params: genesis.params.clone(),
             participants: BTreeMap::new(),
+            observers: BTreeMap::new(),
             keys: BTreeMap::new(),
             node_keys: BTreeSet::new(),
             certificates: BTreeMap::new(),
@@ -176,6 +242,7 @@ impl Ledger {
             events_applied: 0,
             commitment: Commitment::new(),
             journal: None,
+            changes: None,
         };
         ledger.commitment.set(
             &record_key(NS_META, b"chain"),
@@ -183,6 +250,7 @@ impl Ledger {
         );
         for o in &genesis.observers {
             ledger.node_keys.insert(o.node_key);
+            ledger.observers.insert(o.id.clone(), o.clone());
             ledger.commitment.set(&record_key(NS_OBSERVER, o.id.as_str().as_bytes()), Some(&encode(o)));
         }
         for p in &genesis.participants {
@@ -193,6 +261,152 @@ impl Ledger {
         }
         ledger.set_time(genesis.genesis_time);
         Ok(ledger)
+    }
+
+    /// The ledger whose records are `records` (as [`Ledger::take_changes`] gave them, in any
+    /// order) after `events_applied` events. Every record must decode to exactly its stored
+    /// bytes and sit under its own key; the caller compares [`Ledger::state_root`] with the root
+    /// it trusts (the last block's header).
+    pub fn from_records(
+        records: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+        events_applied: u64,
+    ) -> Result<Ledger, RecordError> {
+        let mut chain = None;
+        let mut time = None;
+        // The chain record fills these in below; a store without it is refused.
+        let placeholder =
+            ChainId::new("kp-restoring").map_err(|e| RecordError { key: String::new(), reason: e.to_string() })?;
+        let mut ledger = Ledger {
+            format_version: 0,
+            chain_id: placeholder,
+            params: ProtocolParams::default(),
+            participants: BTreeMap::new(),
+            observers: BTreeMap::new(),
+            keys: BTreeMap::new(),
+            node_keys: BTreeSet::new(),
+            certificates: BTreeMap::new(),
+            production: BTreeMap::new(),
+            acts: BTreeMap::new(),
+            last_block_time: Timestamp(0),
+            events_applied,
+            commitment: Commitment::new(),
+            journal: None,
+            changes: None,
+        };
+        for (key, value) in records {
+            let wrong_key = |expected: Vec<u8>| -> Result<(), RecordError> {
+                if expected == key {
+                    Ok(())
+                } else {
+                    Err(RecordError {
+                        key: printable_key(&key),
+                        reason: format!("holds the record of {}", printable_key(&expected)),
+                    })
+                }
+            };
+            match key.split_first() {
+                Some((&NS_META, b"chain")) => {
+                    chain = Some(decode::<(u32, ChainId, ProtocolParams)>(&key, &value)?);
+                }
+                Some((&NS_META, b"time")) => {
+                    let bytes: [u8; 8] = value.as_slice().try_into().map_err(|_| RecordError {
+                        key: printable_key(&key),
+                        reason: format!("is {} bytes, not 8", value.len()),
+                    })?;
+                    time = Some(Timestamp(u64::from_be_bytes(bytes)));
+                }
+                Some((&NS_OBSERVER, _)) => {
+                    let o: Observer = decode(&key, &value)?;
+                    wrong_key(record_key(NS_OBSERVER, o.id.as_str().as_bytes()))?;
+                    ledger.node_keys.insert(o.node_key);
+                    ledger.observers.insert(o.id.clone(), o);
+                }
+                Some((&NS_PARTICIPANT, _)) => {
+                    let p: Participant = decode(&key, &value)?;
+                    wrong_key(record_key(NS_PARTICIPANT, p.id.as_str().as_bytes()))?;
+                    ledger.node_keys.insert(p.node_key);
+                    ledger.participants.insert(p.id, p);
+                }
+                Some((&NS_KEY, raw)) => {
+                    let (participant, role, revoked): (ParticipantId, Role, bool) = decode(&key, &value)?;
+                    let k: [u8; 32] = raw.try_into().map_err(|_| RecordError {
+                        key: printable_key(&key),
+                        reason: "is not a 32-byte key".to_owned(),
+                    })?;
+                    ledger.keys.insert(PublicKey(k), KeyOwner { participant, role, revoked });
+                }
+                Some((&NS_CERTIFICATE, _)) => {
+                    let r: CertificateRecord = decode(&key, &value)?;
+                    wrong_key(record_key(NS_CERTIFICATE, r.certificate.number.as_str().as_bytes()))?;
+                    ledger.certificates.insert(r.certificate.number.clone(), r);
+                }
+                Some((&NS_PRODUCTION, _)) => {
+                    let r: ProductionRecord = decode(&key, &value)?;
+                    let id = (r.report.participant, r.report.period);
+                    wrong_key(record_key(NS_PRODUCTION, &encode(&id)))?;
+                    ledger.production.insert(id, r);
+                }
+                Some((&NS_ACT, reference)) => {
+                    let digest: [u8; 32] = value.as_slice().try_into().map_err(|_| RecordError {
+                        key: printable_key(&key),
+                        reason: format!("is {} bytes, not a 32-byte digest", value.len()),
+                    })?;
+                    let label =
+                        std::str::from_utf8(reference).ok().and_then(|r| Label::new(r).ok()).ok_or_else(|| {
+                            RecordError { key: printable_key(&key), reason: "is not a valid act reference".to_owned() }
+                        })?;
+                    ledger.acts.insert(label, Hash32(digest));
+                }
+                _ => return Err(RecordError { key: printable_key(&key), reason: "unknown record".to_owned() }),
+            }
+            ledger.commitment.set(&key, Some(&value));
+        }
+        let missing = |what: &str| RecordError {
+            key: printable_key(&record_key(NS_META, what.as_bytes())),
+            reason: "is missing".to_owned(),
+        };
+        let (format_version, chain_id, params) = chain.ok_or_else(|| missing("chain"))?;
+        ledger.format_version = format_version;
+        ledger.chain_id = chain_id;
+        ledger.params = params;
+        ledger.last_block_time = time.ok_or_else(|| missing("time"))?;
+        Ok(ledger)
+    }
+
+    /// From now on, record every state record written, for [`Ledger::take_changes`].
+    pub fn track_changes(&mut self) {
+        if self.changes.is_none() {
+            self.changes = Some(BTreeMap::new());
+        }
+    }
+
+    /// The records written since the last call (or since [`Ledger::track_changes`]), each with
+    /// its latest value (`None`: removed), in key order. A record written by a tentative block
+    /// that was rolled back appears with its restored value. Empty if changes are not tracked.
+    pub fn take_changes(&mut self) -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {
+        assert!(self.journal.is_none(), "internal invariant: changes are taken between blocks");
+        self.changes.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Every record of the state, in key order (what a store holds after taking every change).
+    pub fn records(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let l = self;
+        let mut out = vec![
+            (record_key(NS_META, b"chain"), encode(&(l.format_version, &l.chain_id, &l.params))),
+            (record_key(NS_META, b"time"), l.last_block_time.0.to_be_bytes().to_vec()),
+        ];
+        out.extend(l.observers.values().map(|o| (record_key(NS_OBSERVER, o.id.as_str().as_bytes()), encode(o))));
+        out.extend(l.participants.values().map(|p| (record_key(NS_PARTICIPANT, p.id.as_str().as_bytes()), encode(p))));
+        out.extend(l.keys.iter().map(|(k, o)| (record_key(NS_KEY, &k.0), encode(&(o.participant, o.role, o.revoked)))));
+        out.extend(
+            l.certificates
+                .values()
+                .map(|r| (record_key(NS_CERTIFICATE, r.certificate.number.as_str().as_bytes()), encode(r))),
+        );
+        out.extend(l.production.iter().map(|(id, r)| (record_key(NS_PRODUCTION, &encode(id)), encode(r))));
+        out.extend(l.acts.iter().map(|(a, d)| (record_key(NS_ACT, a.as_str().as_bytes()), d.0.to_vec())));
+        out.sort();
+        out
     }
 
     pub fn chain_id(&self) -> &ChainId {
@@ -295,6 +509,14 @@ impl Ledger {
         }
     }
 
+    /// Writes one record: into the commitment, and into the tracked changes.
+    fn write(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.commitment.set(&key, value.as_deref());
+        if let Some(changes) = &mut self.changes {
+            changes.insert(key, value);
+        }
+    }
+
     fn journal(&mut self, undo: Undo) {
         if let Some(j) = &mut self.journal {
             j.push(undo);
@@ -303,7 +525,7 @@ impl Ledger {
 
     fn set_certificate(&mut self, number: CertificateNumber, value: Option<CertificateRecord>) {
         let key = record_key(NS_CERTIFICATE, number.as_str().as_bytes());
-        self.commitment.set(&key, value.as_ref().map(encode).as_deref());
+        self.write(key, value.as_ref().map(encode));
         let old = match value {
             Some(r) => self.certificates.insert(number.clone(), r),
             None => self.certificates.remove(&number),
@@ -312,7 +534,7 @@ impl Ledger {
     }
 
     fn set_participant(&mut self, id: ParticipantId, value: Option<Participant>) {
-        self.commitment.set(&record_key(NS_PARTICIPANT, id.as_str().as_bytes()), value.as_ref().map(encode).as_deref());
+        self.write(record_key(NS_PARTICIPANT, id.as_str().as_bytes()), value.as_ref().map(encode));
         // A node key, once a participant's, never serves another purpose (admission included).
         let node_key_added = value.as_ref().map(|p| p.node_key).filter(|k| self.node_keys.insert(*k));
         let old = match value {
@@ -324,7 +546,7 @@ impl Ledger {
 
     fn set_key(&mut self, key: PublicKey, value: Option<KeyOwner>) {
         let encoded = value.map(|o| encode(&(o.participant, o.role, o.revoked)));
-        self.commitment.set(&record_key(NS_KEY, &key.0), encoded.as_deref());
+        self.write(record_key(NS_KEY, &key.0), encoded);
         let old = match value {
             Some(o) => self.keys.insert(key, o),
             None => self.keys.remove(&key),
@@ -333,7 +555,7 @@ impl Ledger {
     }
 
     fn set_production(&mut self, id: (ParticipantId, HalfYear), value: Option<ProductionRecord>) {
-        self.commitment.set(&record_key(NS_PRODUCTION, &encode(&id)), value.as_ref().map(encode).as_deref());
+        self.write(record_key(NS_PRODUCTION, &encode(&id)), value.as_ref().map(encode));
         let old = match value {
             Some(r) => self.production.insert(id, r),
             None => self.production.remove(&id),
@@ -342,7 +564,7 @@ impl Ledger {
     }
 
     fn set_act(&mut self, reference: Label, value: Option<Hash32>) {
-        self.commitment.set(&record_key(NS_ACT, reference.as_str().as_bytes()), value.as_ref().map(|d| &d.0[..]));
+        self.write(record_key(NS_ACT, reference.as_str().as_bytes()), value.as_ref().map(|d| d.0.to_vec()));
         let old = match value {
             Some(d) => self.acts.insert(reference.clone(), d),
             None => self.acts.remove(&reference),
@@ -353,7 +575,7 @@ impl Ledger {
     fn set_time(&mut self, t: Timestamp) {
         let old = self.last_block_time;
         self.last_block_time = t;
-        self.commitment.set(&record_key(NS_META, b"time"), Some(&t.0.to_be_bytes()));
+        self.write(record_key(NS_META, b"time"), Some(t.0.to_be_bytes().to_vec()));
         self.journal(Undo::Time(old));
     }
 

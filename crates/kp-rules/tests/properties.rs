@@ -162,6 +162,9 @@ proptest! {
     ) {
         let net = TestNet::new(&CODES, 43);
         let mut ledger = Ledger::from_genesis(&net.genesis).unwrap();
+        // A store's view: the genesis records, then the changes taken after every block.
+        let mut stored: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = ledger.records().into_iter().collect();
+        ledger.track_changes();
         let mut committed = Vec::new();
         let mut day = 1;
         let mut reference = 0;
@@ -196,11 +199,25 @@ proptest! {
                 ledger.rollback_block();
                 prop_assert_eq!(ledger.state_root(), before);
             }
+            for (key, value) in ledger.take_changes() {
+                match value {
+                    Some(v) => { stored.insert(key, v); }
+                    None => { stored.remove(&key); }
+                }
+            }
         }
         let mut replay = Ledger::from_genesis(&net.genesis).unwrap();
         for (event, t) in &committed {
             prop_assert!(replay.apply(event, *t).is_ok());
         }
         prop_assert_eq!(replay.state_root(), ledger.state_root());
+        // The changes taken block by block add up to the state's records, and those records
+        // restore a ledger with the same root and the same records.
+        let records = ledger.records();
+        prop_assert_eq!(stored.clone().into_iter().collect::<Vec<_>>(), records.clone());
+        let mut restored = Ledger::from_records(stored, ledger.events_applied()).unwrap();
+        prop_assert_eq!(restored.state_root(), ledger.state_root());
+        prop_assert_eq!(restored.records(), records);
+        prop_assert_eq!(restored.voters(), ledger.voters());
     }
 }

@@ -938,3 +938,36 @@ fn a_rolled_back_admission_frees_its_keys() {
     let e = h.gov("A-1", GovernanceAction::Suspend { participant: pid("CF") }, &["BW", "EU", "CA", "AE"]);
     h.ok(&e, at(1, 0));
 }
+
+#[test]
+fn stored_records_that_do_not_make_a_ledger_are_refused_with_their_key() {
+    let net = TestNet::new(&["BW", "EU", "CA"], 9);
+    let ledger = Ledger::from_genesis(&net.genesis).unwrap();
+    let records = ledger.records();
+    type Records = Vec<(Vec<u8>, Vec<u8>)>;
+    let with = |f: &dyn Fn(&mut Records)| {
+        let mut r = records.clone();
+        f(&mut r);
+        Ledger::from_records(r, 0).unwrap_err()
+    };
+    // A participant record stored under another participant's key.
+    let e = with(&|r| {
+        let bw = r.iter().position(|(k, _)| k == b"pBW").unwrap();
+        let ca = r.iter().position(|(k, _)| k == b"pCA").unwrap();
+        r[bw].1 = r[ca].1.clone();
+    });
+    assert_eq!(e.key, "p/BW");
+    assert!(e.reason.contains("p/CA"), "{e}");
+    // A truncated record, a record with a trailing byte, an unknown namespace, no chain record.
+    let e = with(&|r| r[0].1.pop().map(drop).unwrap_or(()));
+    assert!(e.reason.contains("does not decode"), "{e}");
+    let e = with(&|r| r.iter_mut().find(|(k, _)| k == b"pEU").unwrap().1.push(0));
+    assert_eq!(e.reason, "1 trailing bytes");
+    let e = with(&|r| r.push((b"zz".to_vec(), vec![])));
+    assert_eq!((e.key.as_str(), e.reason.as_str()), ("z/z", "unknown record"));
+    let e = with(&|r| r.retain(|(k, _)| k != b"mchain"));
+    assert_eq!((e.key.as_str(), e.reason.as_str()), ("m/chain", "is missing"));
+    // Untouched records restore the same ledger.
+    let mut restored = Ledger::from_records(records.clone(), 0).unwrap();
+    assert_eq!(restored.state_root(), ledger.clone().state_root());
+}

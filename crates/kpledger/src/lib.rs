@@ -5,4 +5,5 @@
 pub mod demo;
 pub mod keyfile;
 pub mod registry;
+pub mod store;
 pub mod testnet;

@@ -44,6 +44,24 @@ enum Command {
         #[arg(long)]
         genesis: PathBuf,
     },
+    /// A node's ledger store.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Check a stopped node's store in full: replay every block from genesis (signatures,
+    /// rules, state roots, commit certificates) and compare every index with the replay.
+    Verify {
+        /// The node's data directory (its RocksDB store).
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        genesis: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -149,6 +167,24 @@ fn run(cli: Cli) -> Result<()> {
             println!("\nrefused: {}\n  [{}] {}", report.rejected.attempt, report.rejected.code, report.rejected.reason);
             println!("\nstate root {}", report.state_root);
             Ok(())
+        }
+        Command::Store { command: StoreCommand::Verify { data_dir, genesis } } => {
+            let genesis = testnet::read_genesis(&genesis)?;
+            let report = kpledger::store::verify(&data_dir, &genesis)?;
+            if cli.json {
+                print_json(&report)
+            } else {
+                println!(
+                    "verified: {} blocks, {} events, {} state records, {} custody entries; head {} at height {}",
+                    report.blocks,
+                    report.events,
+                    report.state_records,
+                    report.custody_entries,
+                    report.head_hash,
+                    report.blocks
+                );
+                Ok(())
+            }
         }
         Command::GenesisHash { genesis } => {
             let g = testnet::read_genesis(&genesis)?;

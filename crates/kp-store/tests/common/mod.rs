@@ -1,0 +1,179 @@
+//! Test and benchmark fixtures: a deterministic chain of real committed blocks (events signed
+//! through the real encoder, headers with the executed state root, commit certificates signed
+//! by every required voter's node key), and helpers to compare stores.
+
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::missing_panics_doc,
+    clippy::cast_possible_truncation
+)]
+
+use kp_chain::LedgerApp;
+use kp_consensus::Application;
+use kp_consensus::block::{Block, BlockHeader, Certificate, VoteBody, VoteKind, voters_hash};
+use kp_crypto::Tag;
+use kp_domain::{CertificateVoided, EventPayload, Role, Text, Timestamp};
+use kp_store::{Backend, Cf, MemBackend, Store};
+use kp_testkit::{TestNet, at, certificate, receipt, seal};
+
+/// Participant codes AA, AB, ... (two letters, as ids must be).
+pub fn codes(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{}{}", char::from(b'A' + (i / 26) as u8), char::from(b'A' + (i % 26) as u8))).collect()
+}
+
+pub fn net(participants: usize, seed: u64) -> TestNet {
+    let c = codes(participants);
+    let refs: Vec<&str> = c.iter().map(String::as_str).collect();
+    TestNet::new(&refs, seed)
+}
+
+/// A deterministic custody workload, a pure function of the height: block `k` issues the
+/// certificates of batch `k`, seals those of batch `k - 1` (every seventh is voided instead) and
+/// confirms receipt of batch `k - 2`. About `per_block` events per block.
+#[derive(Debug)]
+pub struct Workload {
+    pub net: TestNet,
+    codes: Vec<String>,
+    /// Certificates issued per block.
+    batch: usize,
+}
+
+impl Workload {
+    pub fn new(participants: usize, seed: u64, per_block: usize) -> Workload {
+        Workload { net: net(participants, seed), codes: codes(participants), batch: per_block.div_ceil(3).max(1) }
+    }
+
+    /// The time of block `height`: one second apart from a day after genesis.
+    pub fn time(height: u64) -> Timestamp {
+        at(1, height * 1_000)
+    }
+
+    /// The number of the `j`-th certificate issued in block `k`.
+    pub fn certificate_number(&self, k: u64, j: usize) -> kp_domain::CertificateNumber {
+        self.certificate(k, j).0.number
+    }
+
+    /// Whether the `j`-th certificate issued in block `k` is voided instead of sealed.
+    pub fn voided(&self, k: u64, j: usize) -> bool {
+        self.certificate(k, j).1
+    }
+
+    /// The `j`-th certificate of the batch issued in block `k`, and whether it is voided.
+    fn certificate(&self, k: u64, j: usize) -> (kp_domain::Certificate, bool) {
+        let i = usize::try_from(k).unwrap() * self.batch + j;
+        let n = self.codes.len();
+        let from = &self.codes[i % n];
+        let to = &self.codes[(i + 1 + (i / n) % (n - 1)) % n];
+        (certificate(&format!("{from}-{i:08}"), from, to, Self::time(k)), i % 7 == 3)
+    }
+
+    /// The envelopes of block `height`.
+    pub fn events(&self, height: u64) -> Vec<Vec<u8>> {
+        let t = Self::time(height);
+        let net = &self.net;
+        let mut out = Vec::new();
+        for j in 0..self.batch {
+            if height > 2 {
+                let (c, voided) = self.certificate(height - 2, j);
+                if !voided {
+                    let to = c.importer.as_str().to_owned();
+                    out.push(
+                        net.envelope_with(
+                            net.key(&to, Role::Importing),
+                            &EventPayload::ReceiptConfirmed(receipt(&c, t)),
+                        ),
+                    );
+                }
+            }
+        }
+        for j in 0..self.batch {
+            if height > 1 {
+                let (c, voided) = self.certificate(height - 1, j);
+                let payload = if voided {
+                    EventPayload::CertificateVoided(CertificateVoided {
+                        certificate: c.number.clone(),
+                        reason: Text::new("shipment cancelled").unwrap(),
+                    })
+                } else {
+                    EventPayload::ShipmentSealed(seal(c.number.as_str(), t))
+                };
+                out.push(net.envelope_with(net.key(c.exporter.as_str(), Role::Exporting), &payload));
+            }
+        }
+        for j in 0..self.batch {
+            let (c, _) = self.certificate(height, j);
+            out.push(
+                net.envelope_with(net.key(c.exporter.as_str(), Role::Exporting), &EventPayload::CertificateIssued(c)),
+            );
+        }
+        out
+    }
+
+    /// Builds the next block on `app` (which must be at the chain's head), commits it to `app`,
+    /// and returns it with its commit certificate.
+    pub fn next_block(&self, app: &mut LedgerApp) -> (Block, Certificate) {
+        let height = app.height() + 1;
+        build_block(&self.net, app, self.events(height), Self::time(height))
+    }
+}
+
+/// Executes `events` at `time` on `app`, builds the block, signs its commit certificate with
+/// the node key of every required voter, and commits it to `app`.
+pub fn build_block(net: &TestNet, app: &mut LedgerApp, events: Vec<Vec<u8>>, time: Timestamp) -> (Block, Certificate) {
+    let x = app.execute(time, &events).expect("workload block executes");
+    let height = app.height() + 1;
+    let header = BlockHeader {
+        chain_id: net.chain_id().clone(),
+        height,
+        round: 0,
+        prev_hash: app.last_block().0,
+        proposer: x.required[usize::try_from(height).unwrap() % x.required.len()].0,
+        time,
+        events_root: kp_consensus::block::events_root(&events),
+        event_count: u32::try_from(events.len()).unwrap(),
+        state_root: x.state_root,
+        voters_hash: voters_hash(&x.required),
+    };
+    let block = Block::new(header, events).unwrap();
+    let body = VoteBody { kind: VoteKind::Precommit, height, round: 0, block_hash: block.hash() };
+    let signatures = x
+        .required
+        .iter()
+        .map(|(id, _)| (*id, net.keys[id].node.sign(Tag::Vote, net.chain_id(), &body.signing_bytes())))
+        .collect();
+    let certificate = Certificate { body, signatures };
+    app.commit(&block, &certificate);
+    (block, certificate)
+}
+
+/// Every entry of the column families a replay determines (all but the node-local pool,
+/// consensus records and evidence).
+pub fn ledger_contents<B: Backend>(store: &Store<B>) -> Vec<(Cf, Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::new();
+    for cf in Cf::ALL {
+        if matches!(cf, Cf::Pending | Cf::PendingIds | Cf::Consensus | Cf::Evidence) {
+            continue;
+        }
+        store
+            .backend()
+            .scan(cf, &[], &mut |k, v| {
+                out.push((cf, k.to_vec(), v.to_vec()));
+                true
+            })
+            .unwrap();
+    }
+    out
+}
+
+/// A fresh in-memory store holding `blocks`, replayed through the consensus engine's own
+/// check of committed blocks.
+pub fn replay(net: &TestNet, blocks: &[(Block, Certificate)]) -> Store<MemBackend> {
+    let (mut store, mut app) = Store::open(MemBackend::new(), &net.genesis).unwrap();
+    for (b, c) in blocks {
+        kp_consensus::apply_committed(net.chain_id(), &mut app, b, c).unwrap();
+        store.commit(b, c, &mut app).unwrap();
+    }
+    store
+}

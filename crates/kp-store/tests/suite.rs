@@ -1,0 +1,435 @@
+//! The store's test suite, run on both backends: the in-memory one and RocksDB on a temporary
+//! directory. Every test is generic over [`Env`]; the macro at the end instantiates it twice.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::cast_possible_truncation)]
+
+mod common;
+
+use common::{Workload, ledger_contents, replay};
+use kp_chain::LedgerApp;
+use kp_consensus::block::{Block, Certificate, VoteBody, VoteKind};
+use kp_consensus::{Application, Evidence, Record, Vote};
+use kp_crypto::Signature;
+use kp_domain::{CertificateNumber, Hash32, ParticipantId, Timestamp};
+use kp_rules::CertificateState;
+use kp_store::{Backend, Batch, Cf, MemBackend, Position, RocksBackend, Store, StoreError, Submitted, TradeRole};
+
+/// A place a store lives, that can be opened again after the store is dropped.
+trait Env {
+    type B: Backend;
+    fn new() -> Self;
+    fn backend(&self) -> Self::B;
+}
+
+struct Mem(MemBackend);
+impl Env for Mem {
+    type B = MemBackend;
+    fn new() -> Self {
+        Mem(MemBackend::new())
+    }
+    fn backend(&self) -> MemBackend {
+        self.0.clone()
+    }
+}
+
+struct Rocks(tempfile::TempDir);
+impl Env for Rocks {
+    type B = RocksBackend;
+    fn new() -> Self {
+        Rocks(tempfile::tempdir().unwrap())
+    }
+    fn backend(&self) -> RocksBackend {
+        RocksBackend::open(self.0.path()).unwrap()
+    }
+}
+
+const PARTICIPANTS: usize = 4;
+
+/// A store with `blocks` committed blocks of the workload; returns the blocks too.
+fn filled<E: Env>(env: &E, w: &Workload, blocks: u64) -> (Store<E::B>, LedgerApp, Vec<(Block, Certificate)>) {
+    let (mut store, mut app) = Store::open(env.backend(), &w.net.genesis).unwrap();
+    let mut out = Vec::new();
+    for _ in 0..blocks {
+        let (b, c) = w.next_block(&mut app);
+        store.commit(&b, &c, &mut app).unwrap();
+        out.push((b, c));
+    }
+    (store, app, out)
+}
+
+fn integrity_height(e: &StoreError) -> (u64, String) {
+    match e {
+        StoreError::Integrity { height, reason } => (*height, reason.clone()),
+        other => panic!("expected an integrity error, got {other}"),
+    }
+}
+
+/// Overwrites one stored entry, bypassing the store (as damage on disk would).
+fn poke<B: Backend>(b: &B, cf: Cf, key: &[u8], f: impl FnOnce(&mut Vec<u8>)) {
+    let mut v = b.get(cf, key).unwrap().expect("entry to damage");
+    f(&mut v);
+    let mut batch = Batch::default();
+    batch.put(cf, key.to_vec(), v);
+    b.write(batch, true).unwrap();
+}
+
+fn remove<B: Backend>(b: &B, cf: Cf, key: &[u8]) {
+    assert!(b.get(cf, key).unwrap().is_some(), "entry to remove exists");
+    let mut batch = Batch::default();
+    batch.delete(cf, key.to_vec());
+    b.write(batch, true).unwrap();
+}
+
+fn number(s: &str) -> CertificateNumber {
+    CertificateNumber::new(s).unwrap()
+}
+
+fn commit_reopen_and_query<E: Env>() {
+    let env = E::new();
+    let w = Workload::new(PARTICIPANTS, 1, 30);
+    let (store, mut app, blocks) = filled(&env, &w, 12);
+    let head = store.head();
+    assert_eq!(head.height, 12);
+    assert_eq!(head.events, blocks.iter().map(|(b, _)| b.events().len() as u64).sum::<u64>());
+    let contents = ledger_contents(&store);
+    let root = app.ledger_mut().state_root();
+    drop(store);
+    let report = Store::verify(env.backend(), &w.net.genesis).unwrap();
+    assert_eq!((report.blocks, report.events), (12, head.events));
+
+    let (store, mut reopened) = Store::open(env.backend(), &w.net.genesis).unwrap();
+    assert_eq!(store.head(), head);
+    assert_eq!(reopened.ledger_mut().state_root(), root);
+    assert_eq!(reopened.last_block(), (head.hash, head.time));
+    assert_eq!(ledger_contents(&store), contents);
+    // Equal, entry for entry, to a replay of the same blocks through the consensus check.
+    assert_eq!(ledger_contents(&replay(&w.net, &blocks)), contents);
+
+    // Blocks and events come back exactly as committed.
+    for (b, c) in &blocks {
+        let h = b.header().height;
+        let stored = store.block(h).unwrap().unwrap();
+        assert_eq!((&stored.block, &stored.certificate), (b, c));
+        assert_eq!(store.height_of(&b.hash()).unwrap(), Some(h));
+    }
+    assert!(store.block(13).unwrap().is_none());
+    assert_eq!(store.blocks(3, 4, usize::MAX).unwrap().len(), 4);
+    assert_eq!(store.blocks(11, 10, 0).unwrap().len(), 1, "at least one block whatever the byte budget");
+    let (b5, _) = &blocks[4];
+    let id = kp_crypto::event_id(&b5.events()[2]);
+    assert_eq!(store.event(&id).unwrap(), Some((Position { height: 5, index: 2 }, b5.events()[2].clone())));
+    assert_eq!(store.event(&kp_domain::EventId([9; 32])).unwrap(), None);
+
+    // Custody: issue (block 1), seal (2), receipt (3), in order, with block times.
+    let first = w.certificate_number(1, 1);
+    assert!(!w.voided(1, 1));
+    let custody = store.custody(&first).unwrap();
+    assert_eq!(custody.iter().map(|c| c.at.height).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(custody[2].block_time, Workload::time(3));
+    let record = store.certificate(&first).unwrap().unwrap();
+    assert_eq!(record.state, CertificateState::Received);
+    assert_eq!(
+        custody.iter().map(|c| kp_crypto::event_id(&c.envelope)).collect::<Vec<_>>(),
+        record.history.iter().map(|s| s.event).collect::<Vec<_>>()
+    );
+    assert!(store.custody(&number("AA-99999999")).unwrap().is_empty());
+
+    // Review queries: by participant and role over a period, paginated.
+    let aa = ParticipantId::new("AA").unwrap();
+    let all = store.certificates_of(aa, TradeRole::Exporter, Timestamp(0), Timestamp(u64::MAX), None, 1_000).unwrap();
+    assert!(all.len() > 10 && all.windows(2).all(|p| p[0] < p[1]));
+    assert!(all.iter().all(|(_, n)| n.as_str().starts_with("AA-")));
+    let page1 = store.certificates_of(aa, TradeRole::Exporter, Timestamp(0), Timestamp(u64::MAX), None, 4).unwrap();
+    let last = page1.last().unwrap();
+    let page2 = store
+        .certificates_of(aa, TradeRole::Exporter, Timestamp(0), Timestamp(u64::MAX), Some((last.0, &last.1)), 4)
+        .unwrap();
+    assert_eq!([page1.clone(), page2].concat(), all[..8].to_vec());
+    let in_block_2 =
+        store.certificates_of(aa, TradeRole::Exporter, Workload::time(2), Workload::time(3), None, 100).unwrap();
+    assert!(!in_block_2.is_empty() && in_block_2.iter().all(|(t, _)| *t == Workload::time(2)));
+    let imports =
+        store.certificates_of(aa, TradeRole::Importer, Timestamp(0), Timestamp(u64::MAX), None, 1_000).unwrap();
+    for (_, n) in &imports {
+        assert_eq!(store.certificate(n).unwrap().unwrap().certificate.importer, aa);
+    }
+    // Awaiting receipt: exactly the certificates sealed in the last block (sealed, not yet received).
+    let mut awaiting: Vec<CertificateNumber> = Vec::new();
+    for code in common::codes(PARTICIPANTS) {
+        let p = ParticipantId::new(&code).unwrap();
+        for (n, sealed_at) in store.awaiting_receipt(p).unwrap() {
+            let r = store.certificate(&n).unwrap().unwrap();
+            assert_eq!(
+                (r.state, r.certificate.importer, r.sealed.unwrap().sealed_at),
+                (CertificateState::Sealed, p, sealed_at)
+            );
+            awaiting.push(n);
+        }
+    }
+    let sealed_now = reopened.ledger().certificates().filter(|r| r.state == CertificateState::Sealed).count();
+    assert_eq!(awaiting.len(), sealed_now);
+    assert!(sealed_now > 0);
+    assert_eq!(store.heights_between(Workload::time(4), Workload::time(7)).unwrap(), Some((4, 6)));
+    assert_eq!(store.heights_between(Workload::time(40), Workload::time(50)).unwrap(), None);
+
+    // The reopened application continues the chain.
+    let mut store = store;
+    let (b, c) = w.next_block(&mut reopened);
+    store.commit(&b, &c, &mut reopened).unwrap();
+    assert_eq!(store.head().height, 13);
+}
+
+fn commit_refuses_a_block_that_does_not_fit<E: Env>() {
+    let env = E::new();
+    let w = Workload::new(PARTICIPANTS, 2, 12);
+    let (mut store, mut app, blocks) = filled(&env, &w, 3);
+    let before = ledger_contents(&store);
+    // A block already committed.
+    let (b, c) = &blocks[1];
+    assert!(matches!(store.commit(b, c, &mut app), Err(StoreError::NotNext { got: 2, head: 3 })));
+    // A next block the ledger has not applied.
+    let mut other = LedgerApp::new(&w.net.genesis).unwrap();
+    for (b, c) in &blocks {
+        kp_consensus::apply_committed(w.net.chain_id(), &mut other, b, c).unwrap();
+    }
+    let (b4, c4) = w.next_block(&mut other);
+    assert!(matches!(store.commit(&b4, &c4, &mut app), Err(StoreError::LedgerMismatch(_))));
+    assert_eq!(ledger_contents(&store), before, "a refused commit writes nothing");
+}
+
+fn pending_pool_survives_restarts_and_empties_on_commit<E: Env>() {
+    let env = E::new();
+    let w = Workload::new(PARTICIPANTS, 3, 12);
+    let (mut store, mut app, _) = filled(&env, &w, 2);
+    let next = w.events(3);
+    let committed = store.block(2).unwrap().unwrap().block.events()[0].clone();
+    let mut submitted = next.clone();
+    submitted.push(next[0].clone());
+    submitted.push(committed);
+    let outcome = store.add_pending(&submitted).unwrap();
+    assert!(outcome[..next.len()].iter().all(|s| *s == Submitted::Added));
+    assert_eq!(outcome[next.len()], Submitted::AlreadyPending);
+    assert_eq!(outcome[next.len() + 1], Submitted::AlreadyCommitted(Position { height: 2, index: 0 }));
+    assert_eq!(store.add_pending(&next[..1]).unwrap(), vec![Submitted::AlreadyPending]);
+    drop(store);
+
+    let (mut store, mut reopened) = Store::open(env.backend(), &w.net.genesis).unwrap();
+    assert_eq!(store.pending().unwrap(), next, "submission order survives a restart");
+    assert_eq!(store.pending_len(), next.len());
+    // Committing the block takes its events out of the pool in the same batch.
+    let (b, c) = common::build_block(&w.net, &mut reopened, next[1..].to_vec(), Workload::time(3));
+    store.commit(&b, &c, &mut reopened).unwrap();
+    assert_eq!(store.pending().unwrap(), vec![next[0].clone()]);
+    assert_eq!(store.pending_len(), 1);
+    store.remove_pending(&[kp_crypto::event_id(&next[0])]).unwrap();
+    assert!(store.pending().unwrap().is_empty());
+    // A full pool refuses more, and stores nothing of the refused submission.
+    store.set_pending_limit(3);
+    let more = w.events(9);
+    assert_eq!(store.add_pending(&more[..2]).unwrap().len(), 2);
+    assert_eq!(store.add_pending(&more[2..6]), Err(StoreError::PoolFull(3)));
+    assert_eq!(store.pending().unwrap(), more[..2].to_vec());
+    let _ = &mut app;
+}
+
+fn consensus_records_survive_and_are_pruned_at_commit<E: Env>() {
+    let env = E::new();
+    let w = Workload::new(PARTICIPANTS, 4, 12);
+    let (mut store, mut app, blocks) = filled(&env, &w, 2);
+    let (b, c) = &blocks[1];
+    let body = VoteBody { kind: VoteKind::Prevote, height: 3, round: 1, block_hash: Hash32([5; 32]) };
+    let records = vec![Record::Voted(body), Record::Locked { block: b.clone(), certificate: c.clone() }];
+    store.persist_records(&records[..1]).unwrap();
+    store.persist_records(&records[1..]).unwrap();
+    let aa = ParticipantId::new("AA").unwrap();
+    let vote = |h: u8| Vote {
+        body: VoteBody { block_hash: Hash32([h; 32]), ..body },
+        voter: aa,
+        signature: Signature([1; 64]),
+    };
+    let evidence = Evidence::DoubleVote { first: vote(1), second: vote(2) };
+    assert!(store.add_evidence(3, &evidence).unwrap());
+    drop(store);
+
+    let (mut store, mut reopened) = Store::open(env.backend(), &w.net.genesis).unwrap();
+    assert_eq!(store.records().unwrap(), records);
+    store.persist_records(&[Record::Voted(VoteBody { round: 2, ..body })]).unwrap();
+    assert_eq!(store.records().unwrap().len(), 3, "a restarted node appends after its earlier records");
+    let (b3, c3) = w.next_block(&mut reopened);
+    store.commit(&b3, &c3, &mut reopened).unwrap();
+    assert!(store.records().unwrap().is_empty());
+    let mut left = 0;
+    store
+        .backend()
+        .scan(Cf::Consensus, &[], &mut |_, _| {
+            left += 1;
+            true
+        })
+        .unwrap();
+    assert_eq!(left, 0, "records of a committed height are pruned");
+    assert_eq!(store.evidence(3).unwrap(), vec![evidence.clone()]);
+    for _ in 0..kp_store::MAX_EVIDENCE_PER_HEIGHT {
+        assert!(store.add_evidence(4, &evidence).unwrap());
+    }
+    assert!(!store.add_evidence(4, &evidence).unwrap(), "evidence per height is capped");
+    let _ = &mut app;
+}
+
+fn another_chain_genesis_or_format_is_refused<E: Env>() {
+    let env = E::new();
+    let w = Workload::new(PARTICIPANTS, 5, 12);
+    let (store, _, _) = filled(&env, &w, 2);
+    drop(store);
+    let other = common::net(PARTICIPANTS, 6);
+    match Store::open(env.backend(), &other.genesis) {
+        Err(StoreError::WrongChain { found, expected }) => {
+            assert_eq!((found.as_str(), expected.as_str()), ("kp-test-5", "kp-test-6"));
+        }
+        other => panic!("expected WrongChain, got {other:?}"),
+    }
+    let mut same_name = common::net(PARTICIPANTS, 6).genesis;
+    same_name.chain_id = w.net.genesis.chain_id.clone();
+    assert!(matches!(Store::open(env.backend(), &same_name), Err(StoreError::WrongGenesis { .. })));
+    let b = env.backend();
+    poke(&b, Cf::Meta, b"format", |v| *v = 2u32.to_be_bytes().to_vec());
+    drop(b);
+    let e = Store::open(env.backend(), &w.net.genesis).unwrap_err();
+    assert_eq!(e, StoreError::FormatVersion { found: 2, supported: 1 });
+    assert!(e.to_string().contains("migration"), "{e}");
+
+    // Data that is not a store at all.
+    let env = E::new();
+    let b = env.backend();
+    let mut batch = Batch::default();
+    batch.put(Cf::Events, b"stray".to_vec(), b"x".to_vec());
+    b.write(batch, true).unwrap();
+    drop(b);
+    assert!(matches!(Store::open(env.backend(), &w.net.genesis), Err(StoreError::NotAStore(_))));
+}
+
+fn damage_is_found_with_its_height<E: Env>() {
+    let w = Workload::new(PARTICIPANTS, 7, 15);
+    let setup = || {
+        let env = E::new();
+        let (store, _, blocks) = filled(&env, &w, 8);
+        drop(store);
+        (env, blocks)
+    };
+    let at = |h: u64, i: u32| Position { height: h, index: i }.to_bytes();
+
+    // A flipped byte in an event of block 3: verify names block 3 (open may or may not notice:
+    // it checks the last block in full and rebuilds certificate records from their events).
+    let (env, _) = setup();
+    poke(&env.backend(), Cf::Events, &at(3, 1), |v| {
+        let n = v.len();
+        v[n / 2] ^= 0x10;
+    });
+    let (h, why) = integrity_height(&Store::verify(env.backend(), &w.net.genesis).unwrap_err());
+    assert_eq!(h, 3, "{why}");
+    assert!(why.contains("root"), "{why}");
+    // ... and in the last block, open refuses to start.
+    let (env, _) = setup();
+    poke(&env.backend(), Cf::Events, &at(8, 0), |v| {
+        let n = v.len();
+        v[n - 3] ^= 1;
+    });
+    assert_eq!(integrity_height(&Store::open(env.backend(), &w.net.genesis).unwrap_err()).0, 8);
+
+    // A damaged header breaks the hash chain, found at open at the damaged height.
+    let (env, _) = setup();
+    poke(&env.backend(), Cf::Headers, &5u64.to_be_bytes(), |v| {
+        let n = v.len();
+        v[n - 40] ^= 4;
+    });
+    let (h, why) = integrity_height(&Store::open(env.backend(), &w.net.genesis).unwrap_err());
+    assert_eq!(h, 5, "{why}");
+
+    // A missing event-index entry and a missing custody entry in block 4: verify names block 4.
+    let (env, blocks) = setup();
+    let id = kp_crypto::event_id(&blocks[3].0.events()[2]);
+    remove(&env.backend(), Cf::EventIds, &id.0);
+    let (h, why) = integrity_height(&Store::verify(env.backend(), &w.net.genesis).unwrap_err());
+    assert_eq!(h, 4, "{why}");
+    assert!(why.contains("event_ids") || why.contains("event index"), "{why}");
+    let (env, _) = setup();
+    let mut custody_key = None;
+    env.backend()
+        .scan(Cf::Custody, &[], &mut |k, _| {
+            if Position::from_bytes(&k[k.len() - 12..]).unwrap().height == 4 {
+                custody_key = Some(k.to_vec());
+            }
+            custody_key.is_none()
+        })
+        .unwrap();
+    remove(&env.backend(), Cf::Custody, &custody_key.unwrap());
+    assert!(Store::open(env.backend(), &w.net.genesis).is_ok(), "open checks only the last block's custody entries");
+    let (h, why) = integrity_height(&Store::verify(env.backend(), &w.net.genesis).unwrap_err());
+    assert_eq!(h, 4, "{why}");
+    assert!(why.contains("custody") && why.contains("missing"), "{why}");
+    // ... the same in the last block is found at open.
+    let (env, blocks) = setup();
+    remove(&env.backend(), Cf::EventIds, &kp_crypto::event_id(&blocks[7].0.events()[0]).0);
+    let (h, why) = integrity_height(&Store::open(env.backend(), &w.net.genesis).unwrap_err());
+    assert_eq!(h, 8);
+    assert!(why.contains("event index"), "{why}");
+
+    // A state record that no longer matches the state root: open refuses.
+    let (env, _) = setup();
+    poke(&env.backend(), Cf::State, b"mtime", |v| v[7] ^= 1);
+    let (h, why) = integrity_height(&Store::open(env.backend(), &w.net.genesis).unwrap_err());
+    assert_eq!(h, 8);
+    assert!(why.contains("state root"), "{why}");
+    // A state record that does not decode names its key.
+    let (env, _) = setup();
+    let n = w.certificate_number(2, 1);
+    poke(&env.backend(), Cf::State, &kp_rules::certificate_record_key(&n), |v| {
+        v.truncate(3);
+    });
+    let (_, why) = integrity_height(&Store::open(env.backend(), &w.net.genesis).unwrap_err());
+    assert!(why.contains(n.as_str()) && why.contains("does not decode"), "{why}");
+    // A signature in the last block's certificate, and one in an earlier block's.
+    let (env, _) = setup();
+    poke(&env.backend(), Cf::Certificates, &8u64.to_be_bytes(), |v| {
+        let n = v.len();
+        v[n - 1] ^= 1;
+    });
+    let (h, why) = integrity_height(&Store::open(env.backend(), &w.net.genesis).unwrap_err());
+    assert_eq!(h, 8);
+    assert!(why.contains("certificate"), "{why}");
+    let (env, _) = setup();
+    poke(&env.backend(), Cf::Certificates, &2u64.to_be_bytes(), |v| {
+        let n = v.len();
+        v[n - 1] ^= 1;
+    });
+    assert!(Store::open(env.backend(), &w.net.genesis).is_ok(), "open checks only the last certificate");
+    let (h, why) = integrity_height(&Store::verify(env.backend(), &w.net.genesis).unwrap_err());
+    assert_eq!(h, 2, "{why}");
+
+    // A block stored above the head (as if a commit had been half written) is refused.
+    let (env, blocks) = setup();
+    let mut batch = Batch::default();
+    batch.put(Cf::Headers, 9u64.to_be_bytes().to_vec(), blocks[0].0.header_bytes().to_vec());
+    env.backend().write(batch, true).unwrap();
+    let (h, _) = integrity_height(&Store::open(env.backend(), &w.net.genesis).unwrap_err());
+    assert_eq!(h, 9);
+}
+
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod in_memory {
+            $( #[test] fn $name() { super::$name::<super::Mem>() } )*
+        }
+        mod rocksdb {
+            $( #[test] fn $name() { super::$name::<super::Rocks>() } )*
+        }
+    };
+}
+
+suite!(
+    commit_reopen_and_query,
+    commit_refuses_a_block_that_does_not_fit,
+    pending_pool_survives_restarts_and_empties_on_commit,
+    consensus_records_survive_and_are_pruned_at_commit,
+    another_chain_genesis_or_format_is_refused,
+    damage_is_found_with_its_height,
+);
