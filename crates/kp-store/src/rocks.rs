@@ -47,6 +47,10 @@ impl RocksBackend {
         db_opts.set_max_log_file_size(8 * 1024 * 1024);
         db_opts.set_keep_log_file_num(4);
         db_opts.set_bytes_per_sync(1024 * 1024);
+        // Column families written rarely (meta, voters, consensus records) would otherwise pin
+        // every write-ahead log file until their memtables fill: past this total, RocksDB
+        // flushes them so old logs can go (bounded disk use and recovery time).
+        db_opts.set_max_total_wal_size(64 * 1024 * 1024);
         let cfs = Cf::ALL.iter().map(|cf| {
             let mut o = Options::default();
             o.set_compression_type(DBCompressionType::Lz4);
