@@ -7,6 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >&2
 export PATH="$HOME/.cargo/bin:$PATH"
-# KP_ROCKSDB_LIB=debug links the unoptimised library tests use (no 30-minute optimised build).
+# KP_ROCKSDB_LIB=debug links the unoptimised library tests use (no 20-minute optimised build).
 source scripts/rocksdb-lib.sh "${KP_ROCKSDB_LIB:-release}"
 cargo bench --locked -p kp-store --bench store | tee target/bench-store.json

@@ -2,7 +2,7 @@
 #
 # The rocksdb crate compiles RocksDB's C++ sources in its build script, and cargo reruns that
 # build for every profile, for `check` (clippy) apart from `build`, and for every package
-# selection whose features differ: 20 to 35 minutes each on two cores. Instead, the C++
+# selection whose features differ: about 20 minutes each on two cores. Instead, the C++
 # library is compiled once per machine and kind — `debug` (unoptimised, for tests and the
 # demo) or `release` (optimised, for benchmarks) — kept under target/rocksdb/, and every cargo
 # command links it (ROCKSDB_LIB_DIR with ROCKSDB_STATIC, which the build script honours).
