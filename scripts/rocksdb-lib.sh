@@ -18,10 +18,17 @@ if [ ! -f "$_dir/librocksdb.a" ]; then
   echo "rocksdb-lib: compiling RocksDB ${_ver} ($_kind) once for this machine; this takes a while" >&2
   env -u ROCKSDB_LIB_DIR -u ROCKSDB_STATIC ROCKSDB_COMPILE=1 \
     cargo build --locked --profile "$_profile" -p kp-store --lib >&2
-  _lib=$(ls -t target/"$_out"/build/librocksdb-sys-*/out/librocksdb.a | head -1)
+  _lib=""
+  for _f in target/"$_out"/build/librocksdb-sys-*/out/librocksdb.a; do
+    if [ -z "$_lib" ] || [ "$_f" -nt "$_lib" ]; then _lib="$_f"; fi
+  done
+  if [ ! -f "$_lib" ]; then
+    echo "rocksdb-lib: the RocksDB build left no librocksdb.a under target/$_out/build" >&2
+    return 1
+  fi
   mkdir -p "$_dir"
   cp "$_lib" "$_dir/librocksdb.a.tmp"
   mv "$_dir/librocksdb.a.tmp" "$_dir/librocksdb.a"
 fi
 export ROCKSDB_LIB_DIR="$_dir" ROCKSDB_STATIC=1
-unset _kind _ver _dir _profile _out _lib
+unset _kind _ver _dir _profile _out _lib _f
