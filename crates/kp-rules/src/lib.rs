@@ -227,23 +227,8 @@ impl Ledger {
     /// The state at genesis. The genesis is validated first.
     pub fn from_genesis(genesis: &Genesis) -> Result<Ledger, FieldError> {
         genesis.validate()?;
-        let mut ledger = Ledger {
-            format_version: genesis.format_version,
-            chain_id: genesis.chain_id.clone(),
-            params: genesis.params.clone(),
-            participants: BTreeMap::new(),
-            observers: BTreeMap::new(),
-            keys: BTreeMap::new(),
-            node_keys: BTreeSet::new(),
-            certificates: BTreeMap::new(),
-            production: BTreeMap::new(),
-            acts: BTreeMap::new(),
-            last_block_time: genesis.genesis_time,
-            events_applied: 0,
-            commitment: Commitment::new(),
-            journal: None,
-            changes: None,
-        };
+        let mut ledger = Ledger::empty(genesis.format_version, genesis.chain_id.clone(), genesis.params.clone());
+        ledger.last_block_time = genesis.genesis_time;
         ledger.commitment.set(
             &record_key(NS_META, b"chain"),
             Some(&encode(&(genesis.format_version, &genesis.chain_id, &genesis.params))),
@@ -263,6 +248,27 @@ impl Ledger {
         Ok(ledger)
     }
 
+    /// A ledger with no records.
+    fn empty(format_version: u32, chain_id: ChainId, params: ProtocolParams) -> Ledger {
+        Ledger {
+            format_version,
+            chain_id,
+            params,
+            participants: BTreeMap::new(),
+            observers: BTreeMap::new(),
+            keys: BTreeMap::new(),
+            node_keys: BTreeSet::new(),
+            certificates: BTreeMap::new(),
+            production: BTreeMap::new(),
+            acts: BTreeMap::new(),
+            last_block_time: Timestamp(0),
+            events_applied: 0,
+            commitment: Commitment::new(),
+            journal: None,
+            changes: None,
+        }
+    }
+
     /// The ledger whose records are `records` (as [`Ledger::take_changes`] gave them, in any
     /// order) after `events_applied` events. Every record must decode to exactly its stored
     /// bytes and sit under its own key; the caller compares [`Ledger::state_root`] with the root
@@ -276,23 +282,8 @@ impl Ledger {
         // The chain record fills these in below; a store without it is refused.
         let placeholder =
             ChainId::new("kp-restoring").map_err(|e| RecordError { key: String::new(), reason: e.to_string() })?;
-        let mut ledger = Ledger {
-            format_version: 0,
-            chain_id: placeholder,
-            params: ProtocolParams::default(),
-            participants: BTreeMap::new(),
-            observers: BTreeMap::new(),
-            keys: BTreeMap::new(),
-            node_keys: BTreeSet::new(),
-            certificates: BTreeMap::new(),
-            production: BTreeMap::new(),
-            acts: BTreeMap::new(),
-            last_block_time: Timestamp(0),
-            events_applied,
-            commitment: Commitment::new(),
-            journal: None,
-            changes: None,
-        };
+        let mut ledger = Ledger::empty(0, placeholder, ProtocolParams::default());
+        ledger.events_applied = events_applied;
         for (key, value) in records {
             let wrong_key = |expected: Vec<u8>| -> Result<(), RecordError> {
                 if expected == key {

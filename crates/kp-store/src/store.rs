@@ -44,6 +44,8 @@ pub enum StoreError {
     LedgerMismatch(String),
     #[error("the pending pool is full ({0} events)")]
     PoolFull(usize),
+    #[error("a submitted event of {0} bytes is over the limit of {max} bytes", max = kp_domain::MAX_EVENT_BYTES)]
+    TooLarge(usize),
     #[error("too many consensus records for height {0}")]
     TooManyRecords(u64),
 }
@@ -107,18 +109,6 @@ fn decode_header(height: u64, bytes: &[u8]) -> Result<BlockHeader, StoreError> {
 
 fn position_of(height: u64, index: usize) -> Position {
     Position { height, index: u32::try_from(index).unwrap_or(u32::MAX) }
-}
-
-/// The certificate an event concerns, if any.
-fn concerned_certificate(p: &EventPayload) -> Option<&CertificateNumber> {
-    match p {
-        EventPayload::CertificateIssued(c) => Some(&c.number),
-        EventPayload::ShipmentSealed(s) => Some(&s.certificate),
-        EventPayload::ReceiptConfirmed(r) => Some(&r.certificate),
-        EventPayload::CertificateVoided(v) => Some(&v.certificate),
-        EventPayload::CertificateAmended(a) => Some(&a.certificate.number),
-        EventPayload::ProductionReported(_) | EventPayload::Governance(_) => None,
-    }
 }
 
 /// Every write a committed block makes, but for the pending pool: the block itself, its
@@ -506,7 +496,7 @@ impl<B: Backend> Store<B> {
             if self.backend.get(Cf::EventIds, &e.id.0)?.as_deref() != Some(&at.to_bytes()[..]) {
                 return Err(integrity(height, format!("event {i} ({}) is missing from the event index", e.id)));
             }
-            if let Some(number) = concerned_certificate(&e.payload)
+            if let Some(number) = e.payload.certificate()
                 && self.backend.get(Cf::Custody, &custody_key(number, at))?.is_none()
             {
                 return Err(integrity(height, format!("event {i} is missing from the custody index of {number}")));
@@ -716,14 +706,22 @@ impl<B: Backend> Store<B> {
     /// A certificate's custody history, in ledger order.
     pub fn custody(&self, number: &CertificateNumber) -> Result<Vec<CustodyEntry>, StoreError> {
         let prefix = custody_prefix(number);
+        // Issue, seal, receipt or void, and the amendments: a longer history is damage.
+        let most = kp_rules::MAX_AMENDMENTS as usize + 4;
         let mut steps = Vec::new();
         self.backend.scan(Cf::Custody, &prefix, &mut |k, v| {
-            if !k.starts_with(&prefix) || steps.len() > kp_rules::MAX_AMENDMENTS as usize + 8 {
+            if !k.starts_with(&prefix) || steps.len() > most {
                 return false;
             }
             steps.push((k[prefix.len()..].to_vec(), v.to_vec()));
             true
         })?;
+        if steps.len() > most {
+            return Err(integrity(
+                self.head.height,
+                format!("the custody index of {number} holds more than {most} steps"),
+            ));
+        }
         steps
             .into_iter()
             .map(|(at, time)| {
@@ -841,6 +839,9 @@ impl<B: Backend> Store<B> {
         let mut out = Vec::with_capacity(envelopes.len());
         let mut seen = BTreeSet::new();
         let mut seq = self.next_pending_seq;
+        if let Some(e) = envelopes.iter().find(|e| e.len() > kp_domain::MAX_EVENT_BYTES) {
+            return Err(StoreError::TooLarge(e.len()));
+        }
         for e in envelopes {
             let id = kp_crypto::event_id(e);
             if let Some(at) = self.backend.get(Cf::EventIds, &id.0)?.as_deref().and_then(Position::from_bytes) {
@@ -924,18 +925,24 @@ impl<B: Backend> Store<B> {
         Ok(())
     }
 
-    /// The records of the open height, in the order they were written.
-    pub fn records(&self) -> Result<Vec<Record>, StoreError> {
-        let height = self.head.height + 1;
+    /// The values stored under keys beginning with `height`, in key order.
+    fn values_at_height(&self, cf: Cf, height: u64) -> Result<Vec<Vec<u8>>, StoreError> {
         let prefix = height_key(height);
         let mut raw = Vec::new();
-        self.backend.scan(Cf::Consensus, &prefix, &mut |k, v| {
+        self.backend.scan(cf, &prefix, &mut |k, v| {
             if k.starts_with(&prefix) {
                 raw.push(v.to_vec());
             }
             k.starts_with(&prefix)
         })?;
-        raw.iter()
+        Ok(raw)
+    }
+
+    /// The records of the open height, in the order they were written.
+    pub fn records(&self) -> Result<Vec<Record>, StoreError> {
+        let height = self.head.height + 1;
+        self.values_at_height(Cf::Consensus, height)?
+            .iter()
             .map(|v| wire::decode_record(v).map_err(|e| integrity(height, format!("consensus record: {e}"))))
             .collect()
     }
@@ -943,14 +950,7 @@ impl<B: Backend> Store<B> {
     /// Keeps equivocation evidence of `height` (at most [`MAX_EVIDENCE_PER_HEIGHT`] pieces;
     /// returns whether it was kept).
     pub fn add_evidence(&mut self, height: u64, evidence: &Evidence) -> Result<bool, StoreError> {
-        let prefix = height_key(height);
-        let mut n = 0u32;
-        self.backend.scan(Cf::Evidence, &prefix, &mut |k, _| {
-            if k.starts_with(&prefix) {
-                n += 1;
-            }
-            k.starts_with(&prefix)
-        })?;
+        let n = u32::try_from(self.values_at_height(Cf::Evidence, height)?.len()).unwrap_or(u32::MAX);
         if n >= MAX_EVIDENCE_PER_HEIGHT {
             return Ok(false);
         }
@@ -961,15 +961,10 @@ impl<B: Backend> Store<B> {
     }
 
     pub fn evidence(&self, height: u64) -> Result<Vec<Evidence>, StoreError> {
-        let prefix = height_key(height);
-        let mut raw = Vec::new();
-        self.backend.scan(Cf::Evidence, &prefix, &mut |k, v| {
-            if k.starts_with(&prefix) {
-                raw.push(v.to_vec());
-            }
-            k.starts_with(&prefix)
-        })?;
-        raw.iter().map(|v| wire::decode_evidence(v).map_err(|e| integrity(height, format!("evidence: {e}")))).collect()
+        self.values_at_height(Cf::Evidence, height)?
+            .iter()
+            .map(|v| wire::decode_evidence(v).map_err(|e| integrity(height, format!("evidence: {e}"))))
+            .collect()
     }
 
     // ----- full verification -----

@@ -223,6 +223,10 @@ fn pending_pool_survives_restarts_and_empties_on_commit<E: Env>() {
     assert_eq!(store.pending_len(), 1);
     store.remove_pending(&[kp_crypto::event_id(&next[0])]).unwrap();
     assert!(store.pending().unwrap().is_empty());
+    // An envelope over the event size limit is refused whole.
+    let huge = vec![0u8; kp_domain::MAX_EVENT_BYTES + 1];
+    assert_eq!(store.add_pending(&[huge]), Err(StoreError::TooLarge(kp_domain::MAX_EVENT_BYTES + 1)));
+    assert!(store.pending().unwrap().is_empty());
     // A full pool refuses more, and stores nothing of the refused submission.
     store.set_pending_limit(3);
     let more = w.events(9);
