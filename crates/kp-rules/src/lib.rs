@@ -212,15 +212,17 @@ pub fn is_certificate_record_key(key: &[u8]) -> bool {
     key.first() == Some(&NS_CERTIFICATE)
 }
 
+/// The certificate a certificate record key names, if it is one.
+pub fn certificate_number_of_record_key(key: &[u8]) -> Option<CertificateNumber> {
+    match key.split_first() {
+        Some((&NS_CERTIFICATE, rest)) => std::str::from_utf8(rest).ok().and_then(|n| CertificateNumber::new(n).ok()),
+        _ => None,
+    }
+}
+
 /// The bytes of a certificate record, exactly as the state commits them.
 pub fn encode_certificate_record(r: &CertificateRecord) -> Vec<u8> {
     encode(r)
-}
-
-/// Decodes a stored certificate record: `Some` for a certificate record's key, `None` for a
-/// record of another kind.
-pub fn decode_certificate_record(key: &[u8], value: &[u8]) -> Result<Option<CertificateRecord>, RecordError> {
-    if key.first() == Some(&NS_CERTIFICATE) { decode(key, value).map(Some) } else { Ok(None) }
 }
 
 impl Ledger {

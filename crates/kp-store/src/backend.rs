@@ -37,14 +37,13 @@ pub enum Cf {
     Consensus,
     /// (height, seq) → equivocation evidence.
     Evidence,
-    /// submission seq → envelope: submitted, not yet committed.
+    /// submission seq → envelope: submitted, not yet committed (the store keeps the event id →
+    /// seq map in memory, rebuilt at open: the pool is bounded).
     Pending,
-    /// event id → submission seq.
-    PendingIds,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 16] = [
+    pub const ALL: [Cf; 15] = [
         Cf::Meta,
         Cf::Headers,
         Cf::Certificates,
@@ -60,7 +59,6 @@ impl Cf {
         Cf::Consensus,
         Cf::Evidence,
         Cf::Pending,
-        Cf::PendingIds,
     ];
 
     pub fn name(self) -> &'static str {
@@ -80,13 +78,12 @@ impl Cf {
             Cf::Consensus => "consensus",
             Cf::Evidence => "evidence",
             Cf::Pending => "pending",
-            Cf::PendingIds => "pending_ids",
         }
     }
 
     /// Looked up by exact key (a Bloom filter pays off).
     pub fn point_lookups(self) -> bool {
-        matches!(self, Cf::BlockHashes | Cf::EventIds | Cf::PendingIds | Cf::State | Cf::Headers | Cf::Certificates)
+        matches!(self, Cf::BlockHashes | Cf::EventIds | Cf::State | Cf::Headers | Cf::Certificates)
     }
 }
 

@@ -7,10 +7,11 @@ use kp_chain::LedgerApp;
 use kp_consensus::block::{Block, BlockHeader, Certificate, block_hash, voters_hash};
 use kp_consensus::{Application, Evidence, Record, apply_committed, wire};
 use kp_domain::{
-    CertificateNumber, ChainId, Event, EventId, EventPayload, Genesis, Hash32, ParticipantId, PublicKey, Timestamp,
+    CertificateNumber, ChainId, Event, EventId, EventKind, EventPayload, Genesis, Hash32, ParticipantId, PublicKey,
+    Timestamp,
 };
 use kp_rules::{CertificateRecord, CertificateState, Ledger};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 
 /// Most submitted events waiting in the pool; a submission beyond it is refused.
 pub const MAX_PENDING: usize = 100_000;
@@ -96,7 +97,8 @@ pub struct Store<B: Backend> {
     head: Head,
     /// The voters of the next height, as last stored.
     voters: Vec<(ParticipantId, PublicKey)>,
-    pending: usize,
+    /// The pending pool's event ids and their submission seq (at most `pending_limit`).
+    pending: HashMap<EventId, u64>,
     pending_limit: usize,
     next_pending_seq: u64,
     /// (height, next seq) of the consensus records of the open height.
@@ -111,10 +113,14 @@ fn position_of(height: u64, index: usize) -> Position {
     Position { height, index: u32::try_from(index).unwrap_or(u32::MAX) }
 }
 
+/// Reads a state record as it was before the block being written.
+type StateLookup<'a> = dyn Fn(&[u8]) -> Result<Option<Vec<u8>>, StoreError> + 'a;
+
 /// Every write a committed block makes, but for the pending pool: the block itself, its
 /// indexes, the state changes and the indexes derived from them, the next voter set if it
 /// changed, the pruning of consensus records, and the new head. Commit writes it; `verify`
-/// recomputes it on a replay and compares.
+/// recomputes it on a replay and compares. `previous_state` reads a state record as it was
+/// before the block (read only for a certificate amended in the block).
 #[allow(clippy::too_many_arguments)]
 fn block_writes(
     block: &Block,
@@ -123,7 +129,8 @@ fn block_writes(
     changes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     voters_changed: Option<&[(ParticipantId, PublicKey)]>,
     head: Head,
-    position_of_event: &dyn Fn(&EventId) -> Result<Option<Position>, StoreError>,
+    ledger: &Ledger,
+    previous_state: &StateLookup<'_>,
 ) -> Result<Batch, StoreError> {
     let h = block.header();
     let height = h.height;
@@ -144,10 +151,24 @@ fn block_writes(
             b.delete(Cf::State, key.clone());
             continue;
         };
-        match kp_rules::decode_certificate_record(key, v).map_err(|e| integrity(height, e.to_string()))? {
+        // A changed certificate record is the ledger's record of that certificate now (its
+        // bytes are `v`): the ledger's copy spares decoding them.
+        let record = match kp_rules::certificate_number_of_record_key(key) {
+            Some(n) => Some(ledger.certificate(&n).ok_or_else(|| {
+                integrity(height, format!("the ledger changed the record of {n} but does not hold it"))
+            })?),
+            None => None,
+        };
+        match record {
             Some(r) => {
-                b.put(Cf::State, key.clone(), compact_certificate(height, &r, &here, position_of_event)?);
-                certificate_writes(&r, &here, &mut b);
+                let amended =
+                    r.history.iter().any(|s| s.kind == EventKind::CertificateAmended && here.contains_key(&s.event));
+                let before = match amended {
+                    true => previous_state(key)?.map(|old| decode_compact(height, key, &old)).transpose()?,
+                    false => None,
+                };
+                b.put(Cf::State, key.clone(), compact_certificate(height, r)?);
+                certificate_writes(r, before.as_ref(), &here, &mut b);
             }
             None => b.put(Cf::State, key.clone(), v.clone()),
         }
@@ -160,9 +181,16 @@ fn block_writes(
     Ok(b)
 }
 
-/// The index entries of one certificate record as of a block: custody steps of the block's
-/// events, the review index, the pending-receipt entry.
-fn certificate_writes(r: &CertificateRecord, here: &BTreeMap<EventId, Position>, b: &mut Batch) {
+/// The index entries a block changes for one certificate record: the custody steps of the
+/// block's events; the review index when the certificate is issued, or amended to another
+/// importer (`before`: its compact record before the block); the pending-receipt entry when
+/// the shipment is sealed, and its removal once it is received or voided.
+fn certificate_writes(
+    r: &CertificateRecord,
+    before: Option<&CompactCertificate>,
+    here: &BTreeMap<EventId, Position>,
+    b: &mut Batch,
+) {
     let c = &r.certificate;
     for step in &r.history {
         if let Some(at) = here.get(&step.event) {
@@ -170,84 +198,90 @@ fn certificate_writes(r: &CertificateRecord, here: &BTreeMap<EventId, Position>,
         }
     }
     if let Some(first) = r.history.first() {
-        for (who, role) in [(c.exporter, TradeRole::Exporter), (c.importer, TradeRole::Importer)] {
-            b.put(Cf::ByParticipant, participant_key(who, role, first.block_time, &c.number), Vec::new());
+        let parties = [(c.exporter, TradeRole::Exporter), (c.importer, TradeRole::Importer)];
+        if here.contains_key(&first.event) {
+            for (who, role) in parties {
+                b.put(Cf::ByParticipant, participant_key(who, role, first.block_time, &c.number), Vec::new());
+            }
+        } else if let Some(old) = before.filter(|old| old.importer != c.importer) {
+            b.delete(
+                Cf::ByParticipant,
+                participant_key(old.importer, TradeRole::Importer, first.block_time, &c.number),
+            );
+            b.put(
+                Cf::ByParticipant,
+                participant_key(c.importer, TradeRole::Importer, first.block_time, &c.number),
+                Vec::new(),
+            );
         }
     }
     let key = pending_receipt_key(c.importer, &c.number);
     match (&r.state, &r.sealed) {
         (CertificateState::Sealed, Some(s)) => b.put(Cf::PendingReceipts, key, s.sealed_at.0.to_be_bytes().to_vec()),
-        _ => b.delete(Cf::PendingReceipts, key),
+        // An amendment comes before the seal, so the importer has not changed since.
+        (_, Some(_)) => b.delete(Cf::PendingReceipts, key),
+        (_, None) => {}
     }
 }
 
 /// How the state family keeps a certificate record: what the log already holds — the
-/// certificate's content, seal, receipt, void reason, each step's event id and signer — is
-/// kept as the position of the event that carries it. [`Store::open`] expands it back to the
-/// exact record bytes the state root commits (and checks the root).
+/// certificate's content, seal, receipt, void reason, each step's event id, signer and block
+/// time — is left to the events and the custody index. [`Store::open`] expands the record
+/// back to the exact bytes the state root commits (and checks the root). The importer is kept
+/// so that an amendment that changes it can move the review index entry without a lookup of
+/// the events.
 #[derive(Debug, bincode::Encode, bincode::Decode)]
 struct CompactCertificate {
     revision: u32,
     state: CertificateState,
     incidents: Vec<kp_rules::Incident>,
-    /// (height, index, block time) of each custody step, in order.
-    steps: Vec<(u64, u32, u64)>,
+    importer: ParticipantId,
 }
 
 fn bincode_config() -> impl bincode::config::Config {
     bincode::config::standard()
 }
 
-fn compact_certificate(
-    height: u64,
-    r: &CertificateRecord,
-    here: &BTreeMap<EventId, Position>,
-    position_of_event: &dyn Fn(&EventId) -> Result<Option<Position>, StoreError>,
-) -> Result<Vec<u8>, StoreError> {
-    let steps = r
-        .history
-        .iter()
-        .map(|s| {
-            let at = match here.get(&s.event) {
-                Some(at) => *at,
-                None => position_of_event(&s.event)?.ok_or_else(|| {
-                    integrity(
-                        height,
-                        format!("custody step {} of {} is not in the event index", s.event, r.certificate.number),
-                    )
-                })?,
-            };
-            Ok((at.height, at.index, s.block_time.0))
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    let c = CompactCertificate { revision: r.revision, state: r.state, incidents: r.incidents.clone(), steps };
+fn compact_certificate(height: u64, r: &CertificateRecord) -> Result<Vec<u8>, StoreError> {
+    let c = CompactCertificate {
+        revision: r.revision,
+        state: r.state,
+        incidents: r.incidents.clone(),
+        importer: r.certificate.importer,
+    };
     bincode::encode_to_vec(&c, bincode_config())
         .map_err(|e| integrity(height, format!("encoding a certificate record: {e}")))
 }
 
+fn decode_compact(height: u64, key: &[u8], compact: &[u8]) -> Result<CompactCertificate, StoreError> {
+    let bad = |why: String| integrity(height, format!("state record {}: {why}", printable(key)));
+    let (c, used): (CompactCertificate, usize) =
+        bincode::decode_from_slice(compact, bincode_config()).map_err(|e| bad(format!("does not decode: {e}")))?;
+    if used != compact.len() {
+        return Err(bad("trailing bytes".to_owned()));
+    }
+    Ok(c)
+}
+
 impl<B: Backend> Store<B> {
-    /// The full certificate record from its compact form: every step's event is read back and
-    /// decoded (structure only: signatures were checked when the block was committed).
+    /// The full certificate record from its compact form and the certificate's custody index:
+    /// every step's event is read back and decoded (structure only: signatures were checked
+    /// when the block was committed).
     fn expand_certificate(&self, key: &[u8], compact: &[u8]) -> Result<CertificateRecord, StoreError> {
         let height = self.head.height;
         let bad = |why: String| integrity(height, format!("state record {}: {why}", printable(key)));
-        let (c, used): (CompactCertificate, usize) =
-            bincode::decode_from_slice(compact, bincode_config()).map_err(|e| bad(format!("does not decode: {e}")))?;
-        if used != compact.len() {
-            return Err(bad("trailing bytes".to_owned()));
-        }
+        let c = decode_compact(height, key, compact)?;
+        let number = kp_rules::certificate_number_of_record_key(key)
+            .ok_or_else(|| bad("the key names no certificate".to_owned()))?;
         let mut certificate = None;
         let mut sealed = None;
         let mut receipt = None;
         let mut void_reason = None;
-        let mut history = Vec::with_capacity(c.steps.len());
-        for (h, i, t) in &c.steps {
-            let at = Position { height: *h, index: *i };
-            let envelope = self
-                .backend
-                .get(Cf::Events, &at.to_bytes())?
-                .ok_or_else(|| bad(format!("its event at height {h} index {i} is missing")))?;
-            let e = kp_proto::decode_event(&envelope)
+        let steps = self.custody(&number)?;
+        let mut history = Vec::with_capacity(steps.len());
+        for step in steps {
+            let (h, i) = (step.at.height, step.at.index);
+            let e = kp_proto::decode_event(&step.envelope)
                 .map_err(|e| bad(format!("its event at height {h} index {i}: {e}")))?;
             match e.payload() {
                 EventPayload::CertificateIssued(x) => certificate = Some(x.clone()),
@@ -262,11 +296,17 @@ impl<B: Backend> Store<B> {
             history.push(kp_rules::CustodyStep {
                 event: e.id(),
                 kind: e.payload().kind(),
-                block_time: Timestamp(*t),
+                block_time: step.block_time,
                 signer: e.signer(),
             });
         }
         let certificate = certificate.ok_or_else(|| bad("no issuing event".to_owned()))?;
+        if certificate.importer != c.importer {
+            return Err(bad(format!(
+                "names importer {} but its last issuing event names {}",
+                c.importer, certificate.importer
+            )));
+        }
         Ok(CertificateRecord {
             certificate,
             revision: c.revision,
@@ -388,7 +428,7 @@ impl<B: Backend> Store<B> {
             genesis_hash,
             head,
             voters: Vec::new(),
-            pending: 0,
+            pending: HashMap::new(),
             pending_limit: MAX_PENDING,
             next_pending_seq: 0,
             next_record: (head.height + 1, 0),
@@ -579,12 +619,22 @@ impl<B: Backend> Store<B> {
     }
 
     fn load_counters(&mut self) -> Result<(), StoreError> {
-        let mut count = 0usize;
-        self.backend.scan(Cf::Pending, &[], &mut |_, _| {
-            count += 1;
-            true
+        let mut pending = HashMap::new();
+        let mut damaged = None;
+        self.backend.scan(Cf::Pending, &[], &mut |k, v| match u64_at(k, 0).filter(|_| k.len() == 8) {
+            Some(seq) => {
+                pending.insert(kp_crypto::event_id(v), seq);
+                true
+            }
+            None => {
+                damaged = Some(hex(k));
+                false
+            }
         })?;
-        self.pending = count;
+        if let Some(k) = damaged {
+            return Err(integrity(self.head.height, format!("pending pool entry {k} is damaged")));
+        }
+        self.pending = pending;
         self.next_pending_seq = self.backend.last(Cf::Pending)?.and_then(|(k, _)| u64_at(&k, 0)).map_or(0, |s| s + 1);
         if let Some((k, _)) = self.backend.last(Cf::Consensus)?
             && let (Some(h), Some(s)) = (u64_at(&k, 0), k.get(8..12).and_then(|s| <[u8; 4]>::try_from(s).ok()))
@@ -636,20 +686,19 @@ impl<B: Backend> Store<B> {
         let voters = app.ledger().voters();
         let changed = (voters != self.voters).then_some(voters.as_slice());
         let head = Head { height: h.height, hash: block.hash(), time: h.time, events };
-        let lookup = |id: &EventId| self.position(id);
-        let mut batch = block_writes(block, certificate, &ids, &changes, changed, head, &lookup)?;
-        let mut removed = 0;
+        let previous = |key: &[u8]| Ok(self.backend.get(Cf::State, key)?);
+        let mut batch = block_writes(block, certificate, &ids, &changes, changed, head, app.ledger(), &previous)?;
         for id in &ids {
-            if let Some(seq) = self.backend.get(Cf::PendingIds, &id.0)? {
-                batch.delete(Cf::PendingIds, id.0.to_vec());
-                batch.delete(Cf::Pending, seq);
-                removed += 1;
+            if let Some(seq) = self.pending.get(id) {
+                batch.delete(Cf::Pending, seq.to_be_bytes().to_vec());
             }
         }
         self.backend.write(batch, true)?;
         self.head = head;
         self.voters = voters;
-        self.pending = self.pending.saturating_sub(removed);
+        for id in &ids {
+            self.pending.remove(id);
+        }
         self.next_record = (head.height + 1, 0);
         Ok(())
     }
@@ -837,7 +886,7 @@ impl<B: Backend> Store<B> {
     pub fn add_pending(&mut self, envelopes: &[Vec<u8>]) -> Result<Vec<Submitted>, StoreError> {
         let mut batch = Batch::default();
         let mut out = Vec::with_capacity(envelopes.len());
-        let mut seen = BTreeSet::new();
+        let mut seen = HashMap::new();
         let mut seq = self.next_pending_seq;
         if let Some(e) = envelopes.iter().find(|e| e.len() > kp_domain::MAX_EVENT_BYTES) {
             return Err(StoreError::TooLarge(e.len()));
@@ -846,21 +895,21 @@ impl<B: Backend> Store<B> {
             let id = kp_crypto::event_id(e);
             if let Some(at) = self.backend.get(Cf::EventIds, &id.0)?.as_deref().and_then(Position::from_bytes) {
                 out.push(Submitted::AlreadyCommitted(at));
-            } else if !seen.insert(id) || self.backend.get(Cf::PendingIds, &id.0)?.is_some() {
+            } else if self.pending.contains_key(&id) || seen.contains_key(&id) {
                 out.push(Submitted::AlreadyPending);
             } else {
-                if self.pending + seen.len() > self.pending_limit {
+                if self.pending.len() + seen.len() >= self.pending_limit {
                     return Err(StoreError::PoolFull(self.pending_limit));
                 }
                 batch.put(Cf::Pending, seq.to_be_bytes().to_vec(), e.clone());
-                batch.put(Cf::PendingIds, id.0.to_vec(), seq.to_be_bytes().to_vec());
+                seen.insert(id, seq);
                 seq += 1;
                 out.push(Submitted::Added);
             }
         }
         if !batch.is_empty() {
             self.backend.write(batch, true)?;
-            self.pending += out.iter().filter(|s| **s == Submitted::Added).count();
+            self.pending.extend(seen);
             self.next_pending_seq = seq;
         }
         Ok(out)
@@ -869,24 +918,23 @@ impl<B: Backend> Store<B> {
     /// Drops events from the pool (ones the node found inadmissible).
     pub fn remove_pending(&mut self, ids: &[EventId]) -> Result<(), StoreError> {
         let mut batch = Batch::default();
-        let mut removed = 0;
         for id in ids {
-            if let Some(seq) = self.backend.get(Cf::PendingIds, &id.0)? {
-                batch.delete(Cf::PendingIds, id.0.to_vec());
-                batch.delete(Cf::Pending, seq);
-                removed += 1;
+            if let Some(seq) = self.pending.get(id) {
+                batch.delete(Cf::Pending, seq.to_be_bytes().to_vec());
             }
         }
         if !batch.is_empty() {
             self.backend.write(batch, true)?;
-            self.pending = self.pending.saturating_sub(removed);
+            for id in ids {
+                self.pending.remove(id);
+            }
         }
         Ok(())
     }
 
     /// The pending pool in submission order.
     pub fn pending(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut out = Vec::with_capacity(self.pending);
+        let mut out = Vec::with_capacity(self.pending.len());
         self.backend.scan(Cf::Pending, &[], &mut |_, v| {
             out.push(v.to_vec());
             true
@@ -895,7 +943,7 @@ impl<B: Backend> Store<B> {
     }
 
     pub fn pending_len(&self) -> usize {
-        self.pending
+        self.pending.len()
     }
 
     /// Caps the pending pool at `limit` events (at most [`MAX_PENDING`]).
@@ -1007,8 +1055,18 @@ impl<B: Backend> Store<B> {
             let changes = app.ledger_mut().take_changes();
             let next = app.ledger().voters();
             let changed = (next != voters).then_some(next.as_slice());
-            let lookup = |id: &EventId| self.position(id);
-            let batch = block_writes(&stored.block, &stored.certificate, &ids, &changes, changed, head, &lookup)?;
+            let state = model.get(&Cf::State);
+            let previous = |key: &[u8]| Ok(state.and_then(|t| t.get(key)).cloned());
+            let batch = block_writes(
+                &stored.block,
+                &stored.certificate,
+                &ids,
+                &changes,
+                changed,
+                head,
+                app.ledger(),
+                &previous,
+            )?;
             voters = next;
             for op in batch.ops {
                 match op {

@@ -295,10 +295,11 @@ fn another_chain_genesis_or_format_is_refused<E: Env>() {
     same_name.chain_id = w.net.genesis.chain_id.clone();
     assert!(matches!(Store::open(env.backend(), &same_name), Err(StoreError::WrongGenesis { .. })));
     let b = env.backend();
-    poke(&b, Cf::Meta, b"format", |v| *v = 2u32.to_be_bytes().to_vec());
+    let next = kp_store::STORE_FORMAT_VERSION + 1;
+    poke(&b, Cf::Meta, b"format", |v| *v = next.to_be_bytes().to_vec());
     drop(b);
     let e = Store::open(env.backend(), &w.net.genesis).unwrap_err();
-    assert_eq!(e, StoreError::FormatVersion { found: 2, supported: 1 });
+    assert_eq!(e, StoreError::FormatVersion { found: next, supported: kp_store::STORE_FORMAT_VERSION });
     assert!(e.to_string().contains("migration"), "{e}");
 
     // Data that is not a store at all.
@@ -366,7 +367,10 @@ fn damage_is_found_with_its_height<E: Env>() {
         })
         .unwrap();
     remove(&env.backend(), Cf::Custody, &custody_key.unwrap());
-    assert!(Store::open(env.backend(), &w.net.genesis).is_ok(), "open checks only the last block's custody entries");
+    // Open rebuilds certificate records from the custody index, so the state root covers it.
+    let (h, why) = integrity_height(&Store::open(env.backend(), &w.net.genesis).unwrap_err());
+    assert_eq!(h, 8, "{why}");
+    assert!(why.contains("state root"), "{why}");
     let (h, why) = integrity_height(&Store::verify(env.backend(), &w.net.genesis).unwrap_err());
     assert_eq!(h, 4, "{why}");
     assert!(why.contains("custody") && why.contains("missing"), "{why}");
@@ -418,6 +422,52 @@ fn damage_is_found_with_its_height<E: Env>() {
     assert_eq!(h, 9);
 }
 
+/// An amendment that names another importer moves the certificate in the review index: the
+/// first importer no longer lists it, the new one does, and awaits its receipt once sealed.
+fn an_amendment_moves_the_certificate_to_its_new_importer<E: Env>() {
+    use kp_domain::{CertificateAmended, EventPayload, Role, Text};
+    let env = E::new();
+    let w = Workload::new(PARTICIPANTS, 1, 6);
+    let (mut store, mut app, mut blocks) = filled(&env, &w, 2);
+    let (aa, ab, ac) =
+        (ParticipantId::new("AA").unwrap(), ParticipantId::new("AB").unwrap(), ParticipantId::new("AC").unwrap());
+    let issued = kp_testkit::certificate("AA-AMEND-1", "AA", "AB", Workload::time(3));
+    let mut amended = issued.clone();
+    amended.importer = ac;
+    let exporter = w.net.key("AA", Role::Exporting);
+    let steps = [
+        EventPayload::CertificateIssued(issued),
+        EventPayload::CertificateAmended(CertificateAmended {
+            certificate: amended.clone(),
+            reason: Text::new("consignee changed").unwrap(),
+        }),
+        EventPayload::ShipmentSealed(kp_testkit::seal("AA-AMEND-1", Workload::time(5))),
+    ];
+    for (i, payload) in steps.iter().enumerate() {
+        let height = 3 + i as u64;
+        let (b, c) =
+            common::build_block(&w.net, &mut app, vec![w.net.envelope_with(exporter, payload)], Workload::time(height));
+        store.commit(&b, &c, &mut app).unwrap();
+        blocks.push((b, c));
+    }
+    let n = number("AA-AMEND-1");
+    let all = |p, role| store.certificates_of(p, role, Timestamp(0), Timestamp(u64::MAX), None, 1_000).unwrap();
+    assert!(all(aa, TradeRole::Exporter).iter().any(|(_, x)| *x == n));
+    assert!(!all(ab, TradeRole::Importer).iter().any(|(_, x)| *x == n), "the first importer no longer lists it");
+    assert_eq!(all(ac, TradeRole::Importer).iter().filter(|(_, x)| *x == n).count(), 1);
+    assert_eq!(store.awaiting_receipt(ac).unwrap().iter().filter(|(x, _)| *x == n).count(), 1);
+    assert!(!store.awaiting_receipt(ab).unwrap().iter().any(|(x, _)| *x == n));
+    let record = store.certificate(&n).unwrap().unwrap();
+    assert_eq!((record.revision, record.certificate.importer, record.history.len()), (1, ac, 3));
+
+    let contents = ledger_contents(&store);
+    assert_eq!(ledger_contents(&replay(&w.net, &blocks)), contents);
+    drop(store);
+    Store::verify(env.backend(), &w.net.genesis).unwrap();
+    let (store, _) = Store::open(env.backend(), &w.net.genesis).unwrap();
+    assert_eq!(ledger_contents(&store), contents);
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod in_memory {
@@ -436,4 +486,5 @@ suite!(
     consensus_records_survive_and_are_pruned_at_commit,
     another_chain_genesis_or_format_is_refused,
     damage_is_found_with_its_height,
+    an_amendment_moves_the_certificate_to_its_new_importer,
 );

@@ -153,7 +153,7 @@ pub fn build_block(net: &TestNet, app: &mut LedgerApp, events: Vec<Vec<u8>>, tim
 pub fn ledger_contents<B: Backend>(store: &Store<B>) -> Vec<(Cf, Vec<u8>, Vec<u8>)> {
     let mut out = Vec::new();
     for cf in Cf::ALL {
-        if matches!(cf, Cf::Pending | Cf::PendingIds | Cf::Consensus | Cf::Evidence) {
+        if matches!(cf, Cf::Pending | Cf::Consensus | Cf::Evidence) {
             continue;
         }
         store
