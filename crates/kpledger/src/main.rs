@@ -44,6 +44,21 @@ enum Command {
         #[arg(long)]
         genesis: PathBuf,
     },
+    /// Run a node: the configuration (TOML) names the genesis, the data directory, the node
+    /// key and the addresses. Stops cleanly on SIGINT or SIGTERM.
+    Node {
+        #[arg(long)]
+        config: PathBuf,
+        /// Log JSON lines instead of text (level from RUST_LOG, default info).
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// Ask a node for its view of the network: head, round, voters missing, peers, pool.
+    Status {
+        /// The node's API address, like 127.0.0.1:27001.
+        #[arg(long)]
+        node: String,
+    },
     /// A node's ledger store.
     Store {
         #[command(subcommand)]
@@ -185,6 +200,28 @@ fn run(cli: Cli) -> Result<()> {
                 );
                 Ok(())
             }
+        }
+        Command::Node { config, log_json } => kpledger::node::run_node(&config, log_json),
+        Command::Status { node } => {
+            let s = kpledger::node::status(&node)?;
+            if cli.json {
+                return print_json(&s);
+            }
+            println!("chain {} (genesis {})", s.chain_id, &s.genesis_hash[..16.min(s.genesis_hash.len())]);
+            println!("height {}  head {}  round {}", s.height, s.head_hash, s.round);
+            println!("node of {}", if s.me.is_empty() { "an observer" } else { &s.me });
+            println!("active participants ({}): {}", s.active_participants.len(), s.active_participants.join(" "));
+            if !s.missing_voters.is_empty() {
+                println!("round held up by: {}", s.missing_voters.join(" "));
+            }
+            println!(
+                "peers {}  {}  pending events {}  committed events {}",
+                s.peers,
+                if s.syncing { "syncing" } else { "in step" },
+                s.pending_events,
+                s.committed_events
+            );
+            Ok(())
         }
         Command::GenesisHash { genesis } => {
             let g = testnet::read_genesis(&genesis)?;

@@ -1,0 +1,316 @@
+//! The gRPC API (kp.v1.Node) over the node's core.
+
+use crate::core::{Core, RejectKind, Submission};
+use crate::pb;
+use kp_domain::{CertificateNumber, EventId, ParticipantId, Timestamp};
+use kp_store::TradeRole;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+/// What the API and the runtime share.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub core: Arc<Mutex<Core>>,
+    /// Heights of committed blocks, as they are committed.
+    pub commits: broadcast::Sender<u64>,
+    /// Wakes the runtime after a submission (the leader may propose at once).
+    pub wake: Arc<tokio::sync::Notify>,
+    pub peers: Arc<std::sync::atomic::AtomicU32>,
+    /// Becomes true when the node stops: streams end.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Shared {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Core>, Status> {
+        self.core.lock().map_err(|_| Status::internal("the node's core failed earlier; restart the node"))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Api {
+    pub shared: Shared,
+}
+
+fn store_error(e: impl std::fmt::Display) -> Status {
+    Status::internal(format!("store: {e}"))
+}
+
+fn parse_event_id(s: &str) -> Result<EventId, Status> {
+    let bytes = hex::decode(s).map_err(|_| Status::invalid_argument(format!("event id {s:?} is not hex")))?;
+    let arr: [u8; 32] =
+        bytes.try_into().map_err(|_| Status::invalid_argument("an event id is 32 bytes (64 hex digits)"))?;
+    Ok(EventId(arr))
+}
+
+fn parse_number(s: &str) -> Result<CertificateNumber, Status> {
+    CertificateNumber::new(s).map_err(|e| Status::invalid_argument(format!("certificate number {s:?}: {e}")))
+}
+
+fn state_name(s: kp_rules::CertificateState) -> &'static str {
+    match s {
+        kp_rules::CertificateState::Issued => "issued",
+        kp_rules::CertificateState::Sealed => "sealed",
+        kp_rules::CertificateState::Received => "received",
+        kp_rules::CertificateState::Voided => "voided",
+    }
+}
+
+fn kind_name(k: kp_domain::EventKind) -> String {
+    let s = format!("{k:?}");
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+fn block_response(core: &Core, height: u64) -> Result<Option<pb::GetBlockResponse>, Status> {
+    let Some(stored) = core.store().block(height).map_err(store_error)? else { return Ok(None) };
+    let h = stored.block.header();
+    Ok(Some(pb::GetBlockResponse {
+        height,
+        header: stored.block.header_bytes().to_vec(),
+        hash: stored.block.hash().to_string(),
+        time_ms: h.time.0,
+        events: stored.block.events().to_vec(),
+        certificate: kp_consensus::wire::encode_certificate(&stored.certificate),
+        signers: stored.certificate.signatures.iter().map(|(p, _)| p.as_str().to_owned()).collect(),
+    }))
+}
+
+type BlockStream = Pin<Box<dyn Stream<Item = Result<pb::GetBlockResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::node_server::Node for Api {
+    async fn submit(&self, request: Request<pb::SubmitRequest>) -> Result<Response<pb::SubmitResponse>, Status> {
+        let envelope = request.into_inner().envelope;
+        let now = crate::now();
+        let outcome = {
+            let mut core = self.shared.lock()?;
+            let (outcome, effects) = core.submit(envelope, now).map_err(store_error)?;
+            drop(core);
+            crate::runtime::publish(&self.shared, &effects);
+            outcome
+        };
+        self.shared.wake.notify_one();
+        use pb::submit_response::Outcome;
+        let (id, outcome) = match outcome {
+            Submission::Added(id) => (id, Outcome::Accepted(pb::Accepted {})),
+            Submission::Duplicate(id, height) => (id, Outcome::Duplicate(pb::Duplicate { height })),
+            Submission::Rejected(id, kind, reason) => {
+                let kind = match kind {
+                    RejectKind::Malformed => pb::rejection::Kind::Malformed,
+                    RejectKind::BadSignature => pb::rejection::Kind::BadSignature,
+                    RejectKind::Rules => pb::rejection::Kind::Rules,
+                    RejectKind::PoolFull => pb::rejection::Kind::PoolFull,
+                };
+                (id, Outcome::Rejected(pb::Rejection { kind: kind.into(), reason }))
+            }
+        };
+        Ok(Response::new(pb::SubmitResponse { event_id: id.to_string(), outcome: Some(outcome) }))
+    }
+
+    async fn get_event(&self, request: Request<pb::GetEventRequest>) -> Result<Response<pb::GetEventResponse>, Status> {
+        let id = parse_event_id(&request.into_inner().event_id)?;
+        let core = self.shared.lock()?;
+        if let Some((at, envelope)) = core.store().event(&id).map_err(store_error)? {
+            let time = core.store().block(at.height).map_err(store_error)?.map_or(0, |b| b.block.header().time.0);
+            return Ok(Response::new(pb::GetEventResponse {
+                envelope,
+                position: Some(pb::Position { height: at.height, index: at.index, block_time_ms: time }),
+            }));
+        }
+        if let Some(e) = core.store().pending().map_err(store_error)?.into_iter().find(|e| kp_crypto::event_id(e) == id)
+        {
+            return Ok(Response::new(pb::GetEventResponse { envelope: e, position: None }));
+        }
+        match core.refusal(&id) {
+            Some(why) => Err(Status::failed_precondition(format!("event {id} was refused at proposal time: {why}"))),
+            None => Err(Status::not_found(format!("no event {id} on this node"))),
+        }
+    }
+
+    async fn get_custody(
+        &self,
+        request: Request<pb::GetCustodyRequest>,
+    ) -> Result<Response<pb::GetCustodyResponse>, Status> {
+        let number = parse_number(&request.into_inner().certificate)?;
+        let core = self.shared.lock()?;
+        let custody = core.store().custody(&number).map_err(store_error)?;
+        let state = core.ledger().certificate(&number).map_or("", |r| state_name(r.state));
+        let steps = custody
+            .into_iter()
+            .map(|c| {
+                let (kind, signer) = kp_proto::decode_event(&c.envelope)
+                    .map(|e| (kind_name(e.payload().kind()), hex::encode(e.signer().0)))
+                    .unwrap_or_default();
+                pb::CustodyStep {
+                    event_id: kp_crypto::event_id(&c.envelope).to_string(),
+                    kind,
+                    position: Some(pb::Position {
+                        height: c.at.height,
+                        index: c.at.index,
+                        block_time_ms: c.block_time.0,
+                    }),
+                    signer,
+                    envelope: c.envelope,
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::GetCustodyResponse { certificate: number.to_string(), state: state.to_owned(), steps }))
+    }
+
+    async fn list_certificates(
+        &self,
+        request: Request<pb::ListCertificatesRequest>,
+    ) -> Result<Response<pb::ListCertificatesResponse>, Status> {
+        let r = request.into_inner();
+        let participant = ParticipantId::new(&r.participant)
+            .map_err(|e| Status::invalid_argument(format!("participant {:?}: {e}", r.participant)))?;
+        let role = match pb::list_certificates_request::Role::try_from(r.role) {
+            Ok(pb::list_certificates_request::Role::Exporter) => TradeRole::Exporter,
+            Ok(pb::list_certificates_request::Role::Importer) => TradeRole::Importer,
+            _ => return Err(Status::invalid_argument("role must be EXPORTER or IMPORTER")),
+        };
+        let size = match r.page_size {
+            0 => 100,
+            n => usize::try_from(n).unwrap_or(usize::MAX).min(kp_store::MAX_PAGE),
+        };
+        let after = if r.page_token.is_empty() {
+            None
+        } else {
+            let (t, n) = r
+                .page_token
+                .split_once(':')
+                .ok_or_else(|| Status::invalid_argument("page_token is not one this API gave"))?;
+            let t: u64 = t.parse().map_err(|_| Status::invalid_argument("page_token is not one this API gave"))?;
+            Some((Timestamp(t), parse_number(n)?))
+        };
+        let to = if r.to_ms == 0 { Timestamp(u64::MAX) } else { Timestamp(r.to_ms) };
+        let core = self.shared.lock()?;
+        let mut certificates = Vec::new();
+        let mut cursor = after;
+        // Filtering by state may skip entries: read pages until this one is full or the index ends
+        // (bounded: at most 50 index pages per request).
+        let mut next_page_token = String::new();
+        for _ in 0..50 {
+            let page = core
+                .store()
+                .certificates_of(
+                    participant,
+                    role,
+                    Timestamp(r.from_ms),
+                    to,
+                    cursor.as_ref().map(|(t, n)| (*t, n)),
+                    size,
+                )
+                .map_err(store_error)?;
+            let full_index_page = page.len() == size;
+            for (t, n) in page {
+                cursor = Some((t, n.clone()));
+                let Some(rec) = core.ledger().certificate(&n) else { continue };
+                let state = state_name(rec.state);
+                if !r.state.is_empty() && r.state != state {
+                    continue;
+                }
+                let c = &rec.certificate;
+                certificates.push(pb::CertificateSummary {
+                    certificate: n.to_string(),
+                    exporter: c.exporter.as_str().to_owned(),
+                    importer: c.importer.as_str().to_owned(),
+                    state: state.to_owned(),
+                    issued_at_ms: t.0,
+                    carats_hundredths: c.carats.0,
+                    value_usd_cents: c.value.0,
+                });
+                if certificates.len() == size {
+                    break;
+                }
+            }
+            if certificates.len() == size || !full_index_page {
+                if let (true, Some((t, n))) = (full_index_page || certificates.len() == size, &cursor) {
+                    next_page_token = format!("{}:{n}", t.0);
+                }
+                break;
+            }
+        }
+        Ok(Response::new(pb::ListCertificatesResponse { certificates, next_page_token }))
+    }
+
+    async fn get_block(&self, request: Request<pb::GetBlockRequest>) -> Result<Response<pb::GetBlockResponse>, Status> {
+        let height = request.into_inner().height;
+        let core = self.shared.lock()?;
+        block_response(&core, height)?.map(Response::new).ok_or_else(|| {
+            Status::not_found(format!("no block at height {height} (head {})", core.store().head().height))
+        })
+    }
+
+    async fn get_status(&self, _: Request<pb::GetStatusRequest>) -> Result<Response<pb::GetStatusResponse>, Status> {
+        let core = self.shared.lock()?;
+        let head = core.store().head();
+        let ledger = core.ledger();
+        Ok(Response::new(pb::GetStatusResponse {
+            chain_id: core.chain_id().as_str().to_owned(),
+            genesis_hash: core.store().genesis_hash().to_string(),
+            height: head.height,
+            head_hash: head.hash.to_string(),
+            head_time_ms: head.time.0,
+            round: core.round(),
+            me: core.me().map(|m| m.as_str().to_owned()).unwrap_or_default(),
+            active_participants: ledger.voters().iter().map(|(p, _)| p.as_str().to_owned()).collect(),
+            missing_voters: core.missing().iter().map(|p| p.as_str().to_owned()).collect(),
+            peers: self.shared.peers.load(std::sync::atomic::Ordering::Relaxed),
+            syncing: false,
+            pending_events: u64::try_from(core.store().pending_len()).unwrap_or(u64::MAX),
+            committed_events: head.events,
+        }))
+    }
+
+    type SubscribeBlocksStream = BlockStream;
+
+    async fn subscribe_blocks(
+        &self,
+        request: Request<pb::SubscribeBlocksRequest>,
+    ) -> Result<Response<Self::SubscribeBlocksStream>, Status> {
+        let mut next = request.into_inner().from_height.max(1);
+        let shared = self.shared.clone();
+        let mut commits = shared.commits.subscribe();
+        let mut stopping = shared.stopping.clone();
+        // Bounded: a slow subscriber holds at most 16 blocks here, then waits.
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            loop {
+                let block = {
+                    let Ok(core) = shared.core.lock() else { return };
+                    block_response(&core, next)
+                };
+                match block {
+                    Ok(Some(b)) => {
+                        if tx.send(Ok(b)).await.is_err() {
+                            return;
+                        }
+                        next += 1;
+                    }
+                    Ok(None) => tokio::select! {
+                        r = commits.recv() => match r {
+                            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                            Err(broadcast::error::RecvError::Closed) => return,
+                        },
+                        _ = stopping.wait_for(|s| *s) => return,
+                    },
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+}

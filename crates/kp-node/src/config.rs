@@ -1,0 +1,206 @@
+//! The node's configuration file (TOML), checked in full before anything starts: every error
+//! names the field and what is wrong with it.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Consensus timing, with defaults suited to a network of up to 59 nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsensusSection {
+    pub round_timeout_base_ms: u64,
+    pub round_timeout_cap_ms: u64,
+    pub block_time_bound_ms: u64,
+    pub idle_block_ms: u64,
+    /// Most events a proposed block carries.
+    pub max_block_events: usize,
+}
+
+impl Default for ConsensusSection {
+    fn default() -> Self {
+        ConsensusSection {
+            round_timeout_base_ms: 2_000,
+            round_timeout_cap_ms: 30_000,
+            block_time_bound_ms: 10_000,
+            idle_block_ms: 5_000,
+            max_block_events: 1_000,
+        }
+    }
+}
+
+/// Most events a block may carry, whatever the configuration says.
+pub const MAX_BLOCK_EVENTS: usize = 10_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    genesis: PathBuf,
+    data_dir: PathBuf,
+    node_key: PathBuf,
+    listen: String,
+    #[serde(default)]
+    bootstrap: Vec<String>,
+    api: String,
+    metrics: String,
+    #[serde(default)]
+    consensus: ConsensusSection,
+}
+
+/// A checked configuration; relative paths are resolved against the file's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    pub genesis: PathBuf,
+    pub data_dir: PathBuf,
+    pub node_key: PathBuf,
+    /// libp2p listen address (multiaddr text).
+    pub listen: String,
+    pub bootstrap: Vec<String>,
+    pub api: SocketAddr,
+    pub metrics: SocketAddr,
+    pub consensus: ConsensusSection,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("configuration {path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("configuration {path}: field `{field}`: {message}")]
+    Field { path: PathBuf, field: &'static str, message: String },
+}
+
+impl NodeConfig {
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        NodeConfig::parse(&text, path)
+    }
+
+    /// Parses and checks `text`, read from `path` (relative paths are taken from its directory).
+    pub fn parse(text: &str, path: &Path) -> Result<NodeConfig, ConfigError> {
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Syntax { path: path.into(), message: e.to_string() })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let field = |field: &'static str, message: String| ConfigError::Field { path: path.into(), field, message };
+        let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+        let genesis = resolve(&raw.genesis);
+        if !genesis.is_file() {
+            return Err(field("genesis", format!("{} is not a file", genesis.display())));
+        }
+        let node_key = resolve(&raw.node_key);
+        if !node_key.is_file() {
+            return Err(field("node_key", format!("{} is not a file", node_key.display())));
+        }
+        let data_dir = resolve(&raw.data_dir);
+        if data_dir.exists() && !data_dir.is_dir() {
+            return Err(field("data_dir", format!("{} exists and is not a directory", data_dir.display())));
+        }
+        check_multiaddr(&raw.listen).map_err(|m| field("listen", m))?;
+        for b in &raw.bootstrap {
+            check_multiaddr(b).map_err(|m| field("bootstrap", format!("{b}: {m}")))?;
+        }
+        let api: SocketAddr = raw
+            .api
+            .parse()
+            .map_err(|e| field("api", format!("{:?} is not an address like 127.0.0.1:27001: {e}", raw.api)))?;
+        let metrics: SocketAddr = raw
+            .metrics
+            .parse()
+            .map_err(|e| field("metrics", format!("{:?} is not an address like 127.0.0.1:27002: {e}", raw.metrics)))?;
+        if api == metrics {
+            return Err(field("metrics", format!("{metrics} is also the API address")));
+        }
+        let c = &raw.consensus;
+        if c.max_block_events == 0 || c.max_block_events > MAX_BLOCK_EVENTS {
+            return Err(field("consensus", format!("max_block_events must be 1 to {MAX_BLOCK_EVENTS}")));
+        }
+        engine_config(c).check().map_err(|e| field("consensus", e.to_string()))?;
+        Ok(NodeConfig {
+            genesis,
+            data_dir,
+            node_key,
+            listen: raw.listen,
+            bootstrap: raw.bootstrap,
+            api,
+            metrics,
+            consensus: raw.consensus,
+        })
+    }
+}
+
+/// The consensus engine's configuration from the file's section.
+pub fn engine_config(c: &ConsensusSection) -> kp_consensus::Config {
+    kp_consensus::Config {
+        round_timeout_base_ms: c.round_timeout_base_ms,
+        round_timeout_cap_ms: c.round_timeout_cap_ms,
+        block_time_bound_ms: c.block_time_bound_ms,
+        idle_block_ms: c.idle_block_ms,
+    }
+}
+
+/// A TCP multiaddr of the form `/ip4/A.B.C.D/tcp/PORT` or `/ip6/.../tcp/PORT`.
+fn check_multiaddr(s: &str) -> Result<(), String> {
+    let parts: Vec<&str> = s.split('/').collect();
+    let ok = match parts.as_slice() {
+        ["", "ip4", ip, "tcp", port] => ip.parse::<std::net::Ipv4Addr>().is_ok() && port.parse::<u16>().is_ok(),
+        ["", "ip6", ip, "tcp", port] => ip.parse::<std::net::Ipv6Addr>().is_ok() && port.parse::<u16>().is_ok(),
+        _ => false,
+    };
+    if ok { Ok(()) } else { Err(format!("{s:?} is not a TCP multiaddr like /ip4/127.0.0.1/tcp/27000")) }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn setup() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("genesis.json"), "{}").unwrap();
+        std::fs::write(dir.path().join("node.key"), "k").unwrap();
+        let path = dir.path().join("node.toml");
+        (dir, path)
+    }
+
+    const GOOD: &str = r#"
+genesis = "genesis.json"
+data_dir = "data"
+node_key = "node.key"
+listen = "/ip4/127.0.0.1/tcp/27000"
+bootstrap = ["/ip4/127.0.0.1/tcp/27003"]
+api = "127.0.0.1:27001"
+metrics = "127.0.0.1:27002"
+"#;
+
+    #[test]
+    fn a_good_file_resolves_paths_from_its_directory() {
+        let (dir, path) = setup();
+        let c = NodeConfig::parse(GOOD, &path).unwrap();
+        assert_eq!(c.data_dir, dir.path().join("data"));
+        assert_eq!(c.genesis, dir.path().join("genesis.json"));
+        assert_eq!(c.api.port(), 27001);
+        assert_eq!(c.consensus, ConsensusSection::default());
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let (_dir, path) = setup();
+        let cases = [
+            (GOOD.replace("genesis.json", "missing.json"), "`genesis`"),
+            (GOOD.replace("\"node.key\"", "\"nokey\""), "`node_key`"),
+            (GOOD.replace("/ip4/127.0.0.1/tcp/27000", "127.0.0.1:27000"), "`listen`"),
+            (GOOD.replace("/ip4/127.0.0.1/tcp/27003", "/ip4/300.0.0.1/tcp/1"), "`bootstrap`"),
+            (GOOD.replace("127.0.0.1:27001", "localhost"), "`api`"),
+            (GOOD.replace("127.0.0.1:27002", "127.0.0.1:27001"), "`metrics`"),
+            (format!("{GOOD}\n[consensus]\nround_timeout_cap_ms = 99999999\n"), "`consensus`"),
+            (format!("{GOOD}\n[consensus]\nmax_block_events = 0\n"), "`consensus`"),
+            (format!("{GOOD}\ncolour = \"blue\"\n"), "unknown field"),
+            ("genesis = ".to_owned(), "configuration"),
+        ];
+        for (text, expected) in cases {
+            let e = NodeConfig::parse(&text, &path).unwrap_err().to_string();
+            assert!(e.contains(expected), "{expected}: {e}");
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! The node's core: the consensus engine, the rules engine (`LedgerApp`) and the store, wired
+//! together synchronously. No tokio, no network: the runtime hands it submissions, peer
+//! messages and the time, and carries out the [`Effect`]s it returns. Every engine record is
+//! persisted (synced) before the messages that follow it are returned, and every committed
+//! block is in the store before anything else happens.
+
+use kp_chain::LedgerApp;
+use kp_consensus::{Engine, Height, Input, Message, Output, Round};
+use kp_crypto::SecretKey;
+use kp_domain::{ChainId, EventId, Genesis, ParticipantId, Timestamp};
+use kp_proto::EdgeError;
+use kp_store::{RocksBackend, Store, StoreError, Submitted};
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+
+/// Events whose refusal at proposal time is remembered for clients who ask (oldest forgotten).
+const REMEMBERED_REFUSALS: usize = 10_000;
+
+/// What the runtime must do for the core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Send(ParticipantId, Message),
+    Broadcast(Message),
+    /// A block was committed at this height (subscribers may be told).
+    Committed(Height),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectKind {
+    Malformed,
+    BadSignature,
+    Rules,
+    PoolFull,
+}
+
+/// The answer to a submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submission {
+    Added(EventId),
+    /// Already pending (`None`) or committed at a height.
+    Duplicate(EventId, Option<Height>),
+    Rejected(EventId, RejectKind, String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the genesis is invalid: {0}")]
+    Genesis(String),
+    #[error("consensus configuration: {0}")]
+    Config(String),
+}
+
+/// The state of one node.
+#[derive(Debug)]
+pub struct Core {
+    store: Store<RocksBackend>,
+    app: LedgerApp,
+    /// `None` on an observer's node (no vote).
+    engine: Option<Engine>,
+    chain_id: ChainId,
+    me: Option<ParticipantId>,
+    timer: Option<(Height, Round, Timestamp)>,
+    wants_events: Option<(Height, Round, Timestamp)>,
+    /// Who held up the current round, as the engine last reported.
+    missing: Vec<ParticipantId>,
+    max_block_events: usize,
+    /// Events dropped from the pool at proposal time, with the rules engine's reason.
+    refused: HashMap<EventId, String>,
+    refused_order: VecDeque<EventId>,
+}
+
+impl Core {
+    /// Opens (or creates) the store in `data_dir` and starts the engine at the stored head.
+    pub fn open(
+        genesis: &Genesis,
+        key: SecretKey,
+        data_dir: &Path,
+        config: kp_consensus::Config,
+        max_block_events: usize,
+        now: Timestamp,
+    ) -> Result<(Core, Vec<Effect>), CoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Backend(kp_store::BackendError::Io(format!("{}: {e}", data_dir.display()))))?;
+        let backend = RocksBackend::open(data_dir).map_err(StoreError::Backend)?;
+        let (store, mut app) = Store::open(backend, genesis)?;
+        let public = key.public();
+        let me = genesis.participants.iter().find(|p| p.node_key == public).map(|p| p.id);
+        let (engine, out) = match me {
+            Some(me) => {
+                let records = store.records()?;
+                let (engine, out) = Engine::new(config, genesis.chain_id.clone(), me, key, records, now, &mut app)
+                    .map_err(|e| CoreError::Config(e.to_string()))?;
+                (Some(engine), out)
+            }
+            None => (None, Vec::new()),
+        };
+        let mut core = Core {
+            store,
+            app,
+            engine,
+            chain_id: genesis.chain_id.clone(),
+            me,
+            timer: None,
+            wants_events: None,
+            missing: Vec::new(),
+            max_block_events,
+            refused: HashMap::new(),
+            refused_order: VecDeque::new(),
+        };
+        let effects = core.carry_out(out, now)?;
+        Ok((core, effects))
+    }
+
+    pub fn store(&self) -> &Store<RocksBackend> {
+        &self.store
+    }
+    pub fn ledger(&self) -> &kp_rules::Ledger {
+        self.app.ledger()
+    }
+    pub fn me(&self) -> Option<ParticipantId> {
+        self.me
+    }
+    pub fn round(&self) -> Round {
+        self.engine.as_ref().map_or(0, Engine::round)
+    }
+    pub fn missing(&self) -> &[ParticipantId] {
+        &self.missing
+    }
+    pub fn chain_id(&self) -> &ChainId {
+        &self.chain_id
+    }
+    /// Why an event was dropped from the pool at proposal time, if it was (recently).
+    pub fn refusal(&self, id: &EventId) -> Option<&str> {
+        self.refused.get(id).map(String::as_str)
+    }
+
+    /// Checks a submitted event (size, encoding, signature, and the rules against the committed
+    /// state followed by the pending pool) and keeps it durably in the pool.
+    pub fn submit(&mut self, envelope: Vec<u8>, now: Timestamp) -> Result<(Submission, Vec<Effect>), CoreError> {
+        let id = kp_crypto::event_id(&envelope);
+        let event = match kp_proto::open_event(&self.chain_id, &envelope) {
+            Ok(e) => e,
+            Err(e @ EdgeError::Signature { .. }) => {
+                return Ok((Submission::Rejected(id, RejectKind::BadSignature, e.to_string()), Vec::new()));
+            }
+            Err(e) => return Ok((Submission::Rejected(id, RejectKind::Malformed, e.to_string()), Vec::new())),
+        };
+        if let Some(at) = self.store.position(&id)? {
+            return Ok((Submission::Duplicate(id, Some(at.height)), Vec::new()));
+        }
+        let pool = self.store.pending()?;
+        if pool.iter().any(|p| kp_crypto::event_id(p) == id) {
+            return Ok((Submission::Duplicate(id, None), Vec::new()));
+        }
+        let ledger = self.app.ledger_mut();
+        ledger.begin_block();
+        for p in &pool {
+            if let Ok(e) = kp_proto::open_event(&self.chain_id, p) {
+                let _ = ledger.apply(&e, now);
+            }
+        }
+        let verdict = ledger.apply(&event, now);
+        ledger.rollback_block();
+        if let Err(r) = verdict {
+            return Ok((Submission::Rejected(id, RejectKind::Rules, r.to_string()), Vec::new()));
+        }
+        match self.store.add_pending(&[envelope]) {
+            Ok(s) => match s.first() {
+                Some(Submitted::AlreadyCommitted(at)) => Ok((Submission::Duplicate(id, Some(at.height)), Vec::new())),
+                Some(Submitted::AlreadyPending) => Ok((Submission::Duplicate(id, None), Vec::new())),
+                _ => {
+                    let effects = self.answer_events(now, false)?;
+                    Ok((Submission::Added(id), effects))
+                }
+            },
+            Err(StoreError::PoolFull(n)) => Ok((
+                Submission::Rejected(id, RejectKind::PoolFull, format!("the pending pool is full ({n} events)")),
+                Vec::new(),
+            )),
+            Err(StoreError::TooLarge(n)) => Ok((
+                Submission::Rejected(id, RejectKind::Malformed, format!("{n} bytes is over the limit")),
+                Vec::new(),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A consensus message from a peer voter.
+    pub fn on_message(
+        &mut self,
+        from: ParticipantId,
+        message: Message,
+        now: Timestamp,
+    ) -> Result<Vec<Effect>, CoreError> {
+        self.step(Input::Message { from, message }, now)
+    }
+
+    /// Fires a due round timer and answers a due request for events.
+    pub fn tick(&mut self, now: Timestamp) -> Result<Vec<Effect>, CoreError> {
+        let mut effects = Vec::new();
+        if let Some((height, round, at)) = self.timer
+            && at <= now
+        {
+            self.timer = None;
+            effects.extend(self.step(Input::Timeout { height, round }, now)?);
+        }
+        effects.extend(self.answer_events(now, true)?);
+        Ok(effects)
+    }
+
+    /// When the next tick has something to do.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        [self.timer.map(|t| t.2), self.wants_events.map(|w| w.2)].into_iter().flatten().min()
+    }
+
+    fn step(&mut self, input: Input, now: Timestamp) -> Result<Vec<Effect>, CoreError> {
+        let Some(engine) = self.engine.as_mut() else { return Ok(Vec::new()) };
+        let out = engine.handle(input, now, &mut self.app);
+        self.carry_out(out, now)
+    }
+
+    /// Answers the engine's request for events: at once when the pool holds admissible events,
+    /// or at the deadline (`due`) with whatever there is (possibly nothing).
+    fn answer_events(&mut self, now: Timestamp, due: bool) -> Result<Vec<Effect>, CoreError> {
+        let Some((height, round, deadline)) = self.wants_events else { return Ok(Vec::new()) };
+        let events = self.select(now)?;
+        if events.is_empty() && !(due && deadline <= now) {
+            return Ok(Vec::new());
+        }
+        self.wants_events = None;
+        self.step(Input::EventsReady { height, round, events }, now)
+    }
+
+    /// The pool's events that the rules admit in order on the committed state, as
+    /// `kp_chain::select_events` picks them (a governance act alone); the others leave the
+    /// pool, their reason remembered.
+    fn select(&mut self, now: Timestamp) -> Result<Vec<Vec<u8>>, CoreError> {
+        let pool: Vec<kp_chain::PendingEvent> =
+            self.store.pending()?.into_iter().map(kp_chain::PendingEvent::new).collect();
+        if pool.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut admitted = Vec::new();
+        let mut dropped = Vec::new();
+        let ledger = self.app.ledger_mut();
+        ledger.begin_block();
+        for p in &pool {
+            match kp_proto::open_event(&self.chain_id, &p.envelope) {
+                Ok(e) => match ledger.apply(&e, now) {
+                    Ok(_) => admitted.push(p.clone()),
+                    Err(r) => dropped.push((p.id, r.to_string())),
+                },
+                Err(e) => dropped.push((p.id, e.to_string())),
+            }
+        }
+        ledger.rollback_block();
+        if !dropped.is_empty() {
+            let ids: Vec<EventId> = dropped.iter().map(|d| d.0).collect();
+            self.store.remove_pending(&ids)?;
+            for (id, why) in dropped {
+                tracing::info!(event = %id, reason = %why, "pending event refused at proposal time");
+                if self.refused_order.len() >= REMEMBERED_REFUSALS
+                    && let Some(old) = self.refused_order.pop_front()
+                {
+                    self.refused.remove(&old);
+                }
+                self.refused_order.push_back(id);
+                self.refused.insert(id, why);
+            }
+        }
+        let governance_first = admitted.iter().position(|p| p.governance);
+        Ok(match governance_first {
+            Some(i) => vec![admitted[i].envelope.clone()],
+            None => {
+                admitted.into_iter().filter(|p| !p.governance).take(self.max_block_events).map(|p| p.envelope).collect()
+            }
+        })
+    }
+
+    /// Carries out the engine's outputs in order: records are synced before any message that
+    /// follows them is handed out; a committed block is stored before anything else.
+    fn carry_out(&mut self, outputs: Vec<Output>, now: Timestamp) -> Result<Vec<Effect>, CoreError> {
+        let mut effects = Vec::new();
+        let mut unsynced = Vec::new();
+        let mut follow_up = Vec::new();
+        for o in outputs {
+            match o {
+                Output::Persist(r) => unsynced.push(r),
+                Output::Send { to, message } => {
+                    self.sync(&mut unsynced)?;
+                    effects.push(Effect::Send(to, message));
+                }
+                Output::Broadcast(message) => {
+                    self.sync(&mut unsynced)?;
+                    effects.push(Effect::Broadcast(message));
+                }
+                Output::SetTimer { height, round, at } => self.timer = Some((height, round, at)),
+                Output::RequestEvents { height, round, deadline } => {
+                    self.wants_events = Some((height, round, deadline));
+                    follow_up.push(());
+                }
+                Output::Committed { block, certificate } => {
+                    self.sync(&mut unsynced)?;
+                    let height = block.header().height;
+                    self.store.commit(&block, &certificate, &mut self.app)?;
+                    self.missing.clear();
+                    tracing::info!(height, events = block.events().len(), hash = %block.hash(), "committed");
+                    effects.push(Effect::Committed(height));
+                }
+                Output::Evidence(e) => {
+                    let height = self.engine.as_ref().map_or(0, Engine::height);
+                    self.store.add_evidence(height, &e)?;
+                    tracing::warn!(?e, "equivocation evidence");
+                }
+                Output::Missing { height, round, voters } => {
+                    tracing::warn!(height, round, ?voters, "round held up by missing voters");
+                    self.missing = voters;
+                }
+                Output::Refused { from, reason } => tracing::debug!(%from, %reason, "consensus message refused"),
+                Output::Behind { height } => tracing::info!(height, "behind the network"),
+            }
+        }
+        self.sync(&mut unsynced)?;
+        if !follow_up.is_empty() {
+            effects.extend(self.answer_events(now, false)?);
+        }
+        Ok(effects)
+    }
+
+    fn sync(&mut self, unsynced: &mut Vec<kp_consensus::Record>) -> Result<(), CoreError> {
+        if !unsynced.is_empty() {
+            self.store.persist_records(unsynced)?;
+            unsynced.clear();
+        }
+        Ok(())
+    }
+}

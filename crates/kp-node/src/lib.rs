@@ -1,0 +1,17 @@
+//! The participant node.
+
+/// The generated kp.v1.Node API.
+#[allow(clippy::all, clippy::pedantic, missing_debug_implementations)]
+pub mod pb {
+    tonic::include_proto!("kp.v1");
+    /// The encoded descriptors of node.proto, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("kp_node_descriptor");
+}
+
+pub mod api;
+pub mod config;
+pub mod core;
+pub mod runtime;
+
+pub use config::NodeConfig;
+pub use runtime::{now, run};

@@ -1,0 +1,164 @@
+//! A real node (consensus engine, RocksDB store, rules engine, gRPC API on loopback) of a
+//! one-participant network: submissions are checked and refused with their reason, accepted
+//! events are committed by the engine, served back, streamed to subscribers, and survive a
+//! restart of the node.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use kp_domain::{Carats, EventPayload, HalfYear, HsCode, HsLine, ProductionReported, Role, UsdCents};
+use kp_node::config::{ConsensusSection, NodeConfig};
+use kp_node::pb::{self, node_client::NodeClient, submit_response::Outcome};
+use kp_testkit::{TestNet, pid};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+fn production(revision: u32) -> EventPayload {
+    EventPayload::ProductionReported(ProductionReported {
+        participant: pid("BW"),
+        period: HalfYear::new(2026, 1).unwrap(),
+        revision,
+        lines: vec![HsLine { hs_code: HsCode::Unsorted, carats: Carats(1_000_000), value: UsdCents(90_000_000) }],
+        zones: vec![],
+    })
+}
+
+struct Running {
+    client: NodeClient<tonic::transport::Channel>,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), kp_node::runtime::NodeError>>,
+}
+
+async fn start(net: &TestNet, data: &std::path::Path) -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = NodeConfig {
+        genesis: data.join("unused-genesis.json"),
+        data_dir: data.to_path_buf(),
+        node_key: data.join("unused.key"),
+        listen: "/ip4/127.0.0.1/tcp/0".into(),
+        bootstrap: vec![],
+        api: addr,
+        metrics: "127.0.0.1:1".parse().unwrap(),
+        consensus: ConsensusSection {
+            round_timeout_base_ms: 300,
+            round_timeout_cap_ms: 2_000,
+            idle_block_ms: 300,
+            ..ConsensusSection::default()
+        },
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let key = kp_crypto::SecretKey::from_seed(&net.keys[&pid("BW")].node.to_seed());
+    let task = tokio::spawn(kp_node::run(net.genesis.clone(), key, config, listener, async {
+        let _ = stopped.await;
+    }));
+    let mut tries = 0;
+    let client = loop {
+        match NodeClient::connect(format!("http://{addr}")).await {
+            Ok(c) => break c,
+            Err(e) if tries < 100 => {
+                tries += 1;
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the node's API did not come up: {e}"),
+        }
+    };
+    Running { client, stop, task }
+}
+
+async fn submit(client: &mut NodeClient<tonic::transport::Channel>, envelope: Vec<u8>) -> pb::SubmitResponse {
+    client.submit(pb::SubmitRequest { envelope }).await.unwrap().into_inner()
+}
+
+fn rejected(r: &pb::SubmitResponse) -> (pb::rejection::Kind, String) {
+    match &r.outcome {
+        Some(Outcome::Rejected(x)) => (x.kind(), x.reason.clone()),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_voter_node_checks_commits_serves_and_keeps_events() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    tokio::time::timeout(Duration::from_secs(120), flow()).await.expect("the flow finishes within 120 s");
+}
+
+async fn flow() {
+    let net = TestNet::new(&["BW"], 11);
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = start(&net, dir.path()).await;
+    eprintln!("node up");
+    let c = &mut node.client;
+    let mut blocks = c.subscribe_blocks(pb::SubscribeBlocksRequest { from_height: 1 }).await.unwrap().into_inner();
+
+    // Refusals, each with its reason; nothing is stored.
+    let (kind, why) = rejected(&submit(c, b"not an event".to_vec()).await);
+    assert_eq!(kind, pb::rejection::Kind::Malformed, "{why}");
+    let mut forged = net.envelope_with(net.key("BW", Role::Exporting), &production(0));
+    let n = forged.len();
+    forged[n - 1] ^= 1;
+    let (kind, why) = rejected(&submit(c, forged).await);
+    assert_eq!(kind, pb::rejection::Kind::BadSignature, "{why}");
+    let (kind, why) = rejected(&submit(c, net.envelope_with(net.key("BW", Role::Exporting), &production(3))).await);
+    assert_eq!(kind, pb::rejection::Kind::Rules, "{why}");
+    assert!(why.contains("revision"), "{why}");
+    let (kind, why) = rejected(&submit(c, net.envelope_with(net.key("BW", Role::Importing), &production(0))).await);
+    assert_eq!(kind, pb::rejection::Kind::Rules, "{why}");
+    let status = c.get_status(pb::GetStatusRequest {}).await.unwrap().into_inner();
+    assert_eq!(status.pending_events, 0);
+
+    // Accepted, then a duplicate; a correction that follows the pending report is admitted too.
+    let report = net.envelope_with(net.key("BW", Role::Exporting), &production(0));
+    let first = submit(c, report.clone()).await;
+    assert!(matches!(first.outcome, Some(Outcome::Accepted(_))), "{first:?}");
+    assert_eq!(first.event_id, kp_crypto::event_id(&report).to_string());
+    let again = submit(c, report.clone()).await;
+    assert!(matches!(again.outcome, Some(Outcome::Duplicate(_))), "{again:?}");
+    let correction = net.envelope_with(net.key("BW", Role::Exporting), &production(1));
+    let second = submit(c, correction.clone()).await;
+    assert!(matches!(second.outcome, Some(Outcome::Accepted(_))), "{second:?}");
+
+    eprintln!("submitted");
+    // Committed by the engine and streamed to the subscriber.
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !(seen.contains(&report) && seen.contains(&correction)) {
+        let block = tokio::time::timeout_at(deadline, blocks.message()).await.expect("blocks within 30 s");
+        let block = block.unwrap().expect("stream open");
+        assert_eq!(block.signers, vec!["BW".to_owned()]);
+        seen.extend(block.events);
+    }
+    let got = c.get_event(pb::GetEventRequest { event_id: first.event_id.clone() }).await.unwrap().into_inner();
+    assert_eq!(got.envelope, report);
+    let at = got.position.expect("committed");
+    let status = c.get_status(pb::GetStatusRequest {}).await.unwrap().into_inner();
+    assert!(status.height >= at.height);
+    assert_eq!((status.me.as_str(), status.active_participants.clone()), ("BW", vec!["BW".to_owned()]));
+    assert_eq!(status.committed_events, 2);
+    let block = c.get_block(pb::GetBlockRequest { height: at.height }).await.unwrap().into_inner();
+    assert_eq!(block.events[at.index as usize], report);
+
+    // Bad requests are refused with a clear status.
+    let e = c.get_event(pb::GetEventRequest { event_id: "zz".into() }).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    let e = c.get_block(pb::GetBlockRequest { height: 1_000_000 }).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    let e = c.get_custody(pb::GetCustodyRequest { certificate: "not a number!".into() }).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    let custody = c.get_custody(pb::GetCustodyRequest { certificate: "BW-404".into() }).await.unwrap().into_inner();
+    assert!(custody.steps.is_empty() && custody.state.is_empty());
+
+    // A clean stop and a restart on the same data directory: nothing committed is lost.
+    node.stop.send(()).unwrap();
+    node.task.await.unwrap().unwrap();
+    let mut node = start(&net, dir.path()).await;
+    let got = node.client.get_event(pb::GetEventRequest { event_id: first.event_id }).await.unwrap().into_inner();
+    assert_eq!(got.position, Some(at));
+    let status = node.client.get_status(pb::GetStatusRequest {}).await.unwrap().into_inner();
+    assert!(status.height >= at.height && status.committed_events == 2);
+    node.stop.send(()).unwrap();
+    node.task.await.unwrap().unwrap();
+}

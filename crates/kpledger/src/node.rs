@@ -1,0 +1,120 @@
+//! `kpledger node` (run a participant's or observer's node) and `kpledger status` (ask a node).
+
+use anyhow::{Context, Result, bail};
+use kp_node::NodeConfig;
+use kp_node::pb::{self, node_client::NodeClient};
+use serde::Serialize;
+use std::path::Path;
+
+/// Runs the node of `config` until SIGINT or SIGTERM. Logs go to stderr through `tracing`
+/// (level from `RUST_LOG`, default `info`; JSON lines with `json_logs`).
+pub fn run_node(config: &Path, json_logs: bool) -> Result<()> {
+    let config = NodeConfig::load(config)?;
+    let genesis = crate::testnet::read_genesis(&config.genesis)?;
+    let key = crate::keyfile::read(&config.node_key)
+        .with_context(|| format!("reading the node key {}", config.node_key.display()))?;
+    let public = key.public();
+    let known = genesis.participants.iter().any(|p| p.node_key == public)
+        || genesis.observers.iter().any(|o| o.node_key == public);
+    if !known {
+        bail!(
+            "the node key {} ({public}) is not the node key of any participant or observer in the genesis {}",
+            config.node_key.display(),
+            config.genesis.display()
+        );
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
+    if json_logs {
+        subscriber.json().init();
+    } else {
+        subscriber.init();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let api = tokio::net::TcpListener::bind(config.api)
+            .await
+            .with_context(|| format!("binding the API address {}", config.api))?;
+        kp_node::run(genesis, key, config, api, shutdown_signal()).await.context("the node stopped on an error")
+    })
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("stop requested");
+}
+
+/// A connection to a node's API at `addr` (`HOST:PORT`, or a full `http://` URL).
+pub async fn connect(addr: &str) -> Result<NodeClient<tonic::transport::Channel>> {
+    let url = if addr.starts_with("http://") || addr.starts_with("https://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}")
+    };
+    let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+        .with_context(|| format!("{addr:?} is not a node address like 127.0.0.1:27001"))?
+        .connect_timeout(std::time::Duration::from_secs(5));
+    let channel = endpoint.connect().await.with_context(|| format!("cannot reach the node at {url}"))?;
+    Ok(NodeClient::new(channel))
+}
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub chain_id: String,
+    pub genesis_hash: String,
+    pub height: u64,
+    pub head_hash: String,
+    pub head_time_ms: u64,
+    pub round: u32,
+    pub me: String,
+    pub active_participants: Vec<String>,
+    pub missing_voters: Vec<String>,
+    pub peers: u32,
+    pub syncing: bool,
+    pub pending_events: u64,
+    pub committed_events: u64,
+}
+
+pub fn status(addr: &str) -> Result<Status> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let mut client = connect(addr).await?;
+        let s: pb::GetStatusResponse = client
+            .get_status(pb::GetStatusRequest {})
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message()))?
+            .into_inner();
+        Ok(Status {
+            chain_id: s.chain_id,
+            genesis_hash: s.genesis_hash,
+            height: s.height,
+            head_hash: s.head_hash,
+            head_time_ms: s.head_time_ms,
+            round: s.round,
+            me: s.me,
+            active_participants: s.active_participants,
+            missing_voters: s.missing_voters,
+            peers: s.peers,
+            syncing: s.syncing,
+            pending_events: s.pending_events,
+            committed_events: s.committed_events,
+        })
+    })
+}
