@@ -126,9 +126,8 @@ impl pb::node_server::Node for Api {
                 position: Some(pb::Position { height: at.height, index: at.index, block_time_ms: time }),
             }));
         }
-        if let Some(e) = core.store().pending().map_err(store_error)?.into_iter().find(|e| kp_crypto::event_id(e) == id)
-        {
-            return Ok(Response::new(pb::GetEventResponse { envelope: e, position: None }));
+        if let Some(e) = core.pending(&id) {
+            return Ok(Response::new(pb::GetEventResponse { envelope: e.to_vec(), position: None }));
         }
         match core.refusal(&id) {
             Some(why) => Err(Status::failed_precondition(format!("event {id} was refused at proposal time: {why}"))),

@@ -52,6 +52,14 @@ pub enum CoreError {
     Config(String),
 }
 
+/// A pending event, opened.
+#[derive(Debug, Clone)]
+struct Pooled {
+    id: EventId,
+    envelope: Vec<u8>,
+    event: kp_domain::Event,
+}
+
 /// The state of one node.
 #[derive(Debug)]
 pub struct Core {
@@ -66,6 +74,9 @@ pub struct Core {
     /// Who held up the current round, as the engine last reported.
     missing: Vec<ParticipantId>,
     max_block_events: usize,
+    /// The pending pool as stored, opened once (signature checked) when it entered: submission
+    /// order, at most the store's pool cap.
+    pool: Vec<Pooled>,
     /// Events dropped from the pool at proposal time, with the rules engine's reason.
     refused: HashMap<EventId, String>,
     refused_order: VecDeque<EventId>,
@@ -96,10 +107,25 @@ impl Core {
             }
             None => (None, Vec::new()),
         };
+        let mut pool = Vec::new();
+        let mut unreadable = Vec::new();
+        for envelope in store.pending()? {
+            let id = kp_crypto::event_id(&envelope);
+            match kp_proto::open_event(&genesis.chain_id, &envelope) {
+                Ok(event) => pool.push(Pooled { id, envelope, event }),
+                Err(e) => {
+                    tracing::warn!(event = %id, error = %e, "pending event does not open: dropped from the pool");
+                    unreadable.push(id);
+                }
+            }
+        }
+        let mut store = store;
+        store.remove_pending(&unreadable)?;
         let mut core = Core {
             store,
             app,
             engine,
+            pool,
             chain_id: genesis.chain_id.clone(),
             me,
             timer: None,
@@ -131,6 +157,11 @@ impl Core {
     pub fn chain_id(&self) -> &ChainId {
         &self.chain_id
     }
+    /// A pending event's envelope.
+    pub fn pending(&self, id: &EventId) -> Option<&[u8]> {
+        self.pool.iter().find(|p| p.id == *id).map(|p| p.envelope.as_slice())
+    }
+
     /// Why an event was dropped from the pool at proposal time, if it was (recently).
     pub fn refusal(&self, id: &EventId) -> Option<&str> {
         self.refused.get(id).map(String::as_str)
@@ -150,27 +181,25 @@ impl Core {
         if let Some(at) = self.store.position(&id)? {
             return Ok((Submission::Duplicate(id, Some(at.height)), Vec::new()));
         }
-        let pool = self.store.pending()?;
-        if pool.iter().any(|p| kp_crypto::event_id(p) == id) {
+        if self.pool.iter().any(|p| p.id == id) {
             return Ok((Submission::Duplicate(id, None), Vec::new()));
         }
         let ledger = self.app.ledger_mut();
         ledger.begin_block();
-        for p in &pool {
-            if let Ok(e) = kp_proto::open_event(&self.chain_id, p) {
-                let _ = ledger.apply(&e, now);
-            }
+        for p in &self.pool {
+            let _ = ledger.apply(&p.event, now);
         }
         let verdict = ledger.apply(&event, now);
         ledger.rollback_block();
         if let Err(r) = verdict {
             return Ok((Submission::Rejected(id, RejectKind::Rules, r.to_string()), Vec::new()));
         }
-        match self.store.add_pending(&[envelope]) {
+        match self.store.add_pending(std::slice::from_ref(&envelope)) {
             Ok(s) => match s.first() {
                 Some(Submitted::AlreadyCommitted(at)) => Ok((Submission::Duplicate(id, Some(at.height)), Vec::new())),
                 Some(Submitted::AlreadyPending) => Ok((Submission::Duplicate(id, None), Vec::new())),
                 _ => {
+                    self.pool.push(Pooled { id, envelope, event });
                     let effects = self.answer_events(now, false)?;
                     Ok((Submission::Added(id), effects))
                 }
@@ -237,28 +266,27 @@ impl Core {
     /// `kp_chain::select_events` picks them (a governance act alone); the others leave the
     /// pool, their reason remembered.
     fn select(&mut self, now: Timestamp) -> Result<Vec<Vec<u8>>, CoreError> {
-        let pool: Vec<kp_chain::PendingEvent> =
-            self.store.pending()?.into_iter().map(kp_chain::PendingEvent::new).collect();
-        if pool.is_empty() {
+        if self.pool.is_empty() {
             return Ok(Vec::new());
         }
         let mut admitted = Vec::new();
         let mut dropped = Vec::new();
         let ledger = self.app.ledger_mut();
         ledger.begin_block();
-        for p in &pool {
-            match kp_proto::open_event(&self.chain_id, &p.envelope) {
-                Ok(e) => match ledger.apply(&e, now) {
-                    Ok(_) => admitted.push(p.clone()),
-                    Err(r) => dropped.push((p.id, r.to_string())),
-                },
-                Err(e) => dropped.push((p.id, e.to_string())),
+        for (i, p) in self.pool.iter().enumerate() {
+            match ledger.apply(&p.event, now) {
+                Ok(_) => admitted.push(i),
+                Err(r) => dropped.push((p.id, r.to_string())),
             }
         }
         ledger.rollback_block();
         if !dropped.is_empty() {
             let ids: Vec<EventId> = dropped.iter().map(|d| d.0).collect();
             self.store.remove_pending(&ids)?;
+            let gone: std::collections::HashSet<EventId> = ids.iter().copied().collect();
+            // Every pooled event was either admitted or dropped: what stays is what was admitted.
+            self.pool.retain(|p| !gone.contains(&p.id));
+            admitted = (0..self.pool.len()).collect();
             for (id, why) in dropped {
                 tracing::info!(event = %id, reason = %why, "pending event refused at proposal time");
                 if self.refused_order.len() >= REMEMBERED_REFUSALS
@@ -270,12 +298,10 @@ impl Core {
                 self.refused.insert(id, why);
             }
         }
-        let governance_first = admitted.iter().position(|p| p.governance);
-        Ok(match governance_first {
-            Some(i) => vec![admitted[i].envelope.clone()],
-            None => {
-                admitted.into_iter().filter(|p| !p.governance).take(self.max_block_events).map(|p| p.envelope).collect()
-            }
+        let governance = |i: &usize| matches!(self.pool[*i].event.payload, kp_domain::EventPayload::Governance(_));
+        Ok(match admitted.iter().find(|i| governance(i)) {
+            Some(i) => vec![self.pool[*i].envelope.clone()],
+            None => admitted.iter().take(self.max_block_events).map(|i| self.pool[*i].envelope.clone()).collect(),
         })
     }
 
@@ -305,6 +331,9 @@ impl Core {
                     self.sync(&mut unsynced)?;
                     let height = block.header().height;
                     self.store.commit(&block, &certificate, &mut self.app)?;
+                    let ids: std::collections::HashSet<EventId> =
+                        block.events().iter().map(|e| kp_crypto::event_id(e)).collect();
+                    self.pool.retain(|p| !ids.contains(&p.id));
                     self.missing.clear();
                     tracing::info!(height, events = block.events().len(), hash = %block.hash(), "committed");
                     effects.push(Effect::Committed(height));

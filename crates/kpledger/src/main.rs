@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use kp_domain::Timestamp;
+use kp_node::now;
 use kpledger::{demo, keyfile, registry::Registry, testnet};
 use std::path::PathBuf;
 
@@ -95,11 +95,6 @@ enum TestnetCommand {
         #[arg(long)]
         registry: Option<PathBuf>,
     },
-}
-
-fn now() -> Timestamp {
-    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-    Timestamp(u64::try_from(ms).unwrap_or(u64::MAX))
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
