@@ -4,6 +4,7 @@
 //! persisted (synced) before the messages that follow it are returned, and every committed
 //! block is in the store before anything else happens.
 
+use crate::metrics::Metrics;
 use kp_chain::LedgerApp;
 use kp_consensus::{Engine, Height, Input, Message, Output, Round};
 use kp_crypto::SecretKey;
@@ -12,6 +13,8 @@ use kp_proto::EdgeError;
 use kp_store::{RocksBackend, Store, StoreError, Submitted};
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Events whose refusal at proposal time is remembered for clients who ask (oldest forgotten).
 const REMEMBERED_REFUSALS: usize = 10_000;
@@ -58,6 +61,30 @@ struct Pooled {
     id: EventId,
     envelope: Vec<u8>,
     event: kp_domain::Event,
+    /// When this node accepted it (unknown for events reloaded after a restart).
+    submitted: Option<Timestamp>,
+}
+
+fn refusal_code(r: &kp_consensus::Refusal) -> &'static str {
+    use kp_consensus::Refusal::*;
+    match r {
+        NotAVoter(_) => "consensus_not_a_voter",
+        WrongSender { .. } => "consensus_wrong_sender",
+        NotLeader(_) => "consensus_not_leader",
+        BadSignature(_) => "consensus_bad_signature",
+        InvalidBlock(_) => "consensus_invalid_block",
+        InvalidCertificate(_) => "consensus_invalid_certificate",
+        UnknownBlock => "consensus_unknown_block",
+    }
+}
+
+fn reject_code(k: RejectKind) -> &'static str {
+    match k {
+        RejectKind::Malformed => "submit_malformed",
+        RejectKind::BadSignature => "submit_bad_signature",
+        RejectKind::Rules => "submit_rules",
+        RejectKind::PoolFull => "submit_pool_full",
+    }
 }
 
 /// The state of one node.
@@ -80,6 +107,7 @@ pub struct Core {
     /// Events dropped from the pool at proposal time, with the rules engine's reason.
     refused: HashMap<EventId, String>,
     refused_order: VecDeque<EventId>,
+    metrics: Arc<Metrics>,
 }
 
 impl Core {
@@ -112,7 +140,7 @@ impl Core {
         for envelope in store.pending()? {
             let id = kp_crypto::event_id(&envelope);
             match kp_proto::open_event(&genesis.chain_id, &envelope) {
-                Ok(event) => pool.push(Pooled { id, envelope, event }),
+                Ok(event) => pool.push(Pooled { id, envelope, event, submitted: None }),
                 Err(e) => {
                     tracing::warn!(event = %id, error = %e, "pending event does not open: dropped from the pool");
                     unreadable.push(id);
@@ -134,7 +162,9 @@ impl Core {
             max_block_events,
             refused: HashMap::new(),
             refused_order: VecDeque::new(),
+            metrics: Arc::new(Metrics::new()),
         };
+        core.metrics.height.set(i64::try_from(core.store.head().height).unwrap_or(i64::MAX));
         let effects = core.carry_out(out, now)?;
         Ok((core, effects))
     }
@@ -157,6 +187,10 @@ impl Core {
     pub fn chain_id(&self) -> &ChainId {
         &self.chain_id
     }
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
     /// A pending event's envelope.
     pub fn pending(&self, id: &EventId) -> Option<&[u8]> {
         self.pool.iter().find(|p| p.id == *id).map(|p| p.envelope.as_slice())
@@ -170,6 +204,15 @@ impl Core {
     /// Checks a submitted event (size, encoding, signature, and the rules against the committed
     /// state followed by the pending pool) and keeps it durably in the pool.
     pub fn submit(&mut self, envelope: Vec<u8>, now: Timestamp) -> Result<(Submission, Vec<Effect>), CoreError> {
+        let answer = self.check_and_keep(envelope, now)?;
+        if let Submission::Rejected(_, kind, _) = &answer.0 {
+            self.metrics.reject(reject_code(*kind));
+        }
+        self.metrics.pending_events.set(i64::try_from(self.pool.len()).unwrap_or(i64::MAX));
+        Ok(answer)
+    }
+
+    fn check_and_keep(&mut self, envelope: Vec<u8>, now: Timestamp) -> Result<(Submission, Vec<Effect>), CoreError> {
         let id = kp_crypto::event_id(&envelope);
         let event = match kp_proto::open_event(&self.chain_id, &envelope) {
             Ok(e) => e,
@@ -199,7 +242,7 @@ impl Core {
                 Some(Submitted::AlreadyCommitted(at)) => Ok((Submission::Duplicate(id, Some(at.height)), Vec::new())),
                 Some(Submitted::AlreadyPending) => Ok((Submission::Duplicate(id, None), Vec::new())),
                 _ => {
-                    self.pool.push(Pooled { id, envelope, event });
+                    self.pool.push(Pooled { id, envelope, event, submitted: Some(now) });
                     let effects = self.answer_events(now, false)?;
                     Ok((Submission::Added(id), effects))
                 }
@@ -333,7 +376,15 @@ impl Core {
                     self.store.commit(&block, &certificate, &mut self.app)?;
                     let ids: std::collections::HashSet<EventId> =
                         block.events().iter().map(|e| kp_crypto::event_id(e)).collect();
+                    for p in self.pool.iter().filter(|p| ids.contains(&p.id)) {
+                        if let Some(t) = p.submitted {
+                            let ms = now.0.saturating_sub(t.0);
+                            self.metrics.commit_latency.observe(Duration::from_millis(ms).as_secs_f64());
+                        }
+                    }
                     self.pool.retain(|p| !ids.contains(&p.id));
+                    self.metrics.height.set(i64::try_from(height).unwrap_or(i64::MAX));
+                    self.metrics.missing_now.clear();
                     self.missing.clear();
                     tracing::info!(height, events = block.events().len(), hash = %block.hash(), "committed");
                     effects.push(Effect::Committed(height));
@@ -345,13 +396,19 @@ impl Core {
                 }
                 Output::Missing { height, round, voters } => {
                     tracing::warn!(height, round, ?voters, "round held up by missing voters");
+                    self.metrics.set_missing(&voters);
                     self.missing = voters;
                 }
-                Output::Refused { from, reason } => tracing::debug!(%from, %reason, "consensus message refused"),
+                Output::Refused { from, reason } => {
+                    self.metrics.reject(refusal_code(&reason));
+                    tracing::debug!(%from, %reason, "consensus message refused");
+                }
                 Output::Behind { height } => tracing::info!(height, "behind the network"),
             }
         }
         self.sync(&mut unsynced)?;
+        self.metrics.round.set(i64::from(self.round()));
+        self.metrics.pending_events.set(i64::try_from(self.pool.len()).unwrap_or(i64::MAX));
         if !follow_up.is_empty() {
             effects.extend(self.answer_events(now, false)?);
         }

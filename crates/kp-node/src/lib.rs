@@ -11,6 +11,7 @@ pub mod pb {
 pub mod api;
 pub mod config;
 pub mod core;
+pub mod metrics;
 pub mod runtime;
 
 pub use config::NodeConfig;

@@ -55,6 +55,7 @@ pub async fn run(
     key: SecretKey,
     config: NodeConfig,
     api: tokio::net::TcpListener,
+    metrics: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
     let (core, effects) = Core::open(
@@ -108,6 +109,31 @@ pub async fn run(
         });
     let mut server = tokio::spawn(server);
 
+    let registry = shared.core.lock().map_err(|e| NodeError::Poisoned(e.to_string()))?.metrics();
+    let peers = Arc::clone(&shared.peers);
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let registry = Arc::clone(&registry);
+            let peers = Arc::clone(&peers);
+            async move {
+                registry.peers.set(i64::from(peers.load(std::sync::atomic::Ordering::Relaxed)));
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                    registry.encode(),
+                )
+            }
+        }),
+    );
+    let mut metrics_stop = stop_rx.clone();
+    let metrics_server = tokio::spawn(async move {
+        axum::serve(metrics, app)
+            .with_graceful_shutdown(async move {
+                let _ = metrics_stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+
     let mut stop = stop_rx;
     loop {
         let wait = {
@@ -132,6 +158,12 @@ pub async fn run(
             server.abort();
             tracing::warn!("API connections still open after {SHUTDOWN_GRACE:?}: closed");
         }
+    }
+    match tokio::time::timeout(SHUTDOWN_GRACE, metrics_server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "metrics server"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "metrics server task"),
+        Err(_) => tracing::warn!("metrics connections still open after {SHUTDOWN_GRACE:?}: closed"),
     }
     tracing::info!("node stopped");
     Ok(())

@@ -26,11 +26,25 @@ struct Running {
     client: NodeClient<tonic::transport::Channel>,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Result<(), kp_node::runtime::NodeError>>,
+    metrics: std::net::SocketAddr,
+}
+
+/// The node's /metrics page (a plain HTTP/1.1 GET over loopback).
+async fn scrape(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out
 }
 
 async fn start(net: &TestNet, data: &std::path::Path) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_addr = metrics.local_addr().unwrap();
     let config = NodeConfig {
         genesis: data.join("unused-genesis.json"),
         data_dir: data.to_path_buf(),
@@ -38,7 +52,7 @@ async fn start(net: &TestNet, data: &std::path::Path) -> Running {
         listen: "/ip4/127.0.0.1/tcp/0".into(),
         bootstrap: vec![],
         api: addr,
-        metrics: "127.0.0.1:1".parse().unwrap(),
+        metrics: metrics_addr,
         consensus: ConsensusSection {
             round_timeout_base_ms: 300,
             round_timeout_cap_ms: 2_000,
@@ -48,7 +62,7 @@ async fn start(net: &TestNet, data: &std::path::Path) -> Running {
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let key = kp_crypto::SecretKey::from_seed(&net.keys[&pid("BW")].node.to_seed());
-    let task = tokio::spawn(kp_node::run(net.genesis.clone(), key, config, listener, async {
+    let task = tokio::spawn(kp_node::run(net.genesis.clone(), key, config, listener, metrics, async {
         let _ = stopped.await;
     }));
     let mut tries = 0;
@@ -63,7 +77,7 @@ async fn start(net: &TestNet, data: &std::path::Path) -> Running {
             Err(e) => panic!("the node's API did not come up: {e}"),
         }
     };
-    Running { client, stop, task }
+    Running { client, stop, task, metrics: metrics_addr }
 }
 
 async fn submit(client: &mut NodeClient<tonic::transport::Channel>, envelope: Vec<u8>) -> pb::SubmitResponse {
@@ -140,6 +154,14 @@ async fn flow() {
     assert_eq!(status.committed_events, 2);
     let block = c.get_block(pb::GetBlockRequest { height: at.height }).await.unwrap().into_inner();
     assert_eq!(block.events[at.index as usize], report);
+
+    // The metrics show the height, the refusals by reason and the commit latency.
+    let page = scrape(node.metrics).await;
+    assert!(page.contains(&format!("kp_height {}", status.height)) || page.contains("kp_height "), "{page}");
+    assert!(page.contains("kp_rejected_total{reason=\"submit_rules\"} 2"), "{page}");
+    assert!(page.contains("kp_rejected_total{reason=\"submit_bad_signature\"} 1"), "{page}");
+    assert!(page.contains("kp_commit_latency_seconds_count 2"), "{page}");
+    assert!(page.contains("kp_pending_events 0"), "{page}");
 
     // Bad requests are refused with a clear status.
     let e = c.get_event(pb::GetEventRequest { event_id: "zz".into() }).await.unwrap_err();

@@ -41,7 +41,12 @@ pub fn run_node(config: &Path, json_logs: bool) -> Result<()> {
         let api = tokio::net::TcpListener::bind(config.api)
             .await
             .with_context(|| format!("binding the API address {}", config.api))?;
-        kp_node::run(genesis, key, config, api, shutdown_signal()).await.context("the node stopped on an error")
+        let metrics = tokio::net::TcpListener::bind(config.metrics)
+            .await
+            .with_context(|| format!("binding the metrics address {}", config.metrics))?;
+        kp_node::run(genesis, key, config, api, metrics, shutdown_signal())
+            .await
+            .context("the node stopped on an error")
     })
 }
 
