@@ -59,6 +59,14 @@ enum Command {
         #[arg(long)]
         node: String,
     },
+    /// A certificate's custody history, in order, with heights, block times and signers.
+    Custody {
+        /// The certificate number, like BW-2026-000123.
+        certificate: String,
+        /// The node's API address, like 127.0.0.1:27001.
+        #[arg(long)]
+        node: String,
+    },
     /// A node's ledger store.
     Store {
         #[command(subcommand)]
@@ -216,6 +224,30 @@ fn run(cli: Cli) -> Result<()> {
                 s.pending_events,
                 s.committed_events
             );
+            Ok(())
+        }
+        Command::Custody { certificate, node } => {
+            let c = kpledger::node::custody(&node, &certificate)?;
+            if cli.json {
+                return print_json(&c);
+            }
+            if c.steps.is_empty() {
+                println!("no certificate {} on the ledger", c.certificate);
+                return Ok(());
+            }
+            println!("certificate {} ({})", c.certificate, c.state);
+            for s in &c.steps {
+                println!(
+                    "  {}. {}  {:<20} height {:>6}.{:<4} signer {}  event {}",
+                    s.step,
+                    s.block_time,
+                    s.kind,
+                    s.height,
+                    s.index,
+                    &s.signer[..16.min(s.signer.len())],
+                    &s.event_id[..16.min(s.event_id.len())]
+                );
+            }
             Ok(())
         }
         Command::GenesisHash { genesis } => {

@@ -123,3 +123,55 @@ pub fn status(addr: &str) -> Result<Status> {
         })
     })
 }
+
+#[derive(Debug, Serialize)]
+pub struct CustodyStep {
+    pub step: usize,
+    pub kind: String,
+    pub height: u64,
+    pub index: u32,
+    pub block_time: String,
+    pub signer: String,
+    pub event_id: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Custody {
+    pub certificate: String,
+    /// Empty when the ledger has no such certificate.
+    pub state: String,
+    pub steps: Vec<CustodyStep>,
+}
+
+/// A certificate's custody history as a node serves it, in ledger order.
+pub fn custody(addr: &str, certificate: &str) -> Result<Custody> {
+    let number = kp_domain::CertificateNumber::new(certificate)
+        .map_err(|e| anyhow::anyhow!("{certificate:?} is not a certificate number: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let mut client = connect(addr).await?;
+        let c = client
+            .get_custody(pb::GetCustodyRequest { certificate: number.to_string() })
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message()))?
+            .into_inner();
+        let steps = c
+            .steps
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let at = s.position.unwrap_or_default();
+                CustodyStep {
+                    step: i + 1,
+                    kind: s.kind,
+                    height: at.height,
+                    index: at.index,
+                    block_time: kp_domain::Timestamp(at.block_time_ms).to_string(),
+                    signer: s.signer,
+                    event_id: s.event_id,
+                }
+            })
+            .collect();
+        Ok(Custody { certificate: c.certificate, state: c.state, steps })
+    })
+}

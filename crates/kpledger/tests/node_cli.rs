@@ -81,6 +81,16 @@ fn a_node_process_serves_its_status_and_stops_cleanly() {
     assert!(s["chain_id"].as_str().unwrap().starts_with("kp-local-"));
     let text = kpledger(&["status", "--node", &api]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("node of BW"));
+    // Custody of a certificate the ledger does not hold, and of a malformed number.
+    let none = kpledger(&["--json", "custody", "BW-0001", "--node", &api]);
+    assert!(none.status.success(), "{}", String::from_utf8_lossy(&none.stderr));
+    let none: Value = serde_json::from_slice(&none.stdout).unwrap();
+    assert_eq!((none["state"].as_str(), none["steps"].as_array().map(Vec::len)), (Some(""), Some(0)));
+    let text = kpledger(&["custody", "BW-0001", "--node", &api]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("no certificate BW-0001"));
+    let bad = kpledger(&["custody", "not a number", "--node", &api]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a certificate number"));
     assert!(terminate(node).success(), "{}", std::fs::read_to_string(&log).unwrap());
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("node started") && logged.contains("node stopped"), "{logged}");
