@@ -7,6 +7,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("kp_node_descriptor.bin"))
+        // `kpledger status --json` prints the answer as it is.
+        .type_attribute("kp.v1.GetStatusResponse", "#[derive(serde::Serialize)]")
         .compile_protos(&[file], &[root])?;
     Ok(())
 }

@@ -155,15 +155,25 @@ impl PendingEvent {
             kp_proto::decode_event(&envelope).is_ok_and(|e| matches!(e.payload(), EventPayload::Governance(_)));
         PendingEvent { id: kp_crypto::event_id(&envelope), envelope, governance }
     }
+
+    /// Classifies an envelope its holder has already opened as `event`.
+    pub fn opened(envelope: Vec<u8>, event: &Event) -> PendingEvent {
+        PendingEvent { id: event.id, governance: matches!(event.payload, EventPayload::Governance(_)), envelope }
+    }
 }
 
 /// What a leader proposes from its pool (in submission order): the first pending governance act
 /// alone, if there is one — so that an act suspending a participant that holds the chain can be
 /// committed without that participant, and every change of the voter set has a block of its
 /// own — otherwise up to `max` custody events.
-pub fn select_events(pool: &[PendingEvent], max: usize) -> Vec<Vec<u8>> {
-    if let Some(act) = pool.iter().find(|p| p.governance) {
+pub fn select_events<'a, I>(pool: I, max: usize) -> Vec<Vec<u8>>
+where
+    I: IntoIterator<Item = &'a PendingEvent>,
+    I::IntoIter: Clone,
+{
+    let pool = pool.into_iter();
+    if let Some(act) = pool.clone().find(|p| p.governance) {
         return vec![act.envelope.clone()];
     }
-    pool.iter().take(max).map(|p| p.envelope.clone()).collect()
+    pool.take(max).map(|p| p.envelope.clone()).collect()
 }

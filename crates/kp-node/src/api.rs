@@ -10,15 +10,19 @@ use tokio::sync::broadcast;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+/// Most block subscriptions served at once.
+pub const MAX_SUBSCRIPTIONS: usize = 256;
+/// Most index pages one ListCertificates call reads while filtering by state.
+const MAX_INDEX_PAGES: usize = 50;
+
 /// What the API and the runtime share.
 #[derive(Debug, Clone)]
 pub struct Shared {
     pub core: Arc<Mutex<Core>>,
     /// Heights of committed blocks, as they are committed.
     pub commits: broadcast::Sender<u64>,
-    /// Wakes the runtime after a submission (the leader may propose at once).
-    pub wake: Arc<tokio::sync::Notify>,
-    pub peers: Arc<std::sync::atomic::AtomicU32>,
+    /// Block subscriptions open at once are capped (each holds a task and a buffer).
+    pub subscriptions: Arc<tokio::sync::Semaphore>,
     /// Becomes true when the node stops: streams end.
     pub stopping: tokio::sync::watch::Receiver<bool>,
 }
@@ -58,18 +62,6 @@ fn state_name(s: kp_rules::CertificateState) -> &'static str {
     }
 }
 
-fn kind_name(k: kp_domain::EventKind) -> String {
-    let s = format!("{k:?}");
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if c.is_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_lowercase());
-    }
-    out
-}
-
 fn block_response(core: &Core, height: u64) -> Result<Option<pb::GetBlockResponse>, Status> {
     let Some(stored) = core.store().block(height).map_err(store_error)? else { return Ok(None) };
     let h = stored.block.header();
@@ -98,7 +90,6 @@ impl pb::node_server::Node for Api {
             crate::runtime::publish(&self.shared, &effects);
             outcome
         };
-        self.shared.wake.notify_one();
         use pb::submit_response::Outcome;
         let (id, outcome) = match outcome {
             Submission::Added(id) => (id, Outcome::Accepted(pb::Accepted {})),
@@ -120,7 +111,7 @@ impl pb::node_server::Node for Api {
         let id = parse_event_id(&request.into_inner().event_id)?;
         let core = self.shared.lock()?;
         if let Some((at, envelope)) = core.store().event(&id).map_err(store_error)? {
-            let time = core.store().block(at.height).map_err(store_error)?.map_or(0, |b| b.block.header().time.0);
+            let time = core.store().header(at.height).map_err(store_error)?.map_or(0, |h| h.time.0);
             return Ok(Response::new(pb::GetEventResponse {
                 envelope,
                 position: Some(pb::Position { height: at.height, index: at.index, block_time_ms: time }),
@@ -147,7 +138,7 @@ impl pb::node_server::Node for Api {
             .into_iter()
             .map(|c| {
                 let (kind, signer) = kp_proto::decode_event(&c.envelope)
-                    .map(|e| (kind_name(e.payload().kind()), hex::encode(e.signer().0)))
+                    .map(|e| (e.payload().kind().field_name().to_owned(), hex::encode(e.signer().0)))
                     .unwrap_or_default();
                 pb::CustodyStep {
                     event_id: kp_crypto::event_id(&c.envelope).to_string(),
@@ -191,14 +182,24 @@ impl pb::node_server::Node for Api {
             let t: u64 = t.parse().map_err(|_| Status::invalid_argument("page_token is not one this API gave"))?;
             Some((Timestamp(t), parse_number(n)?))
         };
+        let wanted = match r.state.as_str() {
+            "" => None,
+            "issued" | "sealed" | "received" | "voided" => Some(r.state.as_str()),
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "state {other:?} is none of issued, sealed, received, voided"
+                )));
+            }
+        };
         let to = if r.to_ms == 0 { Timestamp(u64::MAX) } else { Timestamp(r.to_ms) };
         let core = self.shared.lock()?;
         let mut certificates = Vec::new();
         let mut cursor = after;
-        // Filtering by state may skip entries: read pages until this one is full or the index ends
-        // (bounded: at most 50 index pages per request).
-        let mut next_page_token = String::new();
-        for _ in 0..50 {
+        // Filtering by state skips entries: index pages are read until this page is full or the
+        // index ends, at most MAX_INDEX_PAGES of them; a page token follows whenever the index
+        // may hold more after the cursor.
+        let mut more = true;
+        for _ in 0..MAX_INDEX_PAGES {
             let page = core
                 .store()
                 .certificates_of(
@@ -210,12 +211,14 @@ impl pb::node_server::Node for Api {
                     size,
                 )
                 .map_err(store_error)?;
-            let full_index_page = page.len() == size;
+            more = page.len() == size;
             for (t, n) in page {
                 cursor = Some((t, n.clone()));
-                let Some(rec) = core.ledger().certificate(&n) else { continue };
+                let rec = core.ledger().certificate(&n).ok_or_else(|| {
+                    Status::internal(format!("the review index names {n}, which the ledger does not hold"))
+                })?;
                 let state = state_name(rec.state);
-                if !r.state.is_empty() && r.state != state {
+                if wanted.is_some_and(|w| w != state) {
                     continue;
                 }
                 let c = &rec.certificate;
@@ -229,16 +232,18 @@ impl pb::node_server::Node for Api {
                     value_usd_cents: c.value.0,
                 });
                 if certificates.len() == size {
+                    more = true;
                     break;
                 }
             }
-            if certificates.len() == size || !full_index_page {
-                if let (true, Some((t, n))) = (full_index_page || certificates.len() == size, &cursor) {
-                    next_page_token = format!("{}:{n}", t.0);
-                }
+            if certificates.len() == size || !more {
                 break;
             }
         }
+        let next_page_token = match (&cursor, more) {
+            (Some((t, n)), true) => format!("{}:{n}", t.0),
+            _ => String::new(),
+        };
         Ok(Response::new(pb::ListCertificatesResponse { certificates, next_page_token }))
     }
 
@@ -264,7 +269,7 @@ impl pb::node_server::Node for Api {
             me: core.me().map(|m| m.as_str().to_owned()).unwrap_or_default(),
             active_participants: ledger.voters().iter().map(|(p, _)| p.as_str().to_owned()).collect(),
             missing_voters: core.missing().iter().map(|p| p.as_str().to_owned()).collect(),
-            peers: self.shared.peers.load(std::sync::atomic::Ordering::Relaxed),
+            peers: u32::try_from(core.metrics().peers.get()).unwrap_or(0),
             syncing: false,
             pending_events: u64::try_from(core.store().pending_len()).unwrap_or(u64::MAX),
             committed_events: head.events,
@@ -279,11 +284,17 @@ impl pb::node_server::Node for Api {
     ) -> Result<Response<Self::SubscribeBlocksStream>, Status> {
         let mut next = request.into_inner().from_height.max(1);
         let shared = self.shared.clone();
+        let permit = Arc::clone(&shared.subscriptions).try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "this node serves at most {MAX_SUBSCRIPTIONS} block subscriptions at once"
+            ))
+        })?;
         let mut commits = shared.commits.subscribe();
         let mut stopping = shared.stopping.clone();
         // Bounded: a slow subscriber holds at most 16 blocks here, then waits.
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
+            let _permit = permit;
             loop {
                 let block = {
                     let Ok(core) = shared.core.lock() else { return };

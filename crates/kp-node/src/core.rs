@@ -5,7 +5,7 @@
 //! block is in the store before anything else happens.
 
 use crate::metrics::Metrics;
-use kp_chain::LedgerApp;
+use kp_chain::{LedgerApp, PendingEvent};
 use kp_consensus::{Engine, Height, Input, Message, Output, Round};
 use kp_crypto::SecretKey;
 use kp_domain::{ChainId, EventId, Genesis, ParticipantId, Timestamp};
@@ -49,8 +49,8 @@ pub enum Submission {
 pub enum CoreError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the genesis is invalid: {0}")]
-    Genesis(String),
+    #[error("the node key {0} is not the node key of any participant or observer in the genesis")]
+    UnknownNodeKey(kp_domain::PublicKey),
     #[error("consensus configuration: {0}")]
     Config(String),
 }
@@ -58,8 +58,7 @@ pub enum CoreError {
 /// A pending event, opened.
 #[derive(Debug, Clone)]
 struct Pooled {
-    id: EventId,
-    envelope: Vec<u8>,
+    pending: PendingEvent,
     event: kp_domain::Event,
     /// When this node accepted it (unknown for events reloaded after a restart).
     submitted: Option<Timestamp>,
@@ -120,11 +119,16 @@ impl Core {
         max_block_events: usize,
         now: Timestamp,
     ) -> Result<(Core, Vec<Effect>), CoreError> {
+        let public = key.public();
+        if !genesis.participants.iter().any(|p| p.node_key == public)
+            && !genesis.observers.iter().any(|o| o.node_key == public)
+        {
+            return Err(CoreError::UnknownNodeKey(public));
+        }
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError::Backend(kp_store::BackendError::Io(format!("{}: {e}", data_dir.display()))))?;
         let backend = RocksBackend::open(data_dir).map_err(StoreError::Backend)?;
-        let (store, mut app) = Store::open(backend, genesis)?;
-        let public = key.public();
+        let (mut store, mut app) = Store::open(backend, genesis)?;
         let me = genesis.participants.iter().find(|p| p.node_key == public).map(|p| p.id);
         let (engine, out) = match me {
             Some(me) => {
@@ -138,17 +142,15 @@ impl Core {
         let mut pool = Vec::new();
         let mut unreadable = Vec::new();
         for envelope in store.pending()? {
-            let id = kp_crypto::event_id(&envelope);
             match kp_proto::open_event(&genesis.chain_id, &envelope) {
-                Ok(event) => pool.push(Pooled { id, envelope, event, submitted: None }),
-                Err(e) => {
-                    tracing::warn!(event = %id, error = %e, "pending event does not open: dropped from the pool");
-                    unreadable.push(id);
+                Ok(event) => {
+                    pool.push(Pooled { pending: PendingEvent::opened(envelope, &event), event, submitted: None })
                 }
+                Err(e) => unreadable.push((kp_crypto::event_id(&envelope), e.to_string())),
             }
         }
-        let mut store = store;
-        store.remove_pending(&unreadable)?;
+        let ids: Vec<EventId> = unreadable.iter().map(|u| u.0).collect();
+        store.remove_pending(&ids)?;
         let mut core = Core {
             store,
             app,
@@ -165,6 +167,11 @@ impl Core {
             metrics: Arc::new(Metrics::new()),
         };
         core.metrics.height.set(i64::try_from(core.store.head().height).unwrap_or(i64::MAX));
+        // Kept once but no longer opening (a later build reads the format differently): the
+        // event cannot be proposed; it leaves the pool and a client asking is told why.
+        for (id, why) in unreadable {
+            core.remember_refusal(id, format!("no longer opens after a restart: {why}"));
+        }
         let effects = core.carry_out(out, now)?;
         Ok((core, effects))
     }
@@ -193,7 +200,7 @@ impl Core {
 
     /// A pending event's envelope.
     pub fn pending(&self, id: &EventId) -> Option<&[u8]> {
-        self.pool.iter().find(|p| p.id == *id).map(|p| p.envelope.as_slice())
+        self.pool.iter().find(|p| p.pending.id == *id).map(|p| p.pending.envelope.as_slice())
     }
 
     /// Why an event was dropped from the pool at proposal time, if it was (recently).
@@ -224,7 +231,7 @@ impl Core {
         if let Some(at) = self.store.position(&id)? {
             return Ok((Submission::Duplicate(id, Some(at.height)), Vec::new()));
         }
-        if self.pool.iter().any(|p| p.id == id) {
+        if self.store.is_pending(&id) {
             return Ok((Submission::Duplicate(id, None), Vec::new()));
         }
         let ledger = self.app.ledger_mut();
@@ -242,7 +249,11 @@ impl Core {
                 Some(Submitted::AlreadyCommitted(at)) => Ok((Submission::Duplicate(id, Some(at.height)), Vec::new())),
                 Some(Submitted::AlreadyPending) => Ok((Submission::Duplicate(id, None), Vec::new())),
                 _ => {
-                    self.pool.push(Pooled { id, envelope, event, submitted: Some(now) });
+                    self.pool.push(Pooled {
+                        pending: PendingEvent::opened(envelope, &event),
+                        event,
+                        submitted: Some(now),
+                    });
                     let effects = self.answer_events(now, false)?;
                     Ok((Submission::Added(id), effects))
                 }
@@ -305,47 +316,40 @@ impl Core {
         self.step(Input::EventsReady { height, round, events }, now)
     }
 
-    /// The pool's events that the rules admit in order on the committed state, as
-    /// `kp_chain::select_events` picks them (a governance act alone); the others leave the
-    /// pool, their reason remembered.
+    /// What the proposer takes: the pool's events that the rules still admit, in order, picked
+    /// by `kp_chain::select_events`; the others leave the pool, their reason remembered.
     fn select(&mut self, now: Timestamp) -> Result<Vec<Vec<u8>>, CoreError> {
-        if self.pool.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut admitted = Vec::new();
         let mut dropped = Vec::new();
         let ledger = self.app.ledger_mut();
         ledger.begin_block();
-        for (i, p) in self.pool.iter().enumerate() {
-            match ledger.apply(&p.event, now) {
-                Ok(_) => admitted.push(i),
-                Err(r) => dropped.push((p.id, r.to_string())),
+        for p in &self.pool {
+            if let Err(r) = ledger.apply(&p.event, now) {
+                dropped.push((p.pending.id, r.to_string()));
             }
         }
         ledger.rollback_block();
         if !dropped.is_empty() {
             let ids: Vec<EventId> = dropped.iter().map(|d| d.0).collect();
             self.store.remove_pending(&ids)?;
-            let gone: std::collections::HashSet<EventId> = ids.iter().copied().collect();
-            // Every pooled event was either admitted or dropped: what stays is what was admitted.
-            self.pool.retain(|p| !gone.contains(&p.id));
-            admitted = (0..self.pool.len()).collect();
+            let gone: std::collections::HashSet<&EventId> = ids.iter().collect();
+            self.pool.retain(|p| !gone.contains(&p.pending.id));
             for (id, why) in dropped {
                 tracing::info!(event = %id, reason = %why, "pending event refused at proposal time");
-                if self.refused_order.len() >= REMEMBERED_REFUSALS
-                    && let Some(old) = self.refused_order.pop_front()
-                {
-                    self.refused.remove(&old);
-                }
-                self.refused_order.push_back(id);
-                self.refused.insert(id, why);
+                self.remember_refusal(id, why);
             }
         }
-        let governance = |i: &usize| matches!(self.pool[*i].event.payload, kp_domain::EventPayload::Governance(_));
-        Ok(match admitted.iter().find(|i| governance(i)) {
-            Some(i) => vec![self.pool[*i].envelope.clone()],
-            None => admitted.iter().take(self.max_block_events).map(|i| self.pool[*i].envelope.clone()).collect(),
-        })
+        Ok(kp_chain::select_events(self.pool.iter().map(|p| &p.pending), self.max_block_events))
+    }
+
+    /// Keeps why an event left the pool (the oldest reasons are forgotten first).
+    fn remember_refusal(&mut self, id: EventId, why: String) {
+        if self.refused_order.len() >= REMEMBERED_REFUSALS
+            && let Some(old) = self.refused_order.pop_front()
+        {
+            self.refused.remove(&old);
+        }
+        self.refused_order.push_back(id);
+        self.refused.insert(id, why);
     }
 
     /// Carries out the engine's outputs in order: records are synced before any message that
@@ -353,7 +357,7 @@ impl Core {
     fn carry_out(&mut self, outputs: Vec<Output>, now: Timestamp) -> Result<Vec<Effect>, CoreError> {
         let mut effects = Vec::new();
         let mut unsynced = Vec::new();
-        let mut follow_up = Vec::new();
+        let mut events_wanted = false;
         for o in outputs {
             match o {
                 Output::Persist(r) => unsynced.push(r),
@@ -368,7 +372,7 @@ impl Core {
                 Output::SetTimer { height, round, at } => self.timer = Some((height, round, at)),
                 Output::RequestEvents { height, round, deadline } => {
                     self.wants_events = Some((height, round, deadline));
-                    follow_up.push(());
+                    events_wanted = true;
                 }
                 Output::Committed { block, certificate } => {
                     self.sync(&mut unsynced)?;
@@ -376,13 +380,13 @@ impl Core {
                     self.store.commit(&block, &certificate, &mut self.app)?;
                     let ids: std::collections::HashSet<EventId> =
                         block.events().iter().map(|e| kp_crypto::event_id(e)).collect();
-                    for p in self.pool.iter().filter(|p| ids.contains(&p.id)) {
+                    for p in self.pool.iter().filter(|p| ids.contains(&p.pending.id)) {
                         if let Some(t) = p.submitted {
                             let ms = now.0.saturating_sub(t.0);
                             self.metrics.commit_latency.observe(Duration::from_millis(ms).as_secs_f64());
                         }
                     }
-                    self.pool.retain(|p| !ids.contains(&p.id));
+                    self.pool.retain(|p| !ids.contains(&p.pending.id));
                     self.metrics.height.set(i64::try_from(height).unwrap_or(i64::MAX));
                     self.metrics.missing_now.clear();
                     self.missing.clear();
@@ -390,7 +394,10 @@ impl Core {
                     effects.push(Effect::Committed(height));
                 }
                 Output::Evidence(e) => {
-                    let height = self.engine.as_ref().map_or(0, Engine::height);
+                    let height = match &e {
+                        kp_consensus::Evidence::DoubleProposal { first, .. } => first.height,
+                        kp_consensus::Evidence::DoubleVote { first, .. } => first.body.height,
+                    };
                     self.store.add_evidence(height, &e)?;
                     tracing::warn!(?e, "equivocation evidence");
                 }
@@ -409,7 +416,7 @@ impl Core {
         self.sync(&mut unsynced)?;
         self.metrics.round.set(i64::from(self.round()));
         self.metrics.pending_events.set(i64::try_from(self.pool.len()).unwrap_or(i64::MAX));
-        if !follow_up.is_empty() {
+        if events_wanted {
             effects.extend(self.answer_events(now, false)?);
         }
         Ok(effects)

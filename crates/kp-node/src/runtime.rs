@@ -79,8 +79,7 @@ pub async fn run(
     let shared = Shared {
         core: Arc::new(Mutex::new(core)),
         commits,
-        wake: Arc::new(tokio::sync::Notify::new()),
-        peers: Arc::new(std::sync::atomic::AtomicU32::new(0)),
+        subscriptions: Arc::new(tokio::sync::Semaphore::new(crate::api::MAX_SUBSCRIPTIONS)),
         stopping: stop_rx.clone(),
     };
     publish(&shared, &effects);
@@ -110,14 +109,11 @@ pub async fn run(
     let mut server = tokio::spawn(server);
 
     let registry = shared.core.lock().map_err(|e| NodeError::Poisoned(e.to_string()))?.metrics();
-    let peers = Arc::clone(&shared.peers);
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
             let registry = Arc::clone(&registry);
-            let peers = Arc::clone(&peers);
             async move {
-                registry.peers.set(i64::from(peers.load(std::sync::atomic::Ordering::Relaxed)));
                 (
                     [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
                     registry.encode(),
@@ -142,7 +138,6 @@ pub async fn run(
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = shared.wake.notified() => {}
             _ = stop.wait_for(|s| *s) => break,
         }
         let effects = {

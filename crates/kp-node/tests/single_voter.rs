@@ -170,6 +170,26 @@ async fn flow() {
     assert_eq!(e.code(), tonic::Code::NotFound);
     let e = c.get_custody(pb::GetCustodyRequest { certificate: "not a number!".into() }).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    let e = c
+        .list_certificates(pb::ListCertificatesRequest {
+            participant: "BW".into(),
+            role: pb::list_certificates_request::Role::Exporter.into(),
+            state: "shipped".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
+    let page = c
+        .list_certificates(pb::ListCertificatesRequest {
+            participant: "BW".into(),
+            role: pb::list_certificates_request::Role::Exporter.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(page.certificates.is_empty() && page.next_page_token.is_empty());
     let custody = c.get_custody(pb::GetCustodyRequest { certificate: "BW-404".into() }).await.unwrap().into_inner();
     assert!(custody.steps.is_empty() && custody.state.is_empty());
 

@@ -61,9 +61,7 @@ impl RocksBackend {
             o.set_compression_type(DBCompressionType::Lz4);
             o.set_bottommost_compression_type(DBCompressionType::Zstd);
             o.set_level_compaction_dynamic_level_bytes(true);
-            o.set_write_buffer_size(
-                std::env::var("KP_WB").ok().and_then(|v| v.parse().ok()).unwrap_or(WRITE_BUFFER_BYTES),
-            );
+            o.set_write_buffer_size(WRITE_BUFFER_BYTES);
             let mut t = BlockBasedOptions::default();
             t.set_block_cache(&cache);
             t.set_block_size(16 * 1024);

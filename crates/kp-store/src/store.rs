@@ -711,6 +711,17 @@ impl<B: Backend> Store<B> {
         self.block_checked(height).map(Some)
     }
 
+    /// The header of the committed block at `height` (without reading the block's events).
+    pub fn header(&self, height: u64) -> Result<Option<BlockHeader>, StoreError> {
+        if height == 0 || height > self.head.height {
+            return Ok(None);
+        }
+        match self.backend.get(Cf::Headers, &height_key(height))? {
+            Some(bytes) => decode_header(height, &bytes).map(Some),
+            None => Err(integrity(height, "the header of a committed block is missing")),
+        }
+    }
+
     /// Consecutive committed blocks from `from`, at most `max` and at most `max_bytes` of
     /// events (at least one block), for a peer catching up.
     pub fn blocks(&self, from: u64, max: usize, max_bytes: usize) -> Result<Vec<StoredBlock>, StoreError> {
@@ -940,6 +951,11 @@ impl<B: Backend> Store<B> {
             true
         })?;
         Ok(out)
+    }
+
+    /// Whether the event is in the pending pool.
+    pub fn is_pending(&self, id: &EventId) -> bool {
+        self.pending.contains_key(id)
     }
 
     pub fn pending_len(&self) -> usize {
