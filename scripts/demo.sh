@@ -1,18 +1,58 @@
 #!/usr/bin/env bash
 # The main job: sets up what is missing, builds `kpledger`, generates a 59-participant network
-# (genesis and fresh keys) and runs the sample custody flow through the rules engine: Botswana
-# issues and seals a shipment to the European Union, which confirms receipt; one event is refused
-# with its reason; the certificate's custody history is printed.
-# (Until the participant node exists, the flow runs in-process; the node issue replaces this
-# with a live local network.)
+# (genesis and fresh keys), starts its 59 participant nodes and 2 observer nodes as separate
+# processes on loopback, and runs a custody flow through them: Botswana issues and seals a
+# shipment to the European Union, which confirms receipt; one event is refused with its reason.
+# It prints the certificate's custody history and the network status, then stops the network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 source scripts/rocksdb-lib.sh debug
 cargo build --locked --release -p kpledger
+kp=./target/release/kpledger
 dir="target/demo-network"
+if [ -f "$dir/genesis.json" ]; then "$kp" testnet down --dir "$dir" >/dev/null 2>&1 || true; fi
 rm -rf "$dir"
-./target/release/kpledger testnet init --participants 59 --dir "$dir"
+"$kp" testnet init --participants 59 --dir "$dir" --base-port "${KP_DEMO_BASE_PORT:-27000}"
+trap '"$kp" testnet down --dir "$dir"' EXIT
 echo
-./target/release/kpledger demo --dir "$dir"
+echo "== starting 61 nodes (59 participants, 2 observers); logs in $dir/<node>/node.log"
+"$kp" testnet up --dir "$dir" | tail -1
+api() { sed -n 's/^api = "\(.*\)"$/\1/p' "$dir/$1/node.toml"; }
+bw=$(api BW); eu=$(api EU); ae=$(api AE)
+
+year=$(date -u +%Y)
+number="BW-$year-000001"
+sed -e "s/\"number\": \"[^\"]*\"/\"number\": \"$number\"/" \
+    -e "s/\"issued_on\": \"[^\"]*\"/\"issued_on\": \"$(date -u +%F)\"/" \
+    -e "s/\"expires_on\": \"[^\"]*\"/\"expires_on\": \"$(date -u -d '+30 days' +%F)\"/" \
+    node-config/example-certificate.json > "$dir/certificate.json"
+
+echo
+echo "== Botswana's exporting authority issues $number to the EU (signed locally, submitted to BW's node)"
+"$kp" cert issue --file "$dir/certificate.json" --key "$dir/BW/exporting.key" --node "$bw" --wait
+echo "== Botswana seals the shipment"
+"$kp" cert seal "$number" --seal BW-SEAL-7781 --seal BW-SEAL-7782 \
+    --port-of-exit "Sir Seretse Khama International Airport" --key "$dir/BW/exporting.key" --node "$bw" --wait
+echo "== the United Arab Emirates' importing authority tries to confirm receipt of a shipment addressed to the EU"
+if "$kp" cert receive "$number" --parcels 12 --carats 12500.75 --key "$dir/AE/importing.key" --node "$ae"; then
+    echo "the ledger accepted an event it must refuse" >&2
+    exit 1
+fi
+echo "== the EU's importing authority confirms receipt (through the EU's node)"
+"$kp" cert receive "$number" --parcels 12 --carats 12500.75 --remarks "Antwerp Diamond Office: seals intact" \
+    --key "$dir/EU/importing.key" --node "$eu" --wait
+echo
+echo "== custody history, as an observer's node has it"
+observer=$(sed -n 's/^api = "\(.*\)"$/\1/p' "$dir/observers/CSC/node.toml")
+for _ in $(seq 1 50); do
+    if "$kp" custody "$number" --node "$observer" --json | grep -q '"state": "received"'; then break; fi
+    sleep 0.2
+done
+"$kp" custody "$number" --node "$observer"
+echo
+echo "== network status (EU's node)"
+"$kp" status --node "$eu"
+echo
+echo "== stopping the network"

@@ -19,6 +19,8 @@ const MAX_INDEX_PAGES: usize = 50;
 #[derive(Debug, Clone)]
 pub struct Shared {
     pub core: Arc<Mutex<Core>>,
+    /// Effects of API calls for the network task (events to pass on, consensus messages).
+    pub outbox: tokio::sync::mpsc::Sender<Vec<crate::core::Effect>>,
     /// Heights of committed blocks, as they are committed.
     pub commits: broadcast::Sender<u64>,
     /// Block subscriptions open at once are capped (each holds a task and a buffer).
@@ -87,7 +89,7 @@ impl pb::node_server::Node for Api {
             let mut core = self.shared.lock()?;
             let (outcome, effects) = core.submit(envelope, now).map_err(store_error)?;
             drop(core);
-            crate::runtime::publish(&self.shared, &effects);
+            crate::runtime::forward(&self.shared, effects);
             outcome
         };
         use pb::submit_response::Outcome;
@@ -131,7 +133,7 @@ impl pb::node_server::Node for Api {
         request: Request<pb::GetCustodyRequest>,
     ) -> Result<Response<pb::GetCustodyResponse>, Status> {
         let number = parse_number(&request.into_inner().certificate)?;
-        let core = self.shared.lock()?;
+        let mut core = self.shared.lock()?;
         let custody = core.store().custody(&number).map_err(store_error)?;
         let state = core.ledger().certificate(&number).map_or("", |r| state_name(r.state));
         let steps = custody
@@ -192,7 +194,7 @@ impl pb::node_server::Node for Api {
             }
         };
         let to = if r.to_ms == 0 { Timestamp(u64::MAX) } else { Timestamp(r.to_ms) };
-        let core = self.shared.lock()?;
+        let mut core = self.shared.lock()?;
         let mut certificates = Vec::new();
         let mut cursor = after;
         // Filtering by state skips entries: index pages are read until this page is full or the
@@ -256,9 +258,9 @@ impl pb::node_server::Node for Api {
     }
 
     async fn get_status(&self, _: Request<pb::GetStatusRequest>) -> Result<Response<pb::GetStatusResponse>, Status> {
-        let core = self.shared.lock()?;
+        let mut core = self.shared.lock()?;
         let head = core.store().head();
-        let ledger = core.ledger();
+        let active_participants = core.ledger().voters().iter().map(|(p, _)| p.as_str().to_owned()).collect();
         Ok(Response::new(pb::GetStatusResponse {
             chain_id: core.chain_id().as_str().to_owned(),
             genesis_hash: core.store().genesis_hash().to_string(),
@@ -267,13 +269,46 @@ impl pb::node_server::Node for Api {
             head_time_ms: head.time.0,
             round: core.round(),
             me: core.me().map(|m| m.as_str().to_owned()).unwrap_or_default(),
-            active_participants: ledger.voters().iter().map(|(p, _)| p.as_str().to_owned()).collect(),
+            active_participants,
             missing_voters: core.missing().iter().map(|p| p.as_str().to_owned()).collect(),
             peers: u32::try_from(core.metrics().peers.get()).unwrap_or(0),
-            syncing: false,
+            syncing: core.metrics().sync_lag.get() > 1,
             pending_events: u64::try_from(core.store().pending_len()).unwrap_or(u64::MAX),
             committed_events: head.events,
         }))
+    }
+
+    async fn approve(&self, request: Request<pb::ApproveRequest>) -> Result<Response<pb::ApproveResponse>, Status> {
+        let r = request.into_inner();
+        let approval = crate::core::ApprovalBytes { act: r.act, key: r.key, signature: r.signature };
+        let outcome = {
+            let mut core = self.shared.lock()?;
+            let (outcome, effects) = core.approve(approval, true).map_err(store_error)?;
+            drop(core);
+            crate::runtime::forward(&self.shared, effects);
+            outcome
+        };
+        use crate::core::ApprovalError as E;
+        match outcome {
+            Ok(status) => Ok(Response::new(pb::ApproveResponse { status: Some(governance_status(status)) })),
+            Err(e @ (E::Malformed(_) | E::BadSignature(_) | E::UnknownKey(_))) => {
+                Err(Status::invalid_argument(e.to_string()))
+            }
+            Err(e @ E::Full) => Err(Status::resource_exhausted(e.to_string())),
+        }
+    }
+
+    async fn get_governance(
+        &self,
+        request: Request<pb::GetGovernanceRequest>,
+    ) -> Result<Response<pb::GetGovernanceResponse>, Status> {
+        let reference = request.into_inner().reference;
+        let mut core = self.shared.lock()?;
+        let drafts = core.drafts((!reference.is_empty()).then_some(reference.as_str()));
+        if drafts.is_empty() && !reference.is_empty() {
+            return Err(Status::not_found(format!("this node collects no approvals for an act {reference:?}")));
+        }
+        Ok(Response::new(pb::GetGovernanceResponse { acts: drafts.into_iter().map(governance_status).collect() }))
     }
 
     type SubscribeBlocksStream = BlockStream;
@@ -322,5 +357,29 @@ impl pb::node_server::Node for Api {
             }
         });
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+}
+
+fn governance_status(s: crate::core::DraftStatus) -> pb::GovernanceStatus {
+    let d = s.draft;
+    pb::GovernanceStatus {
+        reference: d.act.reference.to_string(),
+        action: d.act.action.name().to_owned(),
+        subject: d.act.action.subject().to_string(),
+        rationale: d.act.rationale.to_string(),
+        act: d.act_bytes,
+        act_digest: d.digest.to_hex(),
+        approvals: d
+            .approvals
+            .iter()
+            .map(|(p, a)| pb::GovernanceApproval {
+                participant: p.to_string(),
+                key: a.key.0.to_vec(),
+                signature: a.signature.0.to_vec(),
+            })
+            .collect(),
+        missing: s.missing.iter().map(ToString::to_string).collect(),
+        refused: s.refused.unwrap_or_default(),
+        committed_height: d.committed,
     }
 }

@@ -29,8 +29,8 @@ impl Default for ConsensusSection {
     }
 }
 
-/// Most events a block may carry, whatever the configuration says.
-pub const MAX_BLOCK_EVENTS: usize = 10_000;
+/// Most events a block may carry, whatever the configuration says (what peers decode).
+pub const MAX_BLOCK_EVENTS: usize = kp_consensus::wire::MAX_BLOCK_EVENTS;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -98,7 +98,7 @@ impl NodeConfig {
         }
         check_multiaddr(&raw.listen).map_err(|m| field("listen", m))?;
         for b in &raw.bootstrap {
-            check_multiaddr(b).map_err(|m| field("bootstrap", format!("{b}: {m}")))?;
+            check_bootstrap(b).map_err(|m| field("bootstrap", format!("{b}: {m}")))?;
         }
         let api: SocketAddr = raw
             .api
@@ -139,6 +139,17 @@ pub fn engine_config(c: &ConsensusSection) -> kp_consensus::Config {
     }
 }
 
+/// A peer's address: a TCP multiaddr followed by `/p2p/<peer id>` (the peer's node key, which
+/// the handshake checks).
+fn check_bootstrap(s: &str) -> Result<(), String> {
+    let Some((addr, peer)) = s.split_once("/p2p/") else {
+        return Err(format!("{s:?} does not end with /p2p/<peer id>"));
+    };
+    check_multiaddr(addr)?;
+    peer.parse::<libp2p::PeerId>().map_err(|e| format!("{peer:?} is not a peer id: {e}"))?;
+    Ok(())
+}
+
 /// A TCP multiaddr of the form `/ip4/A.B.C.D/tcp/PORT` or `/ip6/.../tcp/PORT`.
 fn check_multiaddr(s: &str) -> Result<(), String> {
     let parts: Vec<&str> = s.split('/').collect();
@@ -168,7 +179,7 @@ genesis = "genesis.json"
 data_dir = "data"
 node_key = "node.key"
 listen = "/ip4/127.0.0.1/tcp/27000"
-bootstrap = ["/ip4/127.0.0.1/tcp/27003"]
+bootstrap = ["/ip4/127.0.0.1/tcp/27003/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"]
 api = "127.0.0.1:27001"
 metrics = "127.0.0.1:27002"
 "#;
@@ -191,6 +202,8 @@ metrics = "127.0.0.1:27002"
             (GOOD.replace("\"node.key\"", "\"nokey\""), "`node_key`"),
             (GOOD.replace("/ip4/127.0.0.1/tcp/27000", "127.0.0.1:27000"), "`listen`"),
             (GOOD.replace("/ip4/127.0.0.1/tcp/27003", "/ip4/300.0.0.1/tcp/1"), "`bootstrap`"),
+            (GOOD.replace("/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA", ""), "`bootstrap`"),
+            (GOOD.replace("12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA", "12D3Koo"), "`bootstrap`"),
             (GOOD.replace("127.0.0.1:27001", "localhost"), "`api`"),
             (GOOD.replace("127.0.0.1:27002", "127.0.0.1:27001"), "`metrics`"),
             (format!("{GOOD}\n[consensus]\nround_timeout_cap_ms = 99999999\n"), "`consensus`"),

@@ -6,6 +6,7 @@
 
 use crate::metrics::Metrics;
 use kp_chain::{LedgerApp, PendingEvent};
+use kp_consensus::wire::CommittedBlock;
 use kp_consensus::{Engine, Height, Input, Message, Output, Round};
 use kp_crypto::SecretKey;
 use kp_domain::{ChainId, EventId, Genesis, ParticipantId, Timestamp};
@@ -26,6 +27,85 @@ pub enum Effect {
     Broadcast(Message),
     /// A block was committed at this height (subscribers may be told).
     Committed(Height),
+    /// A client's event entered the pool: every other voter's node should hold it too.
+    Gossip(Vec<u8>),
+    /// A message showed that the network has committed up to at least this height: fetch the
+    /// blocks this node lacks.
+    Behind(Height),
+    /// A voter's node sent a consensus message with a bad signature or another voter's name.
+    Misbehaved(ParticipantId, String),
+    /// A client's approval of a governance act: every other voter's node should hold it too.
+    GossipApproval(ApprovalBytes),
+}
+
+/// An approval as it travels: the act's exact bytes, the authority key and its signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalBytes {
+    pub act: Vec<u8>,
+    pub key: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
+/// Governance acts collecting approvals at once on one node (approvals per act are bounded by
+/// the number of authority keys the rules accept, [`kp_domain::MAX_APPROVALS`]).
+pub const MAX_DRAFTS: usize = 64;
+
+/// A governance act whose approvals this node collects.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub act_bytes: Vec<u8>,
+    pub act: kp_domain::GovernanceAct,
+    pub digest: kp_domain::Hash32,
+    pub approvals: Vec<(ParticipantId, kp_proto::Approval)>,
+    /// The height of the block that applied it.
+    pub committed: Option<Height>,
+}
+
+/// A draft with what the rules say of it now.
+#[derive(Debug, Clone)]
+pub struct DraftStatus {
+    pub draft: Draft,
+    /// Participants whose approval is still needed.
+    pub missing: Vec<ParticipantId>,
+    /// Why the act cannot apply whoever approves it.
+    pub refused: Option<String>,
+}
+
+/// Why an approval is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApprovalError {
+    #[error("malformed approval: {0}")]
+    Malformed(String),
+    #[error("the approval's signature does not verify over the act: {0}")]
+    BadSignature(String),
+    #[error("{0} is not a current authority key of any participant")]
+    UnknownKey(String),
+    #[error("this node already collects approvals for {MAX_DRAFTS} acts")]
+    Full,
+}
+
+/// Events at most in one block proposal, in bytes, so that it stays well within
+/// [`kp_consensus::wire::MAX_MESSAGE_BYTES`].
+pub const MAX_PROPOSAL_EVENT_BYTES: usize = 12 * 1024 * 1024;
+/// Most bytes of events in one catch-up batch served to a peer (at least one block is sent).
+const SYNC_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// What a batch of events gossiped by a peer held.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub added: usize,
+    /// Events that did not decode or whose signature fails: the peer's fault.
+    pub bad: usize,
+    /// The first such event's reason.
+    pub first_bad: Option<String>,
+}
+
+/// What catching up on a batch of blocks from a peer did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub applied: usize,
+    /// Why the first refused block was refused (the rest of the batch is ignored).
+    pub refused: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +187,18 @@ pub struct Core {
     refused: HashMap<EventId, String>,
     refused_order: VecDeque<EventId>,
     metrics: Arc<Metrics>,
+    /// The pool's events are applied to the ledger as a tentative block (so that a new event is
+    /// checked against the pool in time proportional to itself, not to the pool). Undone
+    /// before the ledger is used for anything else.
+    overlay: bool,
+    /// The latest time an event was applied at in the tentative block (later events are applied
+    /// no earlier: API calls reach the core in any order of their clocks).
+    overlay_time: Timestamp,
+    /// Governance acts collecting approvals, oldest first.
+    drafts: Vec<Draft>,
+    /// What rebuilding the engine after a catch-up needs.
+    engine_config: kp_consensus::Config,
+    key: SecretKey,
 }
 
 impl Core {
@@ -133,12 +225,21 @@ impl Core {
         let (engine, out) = match me {
             Some(me) => {
                 let records = store.records()?;
-                let (engine, out) = Engine::new(config, genesis.chain_id.clone(), me, key, records, now, &mut app)
-                    .map_err(|e| CoreError::Config(e.to_string()))?;
+                let (engine, out) = Engine::new(
+                    config.clone(),
+                    genesis.chain_id.clone(),
+                    me,
+                    SecretKey::from_seed(&key.to_seed()),
+                    records,
+                    now,
+                    &mut app,
+                )
+                .map_err(|e| CoreError::Config(e.to_string()))?;
                 (Some(engine), out)
             }
             None => (None, Vec::new()),
         };
+        let engine_config = config;
         let mut pool = Vec::new();
         let mut unreadable = Vec::new();
         for envelope in store.pending()? {
@@ -165,6 +266,11 @@ impl Core {
             refused: HashMap::new(),
             refused_order: VecDeque::new(),
             metrics: Arc::new(Metrics::new()),
+            overlay: false,
+            overlay_time: Timestamp(0),
+            drafts: Vec::new(),
+            engine_config,
+            key,
         };
         core.metrics.height.set(i64::try_from(core.store.head().height).unwrap_or(i64::MAX));
         // Kept once but no longer opening (a later build reads the format differently): the
@@ -179,8 +285,14 @@ impl Core {
     pub fn store(&self) -> &Store<RocksBackend> {
         &self.store
     }
-    pub fn ledger(&self) -> &kp_rules::Ledger {
+    /// The committed state (the pool's tentative changes are undone first).
+    pub fn ledger(&mut self) -> &kp_rules::Ledger {
+        self.end_overlay();
         self.app.ledger()
+    }
+    /// The height of the last committed block.
+    pub fn height(&self) -> Height {
+        self.store.head().height
     }
     pub fn me(&self) -> Option<ParticipantId> {
         self.me
@@ -211,7 +323,7 @@ impl Core {
     /// Checks a submitted event (size, encoding, signature, and the rules against the committed
     /// state followed by the pending pool) and keeps it durably in the pool.
     pub fn submit(&mut self, envelope: Vec<u8>, now: Timestamp) -> Result<(Submission, Vec<Effect>), CoreError> {
-        let answer = self.check_and_keep(envelope, now)?;
+        let answer = self.check_and_keep(envelope, now, true)?;
         if let Submission::Rejected(_, kind, _) = &answer.0 {
             self.metrics.reject(reject_code(*kind));
         }
@@ -219,7 +331,154 @@ impl Core {
         Ok(answer)
     }
 
-    fn check_and_keep(&mut self, envelope: Vec<u8>, now: Timestamp) -> Result<(Submission, Vec<Effect>), CoreError> {
+    /// Events another node's client submitted, as that node passed them on. Those already here
+    /// or no longer admissible are dropped quietly; those that do not decode or whose signature
+    /// fails are counted against the peer.
+    pub fn receive_events(
+        &mut self,
+        envelopes: Vec<Vec<u8>>,
+        now: Timestamp,
+    ) -> Result<(Received, Vec<Effect>), CoreError> {
+        let mut received = Received::default();
+        let mut effects = Vec::new();
+        for envelope in envelopes {
+            let (answer, more) = self.check_and_keep(envelope, now, false)?;
+            effects.extend(more);
+            match answer {
+                Submission::Added(_) => received.added += 1,
+                Submission::Rejected(id, RejectKind::Malformed | RejectKind::BadSignature, why) => {
+                    received.bad += 1;
+                    received.first_bad.get_or_insert(format!("event {id}: {why}"));
+                }
+                Submission::Rejected(..) | Submission::Duplicate(..) => {}
+            }
+        }
+        self.metrics.pending_events.set(i64::try_from(self.pool.len()).unwrap_or(i64::MAX));
+        Ok((received, effects))
+    }
+
+    /// The time a tentative block is executed at: now, or just after the last block if that
+    /// block's time (set by its proposer's clock) is ahead of this node's clock.
+    fn block_time(&self, now: Timestamp) -> Timestamp {
+        Timestamp(now.0.max(self.store.head().time.0.saturating_add(1)))
+    }
+
+    /// One authority's approval of a governance act (from a client, or passed on by a peer):
+    /// checked (the act decodes, the signature verifies over the act's exact bytes, the key is a
+    /// current authority key) and kept with the act's other approvals.
+    pub fn approve(
+        &mut self,
+        approval: ApprovalBytes,
+        gossip: bool,
+    ) -> Result<(Result<DraftStatus, ApprovalError>, Vec<Effect>), CoreError> {
+        let checked = (|| {
+            let act = kp_proto::decode_act(&approval.act).map_err(|e| ApprovalError::Malformed(e.to_string()))?;
+            let key = kp_domain::PublicKey::from_slice(&approval.key)
+                .map_err(|e| ApprovalError::Malformed(format!("key: {e}")))?;
+            let signature = kp_crypto::Signature::from_slice(&approval.signature)
+                .map_err(|e| ApprovalError::Malformed(format!("signature: {e}")))?;
+            kp_crypto::verify(&key, kp_crypto::Tag::Approval, &self.chain_id, &approval.act, &signature)
+                .map_err(|e| ApprovalError::BadSignature(e.to_string()))?;
+            Ok((act, key, signature))
+        })();
+        let (act, key, signature) = match checked {
+            Ok(c) => c,
+            Err(e) => return Ok((Err(e), Vec::new())),
+        };
+        let owner = match self.ledger().key_owner(&key) {
+            Some(o) if !o.revoked => o.participant,
+            _ => return Ok((Err(ApprovalError::UnknownKey(key.to_string())), Vec::new())),
+        };
+        let digest = kp_crypto::sha256(&approval.act);
+        let at = match self.drafts.iter().position(|d| d.digest == digest) {
+            Some(i) => i,
+            None => {
+                if self.drafts.len() >= MAX_DRAFTS {
+                    // Room is made by forgetting the oldest act already decided, if any.
+                    match self.drafts.iter().position(|d| d.committed.is_some()) {
+                        Some(i) => {
+                            self.drafts.remove(i);
+                        }
+                        None => return Ok((Err(ApprovalError::Full), Vec::new())),
+                    }
+                }
+                self.drafts.push(Draft {
+                    act_bytes: approval.act.clone(),
+                    act,
+                    digest,
+                    approvals: Vec::new(),
+                    committed: None,
+                });
+                self.drafts.len() - 1
+            }
+        };
+        let draft = &mut self.drafts[at];
+        let mut effects = Vec::new();
+        if !draft.approvals.iter().any(|(_, a)| a.key == key) && draft.approvals.len() < kp_domain::MAX_APPROVALS {
+            draft.approvals.push((owner, kp_proto::Approval { key, signature }));
+            if gossip {
+                effects.push(Effect::GossipApproval(approval));
+            }
+        }
+        let status = self.draft_status(at);
+        Ok((Ok(status), effects))
+    }
+
+    /// The acts this node collects approvals for (one by reference, or all).
+    pub fn drafts(&mut self, reference: Option<&str>) -> Vec<DraftStatus> {
+        let chosen: Vec<usize> = (0..self.drafts.len())
+            .filter(|i| reference.is_none_or(|r| self.drafts[*i].act.reference.as_str() == r))
+            .collect();
+        chosen.into_iter().map(|i| self.draft_status(i)).collect()
+    }
+
+    fn draft_status(&mut self, i: usize) -> DraftStatus {
+        let draft = self.drafts[i].clone();
+        let event = kp_domain::GovernanceEvent {
+            act: draft.act.clone(),
+            act_digest: draft.digest,
+            approvers: draft.approvals.iter().map(|(_, a)| a.key).collect(),
+        };
+        let (missing, refused) = if draft.committed.is_some() {
+            (Vec::new(), None)
+        } else {
+            match self.ledger().missing_approvals(&event) {
+                Ok(m) => (m, None),
+                Err(r) => (Vec::new(), Some(r.to_string())),
+            }
+        };
+        DraftStatus { draft, missing, refused }
+    }
+
+    /// Applies the pool to the ledger as a tentative block, if it is not already.
+    fn begin_overlay(&mut self, now: Timestamp) {
+        if self.overlay {
+            return;
+        }
+        let now = self.block_time(now);
+        self.overlay_time = now;
+        let ledger = self.app.ledger_mut();
+        ledger.begin_block();
+        for p in &self.pool {
+            let _ = ledger.apply(&p.event, now);
+        }
+        self.overlay = true;
+    }
+
+    /// Undoes the pool's tentative block: the ledger is the committed state again.
+    fn end_overlay(&mut self) {
+        if self.overlay {
+            self.app.ledger_mut().rollback_block();
+            self.overlay = false;
+        }
+    }
+
+    fn check_and_keep(
+        &mut self,
+        envelope: Vec<u8>,
+        now: Timestamp,
+        gossip: bool,
+    ) -> Result<(Submission, Vec<Effect>), CoreError> {
         let id = kp_crypto::event_id(&envelope);
         let event = match kp_proto::open_event(&self.chain_id, &envelope) {
             Ok(e) => e,
@@ -234,27 +493,34 @@ impl Core {
         if self.store.is_pending(&id) {
             return Ok((Submission::Duplicate(id, None), Vec::new()));
         }
-        let ledger = self.app.ledger_mut();
-        ledger.begin_block();
-        for p in &self.pool {
-            let _ = ledger.apply(&p.event, now);
-        }
-        let verdict = ledger.apply(&event, now);
-        ledger.rollback_block();
-        if let Err(r) = verdict {
+        // Checked against the committed state followed by the pool; if admitted, the event stays
+        // applied to the pool's tentative block (a rejected event changes nothing).
+        self.begin_overlay(now);
+        let at = self.block_time(now).max(self.overlay_time);
+        self.overlay_time = at;
+        if let Err(r) = self.app.ledger_mut().apply(&event, at) {
             return Ok((Submission::Rejected(id, RejectKind::Rules, r.to_string()), Vec::new()));
         }
-        match self.store.add_pending(std::slice::from_ref(&envelope)) {
+        let kept = self.store.add_pending(std::slice::from_ref(&envelope));
+        if !matches!(&kept, Ok(s) if matches!(s.first(), Some(Submitted::Added))) {
+            // Applied to the tentative block but not kept: the block is rebuilt next time.
+            self.end_overlay();
+        }
+        match kept {
             Ok(s) => match s.first() {
                 Some(Submitted::AlreadyCommitted(at)) => Ok((Submission::Duplicate(id, Some(at.height)), Vec::new())),
                 Some(Submitted::AlreadyPending) => Ok((Submission::Duplicate(id, None), Vec::new())),
                 _ => {
+                    let mut effects = Vec::new();
+                    if gossip {
+                        effects.push(Effect::Gossip(envelope.clone()));
+                    }
                     self.pool.push(Pooled {
                         pending: PendingEvent::opened(envelope, &event),
                         event,
                         submitted: Some(now),
                     });
-                    let effects = self.answer_events(now, false)?;
+                    effects.extend(self.answer_events(now, false)?);
                     Ok((Submission::Added(id), effects))
                 }
             },
@@ -299,6 +565,10 @@ impl Core {
     }
 
     fn step(&mut self, input: Input, now: Timestamp) -> Result<Vec<Effect>, CoreError> {
+        if self.engine.is_none() {
+            return Ok(Vec::new());
+        }
+        self.end_overlay();
         let Some(engine) = self.engine.as_mut() else { return Ok(Vec::new()) };
         let out = engine.handle(input, now, &mut self.app);
         self.carry_out(out, now)
@@ -319,7 +589,9 @@ impl Core {
     /// What the proposer takes: the pool's events that the rules still admit, in order, picked
     /// by `kp_chain::select_events`; the others leave the pool, their reason remembered.
     fn select(&mut self, now: Timestamp) -> Result<Vec<Vec<u8>>, CoreError> {
+        self.end_overlay();
         let mut dropped = Vec::new();
+        let now = self.block_time(now);
         let ledger = self.app.ledger_mut();
         ledger.begin_block();
         for p in &self.pool {
@@ -338,7 +610,107 @@ impl Core {
                 self.remember_refusal(id, why);
             }
         }
-        Ok(kp_chain::select_events(self.pool.iter().map(|p| &p.pending), self.max_block_events))
+        let mut events = kp_chain::select_events(self.pool.iter().map(|p| &p.pending), self.max_block_events);
+        let mut bytes = 0;
+        let fits = events
+            .iter()
+            .take_while(|e| {
+                bytes += e.len();
+                bytes <= MAX_PROPOSAL_EVENT_BYTES
+            })
+            .count();
+        events.truncate(fits);
+        Ok(events)
+    }
+
+    /// Committed blocks from `from` on, for a peer catching up, as wire bytes (at most
+    /// [`kp_consensus::wire::MAX_SYNC_BLOCKS`] blocks, within the wire's message limit).
+    pub fn serve_blocks(&self, from: Height) -> Result<Vec<u8>, CoreError> {
+        let mut max = kp_consensus::wire::MAX_SYNC_BLOCKS;
+        loop {
+            let blocks: Vec<CommittedBlock> = self
+                .store
+                .blocks(from, max, SYNC_BATCH_BYTES)?
+                .into_iter()
+                .map(|b| CommittedBlock { block: b.block, certificate: b.certificate })
+                .collect();
+            let bytes = kp_consensus::wire::encode_blocks(&blocks);
+            if bytes.len() <= kp_consensus::wire::MAX_MESSAGE_BYTES || blocks.len() <= 1 {
+                return Ok(bytes);
+            }
+            max = blocks.len() / 2;
+        }
+    }
+
+    /// Committed blocks a peer sent (catch-up): each is verified as `apply_committed` does —
+    /// parent, time, every event re-executed, state root, and a commit certificate signed by
+    /// every voter this node derives itself — then stored. The engine starts again at the new
+    /// height.
+    pub fn apply_blocks(
+        &mut self,
+        blocks: Vec<CommittedBlock>,
+        now: Timestamp,
+    ) -> Result<(Applied, Vec<Effect>), CoreError> {
+        self.end_overlay();
+        let mut result = Applied::default();
+        let mut effects = Vec::new();
+        for cb in blocks {
+            let height = cb.block.header().height;
+            if height <= self.store.head().height {
+                continue;
+            }
+            if let Err(e) = kp_consensus::apply_committed(&self.chain_id, &mut self.app, &cb.block, &cb.certificate) {
+                result.refused = Some(format!("block {height}: {e}"));
+                break;
+            }
+            self.store.commit(&cb.block, &cb.certificate, &mut self.app)?;
+            self.committed(&cb.block, now, &mut effects);
+            result.applied += 1;
+        }
+        if result.applied > 0
+            && let Some(me) = self.me
+        {
+            self.timer = None;
+            self.wants_events = None;
+            let records = self.store.records()?;
+            let (engine, out) = Engine::new(
+                self.engine_config.clone(),
+                self.chain_id.clone(),
+                me,
+                SecretKey::from_seed(&self.key.to_seed()),
+                records,
+                now,
+                &mut self.app,
+            )
+            .map_err(|e| CoreError::Config(e.to_string()))?;
+            self.engine = Some(engine);
+            effects.extend(self.carry_out(out, now)?);
+        }
+        Ok((result, effects))
+    }
+
+    /// What follows a block being stored: the pool and the metrics catch up with it.
+    fn committed(&mut self, block: &kp_consensus::block::Block, now: Timestamp, effects: &mut Vec<Effect>) {
+        let height = block.header().height;
+        let ids: std::collections::HashSet<EventId> = block.events().iter().map(|e| kp_crypto::event_id(e)).collect();
+        for p in self.pool.iter().filter(|p| ids.contains(&p.pending.id)) {
+            if let Some(t) = p.submitted {
+                let ms = now.0.saturating_sub(t.0);
+                self.metrics.commit_latency.observe(Duration::from_millis(ms).as_secs_f64());
+            }
+        }
+        self.pool.retain(|p| !ids.contains(&p.pending.id));
+        let ledger = self.app.ledger();
+        for d in self.drafts.iter_mut().filter(|d| d.committed.is_none()) {
+            if ledger.applied_act(&d.act.reference) == Some(d.digest) {
+                d.committed = Some(height);
+            }
+        }
+        self.metrics.height.set(i64::try_from(height).unwrap_or(i64::MAX));
+        self.metrics.missing_now.clear();
+        self.missing.clear();
+        tracing::info!(height, events = block.events().len(), hash = %block.hash(), "committed");
+        effects.push(Effect::Committed(height));
     }
 
     /// Keeps why an event left the pool (the oldest reasons are forgotten first).
@@ -377,21 +749,10 @@ impl Core {
                 Output::Committed { block, certificate } => {
                     self.sync(&mut unsynced)?;
                     let height = block.header().height;
+                    debug_assert!(!self.overlay, "the engine commits on the committed state");
                     self.store.commit(&block, &certificate, &mut self.app)?;
-                    let ids: std::collections::HashSet<EventId> =
-                        block.events().iter().map(|e| kp_crypto::event_id(e)).collect();
-                    for p in self.pool.iter().filter(|p| ids.contains(&p.pending.id)) {
-                        if let Some(t) = p.submitted {
-                            let ms = now.0.saturating_sub(t.0);
-                            self.metrics.commit_latency.observe(Duration::from_millis(ms).as_secs_f64());
-                        }
-                    }
-                    self.pool.retain(|p| !ids.contains(&p.pending.id));
-                    self.metrics.height.set(i64::try_from(height).unwrap_or(i64::MAX));
-                    self.metrics.missing_now.clear();
-                    self.missing.clear();
-                    tracing::info!(height, events = block.events().len(), hash = %block.hash(), "committed");
-                    effects.push(Effect::Committed(height));
+                    debug_assert_eq!(self.store.head().height, height);
+                    self.committed(&block, now, &mut effects);
                 }
                 Output::Evidence(e) => {
                     let height = match &e {
@@ -409,8 +770,17 @@ impl Core {
                 Output::Refused { from, reason } => {
                     self.metrics.reject(refusal_code(&reason));
                     tracing::debug!(%from, %reason, "consensus message refused");
+                    if matches!(
+                        reason,
+                        kp_consensus::Refusal::BadSignature(_) | kp_consensus::Refusal::WrongSender { .. }
+                    ) {
+                        effects.push(Effect::Misbehaved(from, reason.to_string()));
+                    }
                 }
-                Output::Behind { height } => tracing::info!(height, "behind the network"),
+                Output::Behind { height } => {
+                    tracing::debug!(height, "behind the network");
+                    effects.push(Effect::Behind(height));
+                }
             }
         }
         self.sync(&mut unsynced)?;

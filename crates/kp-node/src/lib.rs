@@ -12,6 +12,7 @@ pub mod api;
 pub mod config;
 pub mod core;
 pub mod metrics;
+pub mod network;
 pub mod runtime;
 
 pub use config::NodeConfig;

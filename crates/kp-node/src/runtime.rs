@@ -1,10 +1,14 @@
-//! The node's runtime: the core on the clock, the gRPC API (with health checking and server
-//! reflection), and clean shutdown. The peer-to-peer network is not wired yet: messages the
-//! engine sends to other voters are dropped, so only a network with a single voter commits.
+//! The node's runtime: the core on the clock and on the peer-to-peer network, the gRPC API
+//! (with health checking and server reflection), `/metrics`, and clean shutdown.
+//!
+//! One task owns the network and drives the core (behind a mutex it shares with the API
+//! handlers): swarm events, the core's timers, and the effects of API submissions (passed on
+//! through a bounded queue) are handled in turn.
 
 use crate::api::{Api, Shared};
 use crate::config::{NodeConfig, engine_config};
 use crate::core::{Core, CoreError, Effect};
+use crate::network::{Network, NetworkError};
 use crate::pb;
 use kp_crypto::SecretKey;
 use kp_domain::{Genesis, Timestamp};
@@ -17,11 +21,17 @@ use tokio::sync::broadcast;
 const TICK: Duration = Duration::from_millis(50);
 /// How long a stopping node waits for open API requests.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// Batches of effects from API submissions waiting for the network task (beyond this, a
+/// submission's events are not passed on at once; they stay in the pool and are proposed
+/// when this node leads, or passed on by no one — nothing is lost).
+const OUTBOX: usize = 4_096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error(transparent)]
     Core(#[from] CoreError),
+    #[error(transparent)]
+    Network(#[from] NetworkError),
     #[error("API server: {0}")]
     Api(String),
     #[error("the node's core failed: {0}")]
@@ -36,16 +46,22 @@ pub fn now() -> Timestamp {
     Timestamp(ms)
 }
 
-/// Hands the core's effects to the network and to subscribers.
-pub(crate) fn publish(shared: &Shared, effects: &[Effect]) {
+/// Tells block subscribers about commits.
+fn publish(shared: &Shared, effects: &[Effect]) {
     for e in effects {
-        match e {
-            Effect::Committed(h) => {
-                let _ = shared.commits.send(*h);
-            }
-            Effect::Send(to, _) => tracing::debug!(%to, "no peer-to-peer network yet: message not sent"),
-            Effect::Broadcast(_) => tracing::trace!("no peer-to-peer network yet: broadcast not sent"),
+        if let Effect::Committed(h) = e {
+            let _ = shared.commits.send(*h);
         }
+    }
+}
+
+/// Hands the effects of an API call to subscribers and to the network task.
+pub(crate) fn forward(shared: &Shared, effects: Vec<Effect>) {
+    publish(shared, &effects);
+    if effects.iter().any(|e| !matches!(e, Effect::Committed(_)))
+        && let Err(e) = shared.outbox.try_send(effects)
+    {
+        tracing::warn!(error = %e, "network queue full: effects of a submission not passed on");
     }
 }
 
@@ -58,7 +74,8 @@ pub async fn run(
     metrics: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
-    let (core, effects) = Core::open(
+    let net_key = SecretKey::from_seed(&key.to_seed());
+    let (mut core, effects) = Core::open(
         &genesis,
         key,
         &config.data_dir,
@@ -74,10 +91,16 @@ pub async fn run(
         api = %api.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()),
         "node started"
     );
+    let observers: Vec<kp_domain::PublicKey> = genesis.observers.iter().map(|o| o.node_key).collect();
+    let mut net = Network::start(&net_key, &config.listen, &config.bootstrap, &mut core, &observers)?;
+    tracing::info!(peer_id = %net.local_peer_id(), "network started");
+    net.carry_out(&effects, &mut core);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (commits, _) = broadcast::channel(64);
+    let (outbox, mut outbox_rx) = tokio::sync::mpsc::channel::<Vec<Effect>>(OUTBOX);
     let shared = Shared {
         core: Arc::new(Mutex::new(core)),
+        outbox,
         commits,
         subscriptions: Arc::new(tokio::sync::Semaphore::new(crate::api::MAX_SUBSCRIPTIONS)),
         stopping: stop_rx.clone(),
@@ -136,15 +159,27 @@ pub async fn run(
             let core = shared.core.lock().map_err(|e| NodeError::Poisoned(e.to_string()))?;
             core.next_deadline().map_or(TICK, |d| Duration::from_millis(d.0.saturating_sub(now().0)).min(TICK))
         };
+        let mut incoming = None;
+        let mut submitted = None;
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
+            event = net.next() => incoming = Some(event),
+            Some(effects) = outbox_rx.recv() => submitted = Some(effects),
             _ = stop.wait_for(|s| *s) => break,
         }
-        let effects = {
-            let mut core = shared.core.lock().map_err(|e| NodeError::Poisoned(e.to_string()))?;
-            core.tick(now())?
-        };
+        let mut core = shared.core.lock().map_err(|e| NodeError::Poisoned(e.to_string()))?;
+        if let Some(effects) = submitted {
+            net.carry_out(&effects, &mut core);
+        }
+        if let Some(event) = incoming {
+            let effects = net.on_event(event, &mut core, now())?;
+            publish(&shared, &effects);
+            net.carry_out(&effects, &mut core);
+        }
+        let effects = core.tick(now())?;
         publish(&shared, &effects);
+        net.carry_out(&effects, &mut core);
+        net.tick(&core);
     }
     // Open requests get a moment to finish; then the server is dropped with its connections.
     match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {

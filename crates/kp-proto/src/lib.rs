@@ -95,6 +95,17 @@ pub fn encode_act(act: &GovernanceAct) -> Vec<u8> {
     act_to_proto(act).encode_to_vec()
 }
 
+/// A governance act from the exact bytes approvers sign (size-limited, canonical, validated).
+pub fn decode_act(bytes: &[u8]) -> Result<GovernanceAct, EdgeError> {
+    if bytes.len() > MAX_EVENT_BYTES {
+        return Err(EdgeError::TooLarge { what: "governance act", size: bytes.len(), max: MAX_EVENT_BYTES });
+    }
+    let act_pb: pb::GovernanceAct = decode_canonical("governance act", bytes)?;
+    let act = act_from_proto(act_pb).map_err(|e| e.within("act"))?;
+    act.validate().map_err(|e| EdgeError::Field(e.within("act")))?;
+    Ok(act)
+}
+
 /// An approval of a governance act: an authority's key and its signature over the act bytes.
 #[derive(Debug, Clone)]
 pub struct Approval {

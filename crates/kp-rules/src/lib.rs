@@ -893,6 +893,32 @@ impl Ledger {
         if !proposer.status.votes() {
             return Err(Rejection::ProposerNotVoting { participant: proposer.id, status: proposer.status.name() });
         }
+        let (change, required) = self.governance_change(g)?;
+        if !required.is_empty() {
+            return Err(Rejection::MissingApprovals {
+                action: g.act.action.name(),
+                subject: g.act.action.subject(),
+                missing: required,
+            });
+        }
+        Ok(change)
+    }
+
+    /// Whether a governance act with these approvals would apply now: the participants whose
+    /// approval is still missing (empty: complete), or why the act cannot apply whoever
+    /// approves (a replayed reference, an impossible transition, an unknown approver...). What
+    /// the nodes use to collect approvals before an act is proposed.
+    pub fn missing_approvals(&self, g: &GovernanceEvent) -> Result<Vec<ParticipantId>, Rejection> {
+        self.governance_change(g).map(|(_, missing)| missing)
+    }
+
+    /// The digest of the act applied under this reference, if one has been.
+    pub fn applied_act(&self, reference: &Label) -> Option<Hash32> {
+        self.acts.get(reference).copied()
+    }
+
+    /// What a governance act changes, and whose approvals it still lacks.
+    fn governance_change(&self, g: &GovernanceEvent) -> Result<(Change, Vec<ParticipantId>), Rejection> {
         let act = &g.act;
         if self.acts.contains_key(&act.reference) {
             return Err(Rejection::DuplicateAct { reference: act.reference.clone() });
@@ -1010,9 +1036,6 @@ impl Ledger {
                 if self_approved { vec![] } else { all_but_subject }
             }
         };
-        if !required.is_empty() {
-            return Err(Rejection::MissingApprovals { action, subject, missing: required });
-        }
-        Ok(change)
+        Ok((change, required))
     }
 }

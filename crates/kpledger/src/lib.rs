@@ -2,8 +2,11 @@
 //! networks, the sample custody flow, and the node and its API client. The binary (`main.rs`) only parses arguments and
 //! prints.
 
+pub mod cert;
 pub mod demo;
+pub mod governance;
 pub mod keyfile;
+pub mod load;
 pub mod node;
 pub mod registry;
 pub mod store;

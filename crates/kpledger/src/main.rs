@@ -67,10 +67,152 @@ enum Command {
         #[arg(long)]
         node: String,
     },
+    /// An authority's custody events: signed here with its key file (the key never leaves this
+    /// machine) and submitted to a node.
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
+    },
+    /// Governance acts: drafted, approved by each participant whose approval the rules need
+    /// (the nodes collect the approvals), submitted by the approval that completes them.
+    Governance {
+        #[command(subcommand)]
+        command: GovernanceCommand,
+    },
+    /// A synthetic custody workload on a test network (issue, seal, receipt between its
+    /// participants, signed with their keys); prints events committed, events/s and commit
+    /// latency.
+    Load {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        certificates: usize,
+        /// Target events per second (submissions are paced to it).
+        #[arg(long)]
+        rate: f64,
+        /// Seed of the workload (printed in the report).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Seconds after which the run stops, committed or not.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
     /// A node's ledger store.
     Store {
         #[command(subcommand)]
         command: StoreCommand,
+    },
+}
+
+/// What every `cert` command takes.
+#[derive(clap::Args)]
+struct Submit {
+    /// The authority's key file (exporting authority to issue, seal and void; importing
+    /// authority to confirm receipt).
+    #[arg(long)]
+    key: PathBuf,
+    /// The node's API address, like 127.0.0.1:27001.
+    #[arg(long)]
+    node: String,
+    /// Return once the event is committed, with its height (or fail after --timeout).
+    #[arg(long)]
+    wait: bool,
+    /// Seconds --wait waits for the commit.
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+}
+
+#[derive(Subcommand)]
+enum CertCommand {
+    /// Issue a certificate (exporting authority): the certificate as JSON (see
+    /// node-config/example-certificate.json).
+    Issue {
+        #[arg(long)]
+        file: PathBuf,
+        #[command(flatten)]
+        submit: Submit,
+    },
+    /// Seal the shipment of a certificate (exporting authority).
+    Seal {
+        certificate: String,
+        /// A tamper-evident seal's identifier (repeat for each seal).
+        #[arg(long = "seal", required = true)]
+        seals: Vec<String>,
+        #[arg(long)]
+        port_of_exit: String,
+        #[command(flatten)]
+        submit: Submit,
+    },
+    /// Confirm receipt of a shipment (importing authority).
+    Receive {
+        certificate: String,
+        /// Parcels found on arrival.
+        #[arg(long)]
+        parcels: u32,
+        /// Carats found on arrival, like 12500.75.
+        #[arg(long)]
+        carats: String,
+        /// The seals were found broken.
+        #[arg(long)]
+        seals_broken: bool,
+        #[arg(long, default_value = "")]
+        remarks: String,
+        #[command(flatten)]
+        submit: Submit,
+    },
+    /// Void a certificate that has not been received (exporting authority).
+    Void {
+        certificate: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        submit: Submit,
+    },
+}
+
+#[derive(Subcommand)]
+enum GovernanceCommand {
+    /// Draft an act and approve it with your authority's key.
+    Propose {
+        /// admit, suspend, restrict, readmit, withdraw, authority-key-added or authority-key-revoked.
+        action: String,
+        /// The participant the act is about (all actions but admit).
+        #[arg(long)]
+        participant: Option<String>,
+        /// A zone a restricted participant may still export from (repeat for each).
+        #[arg(long = "zone")]
+        zones: Vec<String>,
+        /// admit: the new participant as JSON (as in a genesis).
+        #[arg(long)]
+        participant_file: Option<PathBuf>,
+        /// authority-key-added: the new key (hex) and its role (exporting or importing).
+        #[arg(long)]
+        new_key: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+        /// authority-key-revoked: the key (hex).
+        #[arg(long)]
+        revoke_key: Option<String>,
+        /// The decision's unique reference (for example the communique paragraph).
+        #[arg(long)]
+        reference: String,
+        #[arg(long)]
+        rationale: String,
+        #[command(flatten)]
+        submit: Submit,
+    },
+    /// Approve an act a node holds, by its reference.
+    Approve {
+        reference: String,
+        #[command(flatten)]
+        submit: Submit,
+    },
+    /// Who has approved an act and who has not (every act the node holds, or one).
+    Status {
+        reference: Option<String>,
+        /// The node's API address, like 127.0.0.1:27001.
+        #[arg(long)]
+        node: String,
     },
 }
 
@@ -102,6 +244,20 @@ enum TestnetCommand {
         /// Participant registry (default: node-config/participants.toml as built in).
         #[arg(long)]
         registry: Option<PathBuf>,
+    },
+    /// Start every node of the network in DIR, each as its own process (logs in
+    /// DIR/<node>/node.log, pid in DIR/<node>/node.pid), and wait for their APIs.
+    Up {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Seconds to wait for every node's API to answer.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Stop every node of the network in DIR (SIGTERM, then SIGKILL after 10 s).
+    Down {
+        #[arg(long)]
+        dir: PathBuf,
     },
 }
 
@@ -158,6 +314,112 @@ fn run(cli: Cli) -> Result<()> {
                 );
                 Ok(())
             }
+        }
+        Command::Testnet { command: TestnetCommand::Up { dir, timeout } } => {
+            let report = testnet::up(&dir, std::time::Duration::from_secs(timeout))?;
+            if cli.json {
+                return print_json(&report);
+            }
+            for n in &report.nodes {
+                println!("started {:<4} pid {:<8} API {:<16} log {}", n.node, n.pid, n.api, n.log.display());
+            }
+            println!("{} of {} nodes answering", report.answering, report.nodes.len());
+            anyhow::ensure!(report.answering == report.nodes.len(), "some nodes did not answer within {timeout} s");
+            Ok(())
+        }
+        Command::Testnet { command: TestnetCommand::Down { dir } } => {
+            let report = testnet::down(&dir, std::time::Duration::from_secs(10))?;
+            if cli.json {
+                return print_json(&report);
+            }
+            println!("stopped {} nodes", report.stopped.len());
+            if !report.killed.is_empty() {
+                println!("killed after 10 s: {}", report.killed.join(" "));
+            }
+            Ok(())
+        }
+        Command::Cert { command } => {
+            use kpledger::cert;
+            let now = now();
+            let (payload, submit) = match command {
+                CertCommand::Issue { file, submit } => (cert::issue_payload(&file)?, submit),
+                CertCommand::Seal { certificate, seals, port_of_exit, submit } => {
+                    (cert::seal_payload(&certificate, &seals, &port_of_exit, now)?, submit)
+                }
+                CertCommand::Receive { certificate, parcels, carats, seals_broken, remarks, submit } => {
+                    (cert::receive_payload(&certificate, parcels, &carats, !seals_broken, &remarks, now)?, submit)
+                }
+                CertCommand::Void { certificate, reason, submit } => {
+                    (cert::void_payload(&certificate, &reason)?, submit)
+                }
+            };
+            let wait = submit.wait.then(|| std::time::Duration::from_secs(submit.timeout));
+            let r = cert::submit(&submit.node, &submit.key, &payload, wait)?;
+            if cli.json {
+                return print_json(&r);
+            }
+            match (r.outcome.as_str(), r.height) {
+                ("committed", Some(h)) => {
+                    println!("event {} committed at height {h} ({})", r.event_id, r.block_time.unwrap_or_default())
+                }
+                ("duplicate", Some(h)) => println!("event {} was already committed at height {h}", r.event_id),
+                ("duplicate", None) => println!("event {} is already pending", r.event_id),
+                _ => println!("event {} accepted (pending)", r.event_id),
+            }
+            Ok(())
+        }
+        Command::Governance { command } => {
+            use kpledger::governance;
+            let reports = match command {
+                GovernanceCommand::Propose {
+                    action,
+                    participant,
+                    zones,
+                    participant_file,
+                    new_key,
+                    role,
+                    revoke_key,
+                    reference,
+                    rationale,
+                    submit,
+                } => {
+                    let spec =
+                        governance::ActSpec { action, participant, zones, participant_file, new_key, role, revoke_key };
+                    let wait = submit.wait.then(|| std::time::Duration::from_secs(submit.timeout));
+                    vec![governance::propose(&submit.node, &submit.key, &spec, &reference, &rationale, wait)?]
+                }
+                GovernanceCommand::Approve { reference, submit } => {
+                    let wait = submit.wait.then(|| std::time::Duration::from_secs(submit.timeout));
+                    vec![governance::approve(&submit.node, &submit.key, &reference, wait)?]
+                }
+                GovernanceCommand::Status { reference, node } => governance::status(&node, reference.as_deref())?,
+            };
+            if cli.json {
+                return print_json(&reports);
+            }
+            if reports.is_empty() {
+                println!("no governance act awaiting approval on this node");
+            }
+            for r in &reports {
+                println!("act {} ({} {}), digest {}", r.reference, r.action, r.subject, &r.act_digest[..16]);
+                println!("  approved by: {}", r.approved_by.join(" "));
+                match (&r.refused, r.committed_height) {
+                    (_, Some(h)) => println!("  applied at height {h}"),
+                    (Some(why), None) => println!("  cannot apply: {why}"),
+                    (None, None) if r.missing.is_empty() => println!("  complete: proposed to the network"),
+                    (None, None) => println!("  awaiting approval of: {}", r.missing.join(" ")),
+                }
+                if let Some(e) = &r.submitted_event {
+                    println!("  submitted as event {e}");
+                }
+            }
+            Ok(())
+        }
+        Command::Load { dir, certificates, rate, seed, timeout } => {
+            let r = kpledger::load::run(&dir, certificates, rate, seed, std::time::Duration::from_secs(timeout))?;
+            print_json(&r)?;
+            anyhow::ensure!(r.complete, "not every event was committed within {timeout} s");
+            Ok(())
         }
         Command::Demo { dir } => {
             let report = demo::run(&dir, now())?;

@@ -82,7 +82,7 @@ pub fn init(registry: &Registry, n: usize, dir: &Path, base_port: u16, now: Time
             ],
             max_certificate_validity_days: rp.max_certificate_validity_days,
         });
-        node_dirs.push((pdir, next_ports()));
+        node_dirs.push((pdir, next_ports(), node.public(), true));
     }
     let mut observers = Vec::new();
     for ro in &registry.observer {
@@ -91,7 +91,7 @@ pub fn init(registry: &Registry, n: usize, dir: &Path, base_port: u16, now: Time
         let node = SecretKey::generate()?;
         keyfile::write(&odir.join("node.key"), &node, &format!("{} observer node", ro.id), false)?;
         observers.push(Observer { id: ro.id.clone(), name: ro.name.clone(), node_key: node.public() });
-        node_dirs.push((odir, next_ports()));
+        node_dirs.push((odir, next_ports(), node.public(), false));
     }
     participants.sort_by_key(|p| p.id);
     observers.sort_by(|a, b| a.id.cmp(&b.id));
@@ -105,10 +105,18 @@ pub fn init(registry: &Registry, n: usize, dir: &Path, base_port: u16, now: Time
     };
     genesis.validate().context("the generated genesis is invalid")?;
 
-    // Every node bootstraps from the first one.
-    let first_p2p = node_dirs.first().map(|(_, (p2p, _, _))| *p2p).unwrap_or(base_port);
-    for (i, (ndir, (p2p, api, metrics))) in node_dirs.iter().enumerate() {
-        let bootstrap = if i == 0 { String::new() } else { format!("\"/ip4/127.0.0.1/tcp/{first_p2p}\"") };
+    // Every node knows every participant's node (they keep a direct connection to each other);
+    // observers' nodes connect to the participants' nodes.
+    let mut addresses = Vec::new();
+    for (_, (p2p, _, _), key, participant) in &node_dirs {
+        if *participant {
+            addresses.push((*key, format!("/ip4/127.0.0.1/tcp/{p2p}/p2p/{}", kp_node::network::peer_id_of(key)?)));
+        }
+    }
+    for (ndir, (p2p, api, metrics), key, _) in &node_dirs {
+        let bootstrap: Vec<String> =
+            addresses.iter().filter(|(k, _)| k != key).map(|(_, a)| format!("\n    \"{a}\",")).collect();
+        let bootstrap = if bootstrap.is_empty() { String::new() } else { format!("{}\n", bootstrap.concat()) };
         let config = format!(
             "# Node configuration written by `kpledger testnet init`; see node-config/example-node.toml.\n\
              genesis = \"../{up}genesis.json\"\n\
@@ -172,4 +180,137 @@ impl Testnet {
     pub fn participant_ids(&self) -> BTreeMap<ParticipantId, &Participant> {
         self.genesis.participants.iter().map(|p| (p.id, p)).collect()
     }
+}
+
+/// The node directories of a test network: participants' (in genesis order), then observers'.
+pub fn node_dirs(net: &Testnet) -> Vec<(String, PathBuf)> {
+    let mut dirs: Vec<(String, PathBuf)> =
+        net.genesis.participants.iter().map(|p| (p.id.to_string(), net.dir.join(p.id.as_str()))).collect();
+    dirs.extend(
+        net.genesis.observers.iter().map(|o| (o.id.to_string(), net.dir.join("observers").join(o.id.as_str()))),
+    );
+    dirs
+}
+
+fn pid_of(dir: &Path) -> Option<i32> {
+    std::fs::read_to_string(dir.join("node.pid")).ok()?.trim().parse().ok()
+}
+
+/// Whether process `pid` runs (an exited process not yet reaped by its parent does not).
+fn alive(pid: i32) -> bool {
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')));
+    !zombie && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct UpReport {
+    pub dir: PathBuf,
+    pub nodes: Vec<NodeProcess>,
+    /// Nodes whose API answered before the deadline.
+    pub answering: usize,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct NodeProcess {
+    pub node: String,
+    pub pid: i32,
+    pub api: String,
+    pub log: PathBuf,
+}
+
+/// Starts every node of the network in `dir` as its own process (`kpledger node`), logging to
+/// `<node dir>/node.log` with its pid in `<node dir>/node.pid`, and waits up to `wait` for every
+/// API to answer.
+pub fn up(dir: &Path, wait: std::time::Duration) -> Result<UpReport> {
+    let net = Testnet::load(dir)?;
+    let exe = std::env::current_exe().context("finding the kpledger executable")?;
+    let dirs = node_dirs(&net);
+    for (name, ndir) in &dirs {
+        if let Some(pid) = pid_of(ndir).filter(|p| alive(*p)) {
+            bail!("node {name} is already running (pid {pid}, {}): run `kpledger testnet down` first", ndir.display());
+        }
+    }
+    let mut nodes = Vec::new();
+    for (name, ndir) in &dirs {
+        let config_path = ndir.join("node.toml");
+        let config = kp_node::NodeConfig::load(&config_path)?;
+        let log_path = ndir.join("node.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("opening {}", log_path.display()))?;
+        let child = std::process::Command::new(&exe)
+            .arg("node")
+            .arg("--config")
+            .arg(&config_path)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info,libp2p=warn".into()))
+            .spawn()
+            .with_context(|| format!("starting node {name}"))?;
+        let pid = i32::try_from(child.id()).context("pid out of range")?;
+        std::fs::write(ndir.join("node.pid"), format!("{pid}\n"))?;
+        nodes.push(NodeProcess { node: name.clone(), pid, api: config.api.to_string(), log: log_path });
+    }
+    let deadline = std::time::Instant::now() + wait;
+    let mut answering = 0;
+    for n in &nodes {
+        loop {
+            if crate::node::status(&n.api).is_ok() {
+                answering += 1;
+                break;
+            }
+            if !alive(n.pid) {
+                bail!("node {} exited at start; see {}", n.node, n.log.display());
+            }
+            if std::time::Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+    Ok(UpReport { dir: dir.to_path_buf(), nodes, answering })
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct DownReport {
+    pub stopped: Vec<String>,
+    /// Nodes that did not stop within the grace period after SIGTERM and were killed.
+    pub killed: Vec<String>,
+}
+
+/// Stops every node started by [`up`]: SIGTERM, then SIGKILL after `grace`.
+pub fn down(dir: &Path, grace: std::time::Duration) -> Result<DownReport> {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let net = Testnet::load(dir)?;
+    let mut running = Vec::new();
+    for (name, ndir) in node_dirs(&net) {
+        if let Some(pid) = pid_of(&ndir) {
+            if alive(pid) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+                running.push((name, ndir, pid));
+            } else {
+                let _ = std::fs::remove_file(ndir.join("node.pid"));
+            }
+        }
+    }
+    let deadline = std::time::Instant::now() + grace;
+    let mut report = DownReport { stopped: Vec::new(), killed: Vec::new() };
+    for (name, ndir, pid) in running {
+        while alive(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        if alive(pid) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            report.killed.push(name);
+        } else {
+            report.stopped.push(name);
+        }
+        let _ = std::fs::remove_file(ndir.join("node.pid"));
+    }
+    Ok(report)
 }

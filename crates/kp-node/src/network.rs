@@ -1,0 +1,683 @@
+//! The peer-to-peer network: libp2p over TCP with Noise and Yamux, permissioned by the genesis.
+//!
+//! One protocol, `/kp/1`, request-response: every message is a request on its own Yamux
+//! substream and is answered with this node's height, so that every exchange also tells each
+//! side how far the other is. The voters are few and known (at most 59 plus observers), so every
+//! node keeps a direct connection to every other and nothing is relayed:
+//! - a consensus message to one voter (a vote to the round's leader) is one request; a broadcast
+//!   (proposal, certificate, new round) is one request to each voter's node — O(n) messages
+//!   per phase, no duplicates, no extra signature per hop as gossipsub would add;
+//! - events clients submit are passed on in batches to every voter's node, so that whichever
+//!   node leads the next round holds them;
+//! - a node that lacks committed blocks (it was down, partitioned, or just started) asks a peer
+//!   that has them for batches and verifies each block and commit certificate itself
+//!   ([`Core::apply_blocks`]); observers' nodes follow the chain that way only.
+//!
+//! A peer is accepted only if its libp2p identity is the node key of a participant or observer
+//! in the ledger (refused at the handshake otherwise, and logged). Every message is read under a
+//! size limit; a peer that sends messages that do not decode or carry bad signatures collects
+//! strikes, and [`MAX_STRIKES`] strikes within [`STRIKE_WINDOW`] disconnect it for [`BAN`].
+
+use crate::core::{Core, CoreError, Effect};
+use crate::metrics::Metrics;
+use bincode::{Decode, Encode};
+use futures::prelude::*;
+use kp_consensus::wire;
+use kp_domain::{ParticipantId, PublicKey, Timestamp};
+use libp2p::allow_block_list::{self, AllowedPeers, BlockedPeers};
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, connection_limits, identity, noise, tcp, yamux};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The protocol every message travels on.
+pub const PROTOCOL: &str = "/kp/1";
+/// Largest request or response read from a peer (a consensus message or a catch-up batch, and
+/// a little framing).
+pub const MAX_FRAME_BYTES: usize = wire::MAX_MESSAGE_BYTES + 1024;
+/// Most events in one batch passed on to a peer.
+pub const MAX_GOSSIP_EVENTS: usize = 1_024;
+/// Strikes (undecodable messages, bad signatures) that disconnect a peer.
+pub const MAX_STRIKES: usize = 16;
+pub const STRIKE_WINDOW: Duration = Duration::from_secs(60);
+/// How long a peer that struck out is refused.
+pub const BAN: Duration = Duration::from_secs(60);
+/// Requests waiting for an answer from one peer, beyond which messages to it are dropped
+/// (consensus recovers lost messages through its round timeouts and catch-up).
+const MAX_OUTSTANDING_PER_PEER: usize = 512;
+/// How often unconnected peers are dialled again.
+const REDIAL: Duration = Duration::from_secs(2);
+/// How often a peer is asked for its height when nothing else tells it.
+const HEAD_PING: Duration = Duration::from_secs(1);
+/// How long a peer may be ahead before this node fetches without being told it is behind.
+const LAG_GRACE: Duration = Duration::from_millis(1_500);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A message to a peer.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub enum Request {
+    /// A consensus message, as `kp_consensus::wire` encodes it.
+    Consensus(Vec<u8>),
+    /// Signed events clients submitted to the sender (their exact envelopes).
+    Events(Vec<Vec<u8>>),
+    /// Committed blocks from this height on.
+    Blocks { from: u64 },
+    /// Only the peer's height.
+    Head,
+    /// A participant authority's approval of a governance act (act bytes, key, signature).
+    Approval { act: Vec<u8>, key: Vec<u8>, signature: Vec<u8> },
+}
+
+/// A peer's answer: its height, and the blocks asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub enum Response {
+    Ack { height: u64 },
+    Blocks { height: u64, blocks: Vec<u8> },
+}
+
+impl Response {
+    fn height(&self) -> u64 {
+        match self {
+            Response::Ack { height } | Response::Blocks { height, .. } => *height,
+        }
+    }
+}
+
+fn bincode_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_big_endian().with_fixed_int_encoding().with_limit::<MAX_FRAME_BYTES>()
+}
+
+/// Encodes a frame's body (without its length prefix).
+pub fn encode<T: Encode>(value: &T) -> Vec<u8> {
+    // Encoding into a Vec cannot fail for these types (no limit on writing).
+    bincode::encode_to_vec(value, bincode::config::standard().with_big_endian().with_fixed_int_encoding())
+        .unwrap_or_default()
+}
+
+/// Decodes a frame's body: every byte must be used.
+pub fn decode<T: Decode<()>>(bytes: &[u8]) -> io::Result<T> {
+    let (value, used) = bincode::decode_from_slice(bytes, bincode_config())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("message does not decode: {e}")))?;
+    if used != bytes.len() {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{} trailing bytes", bytes.len() - used)));
+    }
+    Ok(value)
+}
+
+async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    io.read_exact(&mut len).await?;
+    let len = usize::try_from(u32::from_be_bytes(len)).unwrap_or(usize::MAX);
+    if len > MAX_FRAME_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("message of {len} bytes, more than {MAX_FRAME_BYTES}"),
+        ));
+    }
+    let mut body = vec![0u8; len];
+    io.read_exact(&mut body).await?;
+    Ok(body)
+}
+
+async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, body: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(body.len()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
+    io.write_all(&len.to_be_bytes()).await?;
+    io.write_all(body).await?;
+    io.close().await
+}
+
+/// Length-prefixed bincode frames under [`MAX_FRAME_BYTES`].
+#[derive(Debug, Clone, Default)]
+pub struct Codec;
+
+#[async_trait::async_trait]
+impl request_response::Codec for Codec {
+    type Protocol = StreamProtocol;
+    type Request = Request;
+    type Response = Response;
+
+    async fn read_request<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Request> {
+        decode(&read_frame(io).await?)
+    }
+    async fn read_response<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Response> {
+        decode(&read_frame(io).await?)
+    }
+    async fn write_request<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Request,
+    ) -> io::Result<()> {
+        write_frame(io, &encode(&req)).await
+    }
+    async fn write_response<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Response,
+    ) -> io::Result<()> {
+        write_frame(io, &encode(&res)).await
+    }
+}
+
+#[derive(NetworkBehaviour)]
+#[behaviour(prelude = "libp2p::swarm::derive_prelude")]
+pub struct Behaviour {
+    allowed: allow_block_list::Behaviour<AllowedPeers>,
+    blocked: allow_block_list::Behaviour<BlockedPeers>,
+    limits: connection_limits::Behaviour,
+    rr: request_response::Behaviour<Codec>,
+}
+
+impl std::fmt::Debug for Behaviour {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Behaviour").finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error("node key: {0}")]
+    Key(String),
+    #[error("libp2p transport: {0}")]
+    Transport(String),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: String, reason: String },
+    #[error("bootstrap address {addr}: {reason}")]
+    Bootstrap { addr: String, reason: String },
+}
+
+/// The libp2p identity of a node key (the same Ed25519 key).
+pub fn peer_id_of(key: &PublicKey) -> Result<PeerId, NetworkError> {
+    let public = identity::ed25519::PublicKey::try_from_bytes(&key.0).map_err(|e| NetworkError::Key(e.to_string()))?;
+    Ok(identity::PublicKey::from(public).to_peer_id())
+}
+
+/// The libp2p keypair of a node's secret key.
+pub fn keypair_of(key: &kp_crypto::SecretKey) -> Result<identity::Keypair, NetworkError> {
+    identity::Keypair::ed25519_from_bytes(key.to_seed()).map_err(|e| NetworkError::Key(e.to_string()))
+}
+
+#[derive(Debug, Default)]
+struct Peer {
+    connections: usize,
+    height: u64,
+    /// When this peer was first seen ahead of this node (reset when this node catches up).
+    ahead_since: Option<Instant>,
+    strikes: VecDeque<Instant>,
+    outstanding: usize,
+}
+
+/// The network side of a node: the swarm and what it knows of each peer.
+pub struct Network {
+    swarm: Swarm<Behaviour>,
+    me: PeerId,
+    /// Node keys of the voters and observers, from the ledger (participants) and the genesis
+    /// (observers).
+    participants: HashMap<PeerId, ParticipantId>,
+    observers: HashSet<PeerId>,
+    bootstrap: Vec<(PeerId, Multiaddr)>,
+    peers: HashMap<PeerId, Peer>,
+    banned: Vec<(PeerId, Instant)>,
+    gossip: Vec<Vec<u8>>,
+    fetching: Option<(PeerId, OutboundRequestId, Instant)>,
+    behind: bool,
+    last_redial: Option<Instant>,
+    last_ping: Option<Instant>,
+    ping_next: usize,
+    /// An observer's node learns of new blocks only by asking: it fetches as soon as a peer is
+    /// ahead, and asks for heights more often.
+    observer: bool,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network").field("me", &self.me).field("peers", &self.peers.len()).finish_non_exhaustive()
+    }
+}
+
+impl Network {
+    /// Starts listening on `listen` and dialling `bootstrap` (each `/p2p/<peer id>`-terminated).
+    pub fn start(
+        key: &kp_crypto::SecretKey,
+        listen: &str,
+        bootstrap: &[String],
+        core: &mut Core,
+        observers: &[PublicKey],
+    ) -> Result<Network, NetworkError> {
+        let keypair = keypair_of(key)?;
+        let me = keypair.public().to_peer_id();
+        let max_peers = u32::try_from(kp_domain::MAX_PARTICIPANTS * 2 + 64).unwrap_or(u32::MAX);
+        let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+            .map_err(|e| NetworkError::Transport(e.to_string()))?
+            .with_behaviour(|_| Behaviour {
+                allowed: allow_block_list::Behaviour::default(),
+                blocked: allow_block_list::Behaviour::default(),
+                limits: connection_limits::Behaviour::new(
+                    connection_limits::ConnectionLimits::default()
+                        .with_max_established_per_peer(Some(2))
+                        .with_max_established(Some(max_peers))
+                        .with_max_pending_incoming(Some(max_peers)),
+                ),
+                rr: request_response::Behaviour::with_codec(
+                    Codec,
+                    [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Full)],
+                    request_response::Config::default()
+                        .with_request_timeout(REQUEST_TIMEOUT)
+                        .with_max_concurrent_streams(1_024),
+                ),
+            })
+            .map_err(|e| NetworkError::Transport(e.to_string()))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3_600)))
+            .build();
+        let mut bootstrap_peers = Vec::new();
+        for b in bootstrap {
+            let addr: Multiaddr =
+                b.parse().map_err(|e| NetworkError::Bootstrap { addr: b.clone(), reason: format!("{e}") })?;
+            let Some(libp2p::multiaddr::Protocol::P2p(peer)) = addr.iter().last() else {
+                return Err(NetworkError::Bootstrap {
+                    addr: b.clone(),
+                    reason: "must end with /p2p/<peer id> (the peer's node key)".into(),
+                });
+            };
+            if peer != me {
+                bootstrap_peers.push((peer, addr));
+            }
+        }
+        let mut net = Network {
+            swarm,
+            me,
+            participants: HashMap::new(),
+            observers: HashSet::new(),
+            bootstrap: bootstrap_peers,
+            peers: HashMap::new(),
+            banned: Vec::new(),
+            gossip: Vec::new(),
+            fetching: None,
+            behind: false,
+            last_redial: None,
+            last_ping: None,
+            ping_next: 0,
+            observer: core.me().is_none(),
+            metrics: core.metrics(),
+        };
+        for o in observers {
+            let peer = peer_id_of(o)?;
+            net.observers.insert(peer);
+            net.swarm.behaviour_mut().allowed.allow_peer(peer);
+        }
+        net.refresh_directory(core)?;
+        let addr: Multiaddr =
+            listen.parse().map_err(|e| NetworkError::Listen { addr: listen.into(), reason: format!("{e}") })?;
+        net.swarm.listen_on(addr).map_err(|e| NetworkError::Listen { addr: listen.into(), reason: e.to_string() })?;
+        for (peer, addr) in net.bootstrap.clone() {
+            net.swarm.add_peer_address(peer, addr);
+        }
+        Ok(net)
+    }
+
+    pub fn local_peer_id(&self) -> PeerId {
+        self.me
+    }
+
+    /// Peers connected now.
+    pub fn connected(&self) -> usize {
+        self.peers.values().filter(|p| p.connections > 0).count()
+    }
+
+    /// The next swarm event.
+    pub async fn next(&mut self) -> SwarmEvent<BehaviourEvent> {
+        loop {
+            if let Some(e) = self.swarm.next().await {
+                return e;
+            }
+        }
+    }
+
+    /// The participants' node keys as the ledger has them now (they change by governance).
+    fn refresh_directory(&mut self, core: &mut Core) -> Result<(), NetworkError> {
+        let keys: Vec<(ParticipantId, PublicKey)> = core.ledger().participants().map(|p| (p.id, p.node_key)).collect();
+        for (id, key) in keys {
+            let peer = peer_id_of(&key)?;
+            if self.participants.insert(peer, id).is_none() {
+                self.swarm.behaviour_mut().allowed.allow_peer(peer);
+            }
+        }
+        Ok(())
+    }
+
+    fn peer_of(&self, participant: ParticipantId) -> Option<PeerId> {
+        self.participants.iter().find(|(_, p)| **p == participant).map(|(peer, _)| *peer)
+    }
+
+    fn send(&mut self, peer: PeerId, request: Request) {
+        let state = self.peers.entry(peer).or_default();
+        if state.outstanding >= MAX_OUTSTANDING_PER_PEER {
+            tracing::debug!(%peer, "too many unanswered messages to this peer: message dropped");
+            return;
+        }
+        state.outstanding += 1;
+        self.swarm.behaviour_mut().rr.send_request(&peer, request);
+    }
+
+    /// Voters' nodes other than this one that are connected.
+    fn voter_peers(&self) -> Vec<PeerId> {
+        self.peers
+            .iter()
+            .filter(|(peer, p)| p.connections > 0 && self.participants.contains_key(peer))
+            .map(|(peer, _)| *peer)
+            .collect()
+    }
+
+    /// Carries out the core's effects that concern the network.
+    pub fn carry_out(&mut self, effects: &[Effect], core: &mut Core) {
+        for e in effects {
+            match e {
+                Effect::Send(to, message) => match self.peer_of(*to) {
+                    Some(peer) => self.send(peer, Request::Consensus(wire::encode_message(message))),
+                    None => tracing::warn!(%to, "no node key known for this voter: message not sent"),
+                },
+                Effect::Broadcast(message) => {
+                    let bytes = wire::encode_message(message);
+                    for peer in self.voter_peers() {
+                        self.send(peer, Request::Consensus(bytes.clone()));
+                    }
+                }
+                Effect::Gossip(envelope) => self.gossip.push(envelope.clone()),
+                Effect::GossipApproval(a) => {
+                    for peer in self.voter_peers() {
+                        let (act, key, signature) = (a.act.clone(), a.key.clone(), a.signature.clone());
+                        self.send(peer, Request::Approval { act, key, signature });
+                    }
+                }
+                Effect::Behind(_) => self.behind = true,
+                Effect::Misbehaved(who, why) => {
+                    if let Some(peer) = self.peer_of(*who) {
+                        self.strike(peer, "peer_bad_consensus_message", why);
+                    }
+                }
+                Effect::Committed(_) => {
+                    if let Err(e) = self.refresh_directory(core) {
+                        tracing::warn!(error = %e, "a participant's node key is not a libp2p key");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Counts a fault against a peer; too many disconnect it for a while.
+    fn strike(&mut self, peer: PeerId, reason: &str, detail: &str) {
+        self.metrics.reject(reason);
+        tracing::warn!(%peer, reason, detail, "peer misbehaved");
+        let now = Instant::now();
+        let state = self.peers.entry(peer).or_default();
+        state.strikes.push_back(now);
+        while state.strikes.front().is_some_and(|t| now.duration_since(*t) > STRIKE_WINDOW) {
+            state.strikes.pop_front();
+        }
+        if state.strikes.len() >= MAX_STRIKES {
+            state.strikes.clear();
+            tracing::warn!(%peer, ban = ?BAN, "peer disconnected after {MAX_STRIKES} faults");
+            self.metrics.reject("peer_banned");
+            self.swarm.behaviour_mut().blocked.block_peer(peer);
+            self.banned.push((peer, now + BAN));
+        }
+    }
+
+    /// Periodic work: pass on gathered events, dial missing peers, lift bans, ask for heights,
+    /// fetch missing blocks.
+    pub fn tick(&mut self, core: &Core) {
+        let now = Instant::now();
+        if !self.gossip.is_empty() {
+            let batch = std::mem::take(&mut self.gossip);
+            let peers = self.voter_peers();
+            for chunk in batch.chunks(MAX_GOSSIP_EVENTS) {
+                for peer in &peers {
+                    self.send(*peer, Request::Events(chunk.to_vec()));
+                }
+            }
+        }
+        let lifted: Vec<PeerId> = self.banned.iter().filter(|(_, until)| *until <= now).map(|(p, _)| *p).collect();
+        self.banned.retain(|(_, until)| *until > now);
+        for peer in lifted {
+            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+        }
+        if self.last_redial.is_none_or(|t| now.duration_since(t) >= REDIAL) {
+            self.last_redial = Some(now);
+            for (peer, addr) in self.bootstrap.clone() {
+                let connected = self.peers.get(&peer).is_some_and(|p| p.connections > 0);
+                if !connected && !self.banned.iter().any(|(b, _)| *b == peer) {
+                    let opts = DialOpts::peer_id(peer)
+                        .addresses(vec![addr])
+                        .condition(PeerCondition::DisconnectedAndNotDialing)
+                        .build();
+                    if let Err(e) = self.swarm.dial(opts) {
+                        tracing::debug!(%peer, error = %e, "dial");
+                    }
+                }
+            }
+        }
+        let connected: Vec<PeerId> =
+            self.peers.iter().filter(|(_, p)| p.connections > 0).map(|(peer, _)| *peer).collect();
+        let every = if self.observer { HEAD_PING / 4 } else { HEAD_PING };
+        if !connected.is_empty() && self.last_ping.is_none_or(|t| now.duration_since(t) >= every) {
+            self.last_ping = Some(now);
+            self.ping_next = (self.ping_next + 1) % connected.len();
+            if let Some(peer) = connected.get(self.ping_next) {
+                self.send(*peer, Request::Head);
+            }
+        }
+        self.maybe_fetch(core.height(), now);
+    }
+
+    fn maybe_fetch(&mut self, height: u64, now: Instant) {
+        if self.fetching.is_some_and(|(_, _, at)| now.duration_since(at) > REQUEST_TIMEOUT) {
+            self.fetching = None;
+        }
+        let best = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.connections > 0)
+            .max_by_key(|(_, p)| p.height)
+            .map(|(peer, p)| (*peer, p.height, p.ahead_since));
+        let lag = best.map_or(0, |(_, h, _)| h.saturating_sub(height));
+        self.metrics.sync_lag.set(i64::try_from(lag).unwrap_or(i64::MAX));
+        for p in self.peers.values_mut() {
+            if p.height <= height {
+                p.ahead_since = None;
+            }
+        }
+        if self.fetching.is_some() {
+            return;
+        }
+        let Some((peer, best_height, ahead_since)) = best else { return };
+        if best_height <= height {
+            self.behind = false;
+            return;
+        }
+        let overdue = ahead_since.is_some_and(|t| now.duration_since(t) >= LAG_GRACE);
+        if self.behind || overdue || self.observer || best_height >= height + 2 {
+            let id = self.swarm.behaviour_mut().rr.send_request(&peer, Request::Blocks { from: height + 1 });
+            self.fetching = Some((peer, id, now));
+            self.behind = false;
+            tracing::debug!(%peer, from = height + 1, to = best_height, "fetching committed blocks");
+        }
+    }
+
+    fn saw_height(&mut self, peer: PeerId, height: u64, mine: u64) {
+        let state = self.peers.entry(peer).or_default();
+        state.height = state.height.max(height);
+        if state.height > mine && state.ahead_since.is_none() {
+            state.ahead_since = Some(Instant::now());
+        }
+    }
+
+    /// Handles one swarm event; returns the core's effects for the runtime to publish (and to
+    /// hand back to [`Network::carry_out`]).
+    pub fn on_event(
+        &mut self,
+        event: SwarmEvent<BehaviourEvent>,
+        core: &mut Core,
+        now: Timestamp,
+    ) -> Result<Vec<Effect>, CoreError> {
+        match event {
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                let p = self.peers.entry(peer_id).or_default();
+                p.connections += 1;
+                if p.connections == 1 {
+                    tracing::info!(peer = %peer_id, participant = ?self.participants.get(&peer_id), "peer connected");
+                    self.send(peer_id, Request::Head);
+                }
+                self.metrics.peers.set(i64::try_from(self.connected()).unwrap_or(i64::MAX));
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
+                let p = self.peers.entry(peer_id).or_default();
+                p.connections = usize::try_from(num_established).unwrap_or(0);
+                if p.connections == 0 {
+                    p.outstanding = 0;
+                    tracing::info!(peer = %peer_id, "peer disconnected");
+                }
+                self.metrics.peers.set(i64::try_from(self.connected()).unwrap_or(i64::MAX));
+            }
+            SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
+                self.metrics.reject("peer_refused");
+                tracing::warn!(from = %send_back_addr, error = %error, "incoming connection refused");
+            }
+            SwarmEvent::NewListenAddr { address, .. } => tracing::info!(%address, "listening"),
+            SwarmEvent::Behaviour(BehaviourEvent::Rr(e)) => return self.on_message(e, core, now),
+            _ => {}
+        }
+        Ok(Vec::new())
+    }
+
+    fn answer(&mut self, channel: ResponseChannel<Response>, response: Response) {
+        // Fails only if the peer is gone; nothing to do then.
+        let _ = self.swarm.behaviour_mut().rr.send_response(channel, response);
+    }
+
+    fn on_message(
+        &mut self,
+        event: request_response::Event<Request, Response>,
+        core: &mut Core,
+        now: Timestamp,
+    ) -> Result<Vec<Effect>, CoreError> {
+        use request_response::{Event, InboundFailure, Message};
+        let mine = core.height();
+        match event {
+            Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
+                let ack = Response::Ack { height: mine };
+                match request {
+                    Request::Head => self.answer(channel, ack),
+                    Request::Consensus(bytes) => {
+                        self.answer(channel, ack);
+                        let Some(from) = self.participants.get(&peer).copied() else {
+                            self.metrics.reject("peer_not_a_voter");
+                            return Ok(Vec::new());
+                        };
+                        match wire::decode_message(&bytes) {
+                            Ok(message) => return core.on_message(from, message, now),
+                            Err(e) => self.strike(peer, "peer_malformed", &e.to_string()),
+                        }
+                    }
+                    Request::Events(envelopes) => {
+                        self.answer(channel, ack);
+                        if !self.participants.contains_key(&peer) {
+                            self.metrics.reject("peer_not_a_voter");
+                            return Ok(Vec::new());
+                        }
+                        if envelopes.len() > MAX_GOSSIP_EVENTS {
+                            self.strike(peer, "peer_malformed", &format!("{} events in one batch", envelopes.len()));
+                            return Ok(Vec::new());
+                        }
+                        let (received, effects) = core.receive_events(envelopes, now)?;
+                        if let Some(why) = received.first_bad {
+                            self.strike(peer, "peer_bad_event", &why);
+                        }
+                        return Ok(effects);
+                    }
+                    Request::Approval { act, key, signature } => {
+                        self.answer(channel, ack);
+                        if !self.participants.contains_key(&peer) {
+                            self.metrics.reject("peer_not_a_voter");
+                            return Ok(Vec::new());
+                        }
+                        let approval = crate::core::ApprovalBytes { act, key, signature };
+                        let (outcome, effects) = core.approve(approval, false)?;
+                        if let Err(
+                            e
+                            @ (crate::core::ApprovalError::Malformed(_) | crate::core::ApprovalError::BadSignature(_)),
+                        ) = outcome
+                        {
+                            self.strike(peer, "peer_bad_approval", &e.to_string());
+                        }
+                        return Ok(effects);
+                    }
+                    Request::Blocks { from } => {
+                        let blocks = core.serve_blocks(from)?;
+                        self.answer(channel, Response::Blocks { height: mine, blocks });
+                    }
+                }
+            }
+            Event::Message { peer, message: Message::Response { request_id, response }, .. } => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.outstanding = p.outstanding.saturating_sub(1);
+                }
+                self.saw_height(peer, response.height(), mine);
+                if let Response::Blocks { blocks, .. } = response {
+                    if self.fetching.is_some_and(|(_, id, _)| id == request_id) {
+                        self.fetching = None;
+                    }
+                    let blocks = match wire::decode_blocks(&blocks) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            self.strike(peer, "peer_malformed", &format!("catch-up batch: {e}"));
+                            return Ok(Vec::new());
+                        }
+                    };
+                    let (applied, effects) = core.apply_blocks(blocks, now)?;
+                    if let Some(why) = applied.refused {
+                        self.strike(peer, "peer_bad_block", &why);
+                    }
+                    if applied.applied > 0 {
+                        tracing::info!(%peer, blocks = applied.applied, height = core.height(), "caught up");
+                        // More may follow at once.
+                        self.maybe_fetch(core.height(), Instant::now());
+                    }
+                    return Ok(effects);
+                }
+            }
+            Event::OutboundFailure { peer, request_id, error, .. } => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.outstanding = p.outstanding.saturating_sub(1);
+                }
+                if self.fetching.is_some_and(|(_, id, _)| id == request_id) {
+                    self.fetching = None;
+                }
+                tracing::debug!(%peer, error = %error, "message to peer failed");
+            }
+            Event::InboundFailure { peer, error, .. } => match error {
+                InboundFailure::Io(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    self.strike(peer, "peer_malformed", &e.to_string())
+                }
+                other => tracing::debug!(%peer, error = %other, "message from peer failed"),
+            },
+            Event::ResponseSent { .. } => {}
+        }
+        Ok(Vec::new())
+    }
+}

@@ -1,0 +1,315 @@
+//! `kpledger load`: a synthetic custody workload on a test network. Certificates between the
+//! network's participants, of realistic magnitudes (a few hundred to tens of thousands of
+//! carats, tens to hundreds of dollars a carat), each issued and sealed through the exporter's
+//! node and, once the seal is committed, confirmed through the importer's node — every event
+//! signed with the testnet's authority keys. Submissions are paced at a target rate; commits are
+//! watched on one node's block stream; the report gives events committed, events/s and commit
+//! latency (submission to commit seen).
+
+// Rates and percentiles for the report are floating point; nothing here touches the ledger.
+#![allow(clippy::float_arithmetic, clippy::cast_possible_truncation)]
+
+use crate::node::connect;
+use crate::testnet::Testnet;
+use anyhow::{Context, Result, anyhow, ensure};
+use kp_domain::*;
+use kp_node::pb;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Submissions in flight at once.
+const IN_FLIGHT: usize = 64;
+
+#[derive(Debug, Serialize)]
+pub struct LoadReport {
+    pub seed: u64,
+    pub certificates: usize,
+    pub target_rate: f64,
+    pub events_submitted: usize,
+    pub events_committed: usize,
+    /// Submissions refused (by the rules, or the pool being full), with the first reasons.
+    pub events_refused: usize,
+    pub refusals: Vec<String>,
+    pub seconds: f64,
+    /// Committed events per second, from the first submission to the last commit.
+    pub events_per_second: f64,
+    pub latency_ms_p50: f64,
+    pub latency_ms_p99: f64,
+    pub latency_ms_max: f64,
+    pub blocks: u64,
+    /// Whether every submitted event was committed before the deadline.
+    pub complete: bool,
+}
+
+struct Keys {
+    exporting: kp_crypto::SecretKey,
+    importing: kp_crypto::SecretKey,
+    api: String,
+    validity_days: u16,
+}
+
+fn certificate(
+    rng: &mut rand::rngs::StdRng,
+    number: String,
+    exporter: ParticipantId,
+    importer: ParticipantId,
+    today: Date,
+    validity_days: u16,
+) -> Result<Certificate> {
+    let carats = rng.random_range(10_000..5_000_000u64); // 100 to 50,000 ct, in hundredths
+    let per_carat_cents = rng.random_range(3_000..40_000u64); // $30 to $400 a carat
+    let value = carats / 100 * per_carat_cents + 1;
+    let hs = if rng.random_bool(0.8) { HsCode::NonIndustrial } else { HsCode::Industrial };
+    let origin = CountryCode::new(exporter.as_str()).map_or(Origin::Mixed, Origin::Country);
+    Ok(Certificate {
+        number: CertificateNumber::new(&number)?,
+        exporter,
+        importer,
+        origin,
+        origin_zone: None,
+        issued_on: today,
+        expires_on: today.add_days(i32::from(validity_days.clamp(2, 30))),
+        issuing_authority: Text::new(&format!("{exporter} Diamond Office"))?,
+        exporter_party: Trader { name: Text::new("Synthetic Exporter Ltd")?, identification: Text::new("LOAD-1")? },
+        importer_party: Trader { name: Text::new("Synthetic Importer BV")?, identification: Text::new("LOAD-2")? },
+        carats: Carats(carats),
+        value: UsdCents(value),
+        parcels: rng.random_range(1..40),
+        lines: vec![HsLine { hs_code: hs, carats: Carats(carats), value: UsdCents(value) }],
+    })
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// A signed event and the API address of the node it goes to.
+type Submission = (String, Vec<u8>);
+
+/// Shared between the submitters and the block watcher.
+#[derive(Default)]
+struct Tracker {
+    /// Event id → (submitted at, the receipt to send once this seal commits).
+    waiting: HashMap<EventId, (Instant, Option<Submission>)>,
+    latencies: Vec<f64>,
+    committed: usize,
+    refused: usize,
+    refusals: Vec<String>,
+    last_commit: Option<Instant>,
+    blocks: u64,
+}
+
+/// Runs the workload: `certificates` certificates (3 events each) at about `rate` events/s.
+pub fn run(dir: &Path, certificates: usize, rate: f64, seed: u64, deadline: Duration) -> Result<LoadReport> {
+    ensure!(certificates > 0, "--certificates must be at least 1");
+    ensure!(rate > 0.0 && rate.is_finite(), "--rate must be a positive number of events per second");
+    let net = Testnet::load(dir)?;
+    ensure!(net.genesis.participants.len() >= 2, "the workload needs at least two participants");
+    let mut keys: Vec<(ParticipantId, Keys)> = Vec::new();
+    for p in &net.genesis.participants {
+        let config = kp_node::NodeConfig::load(&dir.join(p.id.as_str()).join("node.toml"))?;
+        keys.push((
+            p.id,
+            Keys {
+                exporting: net.authority_key(p.id, Role::Exporting)?,
+                importing: net.authority_key(p.id, Role::Importing)?,
+                api: config.api.to_string(),
+                validity_days: p.max_certificate_validity_days,
+            },
+        ));
+    }
+    let chain_id = net.genesis.chain_id.clone();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let today = kp_node::now().date();
+    let run_tag = format!("L{:05X}", seed & 0xF_FFFF);
+
+    // Issue + seal of each certificate, in order; the receipts follow their seals' commits.
+    // (node, events submitted in order, the event to submit once the last one commits)
+    let mut first_wave: VecDeque<(String, Vec<Vec<u8>>, Option<Submission>)> = VecDeque::new();
+    for i in 0..certificates {
+        let e = rng.random_range(0..keys.len());
+        let mut m = rng.random_range(0..keys.len() - 1);
+        if m >= e {
+            m += 1;
+        }
+        let (exporter, ek) = (&keys[e].0, &keys[e].1);
+        let (importer, ik) = (&keys[m].0, &keys[m].1);
+        let number = format!("{exporter}-{}-{run_tag}-{i:07}", today.year());
+        let c = certificate(&mut rng, number.clone(), *exporter, *importer, today, ek.validity_days)?;
+        let carats = c.carats;
+        let parcels = c.parcels;
+        let sign = |key: &kp_crypto::SecretKey, payload: &EventPayload| -> Result<Vec<u8>> {
+            Ok(kp_proto::sign_event(key, &chain_id, kp_proto::encode_payload(payload)?))
+        };
+        let issue = sign(&ek.exporting, &EventPayload::CertificateIssued(c))?;
+        let number = CertificateNumber::new(&number)?;
+        let seal = sign(
+            &ek.exporting,
+            &EventPayload::ShipmentSealed(ShipmentSealed {
+                certificate: number.clone(),
+                seal_ids: vec![Label::new(&format!("SEAL-{i}"))?],
+                sealed_at: kp_node::now(),
+                port_of_exit: Label::new("Main airport")?,
+            }),
+        )?;
+        let receipt = sign(
+            &ik.importing,
+            &EventPayload::ReceiptConfirmed(ReceiptConfirmed {
+                certificate: number,
+                received_at: kp_node::now(),
+                parcels_found: parcels,
+                carats_found: carats,
+                seals_intact: true,
+                remarks: Text::new("synthetic load")?,
+            }),
+        )?;
+        first_wave.push_back((ek.api.clone(), vec![issue, seal], Some((ik.api.clone(), receipt))));
+    }
+    let total = certificates * 3;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async move {
+        let mut clients = HashMap::new();
+        for (_, k) in &keys {
+            clients.insert(k.api.clone(), connect(&k.api).await?);
+        }
+        let tracker = Arc::new(Mutex::new(Tracker::default()));
+        // A receipt, once the seal it follows is committed: (node, receipt, the seal's id).
+        let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<(Submission, EventId)>();
+
+        // Watch commits on the first participant's node.
+        let mut watcher = connect(&keys[0].1.api).await?;
+        let from = watcher.get_status(pb::GetStatusRequest {}).await.map_err(|e| anyhow!("{}", e.message()))?;
+        let mut stream = watcher
+            .subscribe_blocks(pb::SubscribeBlocksRequest { from_height: from.into_inner().height + 1 })
+            .await
+            .map_err(|e| anyhow!("{}", e.message()))?
+            .into_inner();
+        let t = Arc::clone(&tracker);
+        let watch = tokio::spawn(async move {
+            while let Ok(Some(block)) = stream.message().await {
+                let now = Instant::now();
+                let mut t = t.lock().map_err(|_| anyhow!("tracker poisoned"))?;
+                t.blocks += 1;
+                for e in &block.events {
+                    let id = kp_crypto::event_id(e);
+                    if let Some((at, next)) = t.waiting.remove(&id) {
+                        t.latencies.push(now.duration_since(at).as_secs_f64() * 1000.0);
+                        t.committed += 1;
+                        t.last_commit = Some(now);
+                        if let Some(next) = next {
+                            let _ = ready_tx.send((next, id));
+                        }
+                    }
+                }
+            }
+            anyhow::Ok(())
+        });
+
+        let started = Instant::now();
+        let end = started + deadline;
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        let mut next_send = started;
+        let mut submitted = 0usize;
+        let permits = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+        loop {
+            let done = {
+                let t = tracker.lock().map_err(|_| anyhow!("tracker poisoned"))?;
+                t.committed + t.refused >= total
+            };
+            if done || Instant::now() >= end {
+                break;
+            }
+            let item = match ready_rx.try_recv() {
+                Ok(((api, envelope), after)) => Some((api, vec![envelope], None, Some(after))),
+                Err(_) => first_wave.pop_front().map(|(api, envelopes, then)| (api, envelopes, then, None)),
+            };
+            let Some((api, envelopes, then, after)) = item else {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            };
+            let now = Instant::now();
+            if next_send > now {
+                tokio::time::sleep(next_send - now).await;
+            }
+            next_send = next_send.max(now - interval * 8) + interval * u32::try_from(envelopes.len())?;
+            let last = envelopes.len() - 1;
+            {
+                let mut t = tracker.lock().map_err(|_| anyhow!("tracker poisoned"))?;
+                let mut then = then;
+                for (i, e) in envelopes.iter().enumerate() {
+                    let next = if i == last { then.take() } else { None };
+                    t.waiting.insert(kp_crypto::event_id(e), (Instant::now(), next));
+                }
+            }
+            submitted += envelopes.len();
+            let mut client = clients.get(&api).context("no client for a node")?.clone();
+            let permit = Arc::clone(&permits).acquire_owned().await?;
+            let t = Arc::clone(&tracker);
+            tokio::spawn(async move {
+                // The importer confirms once its own node shows the shipment sealed (the node
+                // the commit was seen on may be a moment ahead).
+                if let Some(seal) = after {
+                    let until = Instant::now() + Duration::from_secs(10);
+                    while Instant::now() < until {
+                        let got = client.get_event(pb::GetEventRequest { event_id: seal.to_hex() }).await;
+                        if got.is_ok_and(|e| e.into_inner().position.is_some()) {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+                // In order: a seal is admissible only after its certificate's issue.
+                for envelope in envelopes {
+                    let id = kp_crypto::event_id(&envelope);
+                    let refusal = match client.submit(pb::SubmitRequest { envelope }).await {
+                        Ok(a) => match a.into_inner().outcome {
+                            Some(pb::submit_response::Outcome::Rejected(r)) => Some(r.reason),
+                            _ => None,
+                        },
+                        Err(s) => Some(s.message().to_owned()),
+                    };
+                    if let Some(why) = refusal
+                        && let Ok(mut t) = t.lock()
+                        && t.waiting.remove(&id).is_some()
+                    {
+                        t.refused += 1;
+                        if t.refusals.len() < 5 {
+                            t.refusals.push(why);
+                        }
+                    }
+                }
+                drop(permit);
+            });
+        }
+        watch.abort();
+        let t = tracker.lock().map_err(|_| anyhow!("tracker poisoned"))?;
+        let mut lat = t.latencies.clone();
+        lat.sort_by(f64::total_cmp);
+        let seconds = t.last_commit.map_or(0.0, |l| l.duration_since(started).as_secs_f64());
+        Ok(LoadReport {
+            seed,
+            certificates,
+            target_rate: rate,
+            events_submitted: submitted,
+            events_committed: t.committed,
+            events_refused: t.refused,
+            refusals: t.refusals.clone(),
+            seconds,
+            events_per_second: if seconds > 0.0 { t.committed as f64 / seconds } else { 0.0 },
+            latency_ms_p50: percentile(&lat, 0.50),
+            latency_ms_p99: percentile(&lat, 0.99),
+            latency_ms_max: lat.last().copied().unwrap_or(0.0),
+            blocks: t.blocks,
+            complete: t.committed == total,
+        })
+    })
+}

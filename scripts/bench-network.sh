@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Network benchmark: live networks of `kpledger node` processes on loopback (4 and 59
+# participants, plus 2 observers each), driven by `kpledger load`: sustained events/s with every
+# node verifying every event, commit latency p50/p99, peak RSS per node; then the catch-up speed
+# (blocks/s) of an observer's node that missed KP_BENCH_CATCHUP_BLOCKS blocks (default 10,000)
+# of the 4-node network. Prints one JSON document and keeps it in target/bench-network.json.
+# Environment: KP_BENCH_SIZES (default "4 59"), KP_BENCH_CERTS_<N> / KP_BENCH_RATE_<N>
+# (certificates and target events/s of the run with N participants), KP_BENCH_CATCHUP_BLOCKS
+# (0 skips the catch-up run), KP_ROCKSDB_LIB (release by default).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh >&2
+export PATH="$HOME/.cargo/bin:$PATH"
+source scripts/rocksdb-lib.sh "${KP_ROCKSDB_LIB:-release}"
+cargo build --locked --release -p kpledger >&2
+kp=./target/release/kpledger
+sizes="${KP_BENCH_SIZES:-4 59}"
+catchup_blocks="${KP_BENCH_CATCHUP_BLOCKS:-10000}"
+base=36000
+running=""
+cleanup() { if [ -n "$running" ]; then "$kp" testnet down --dir "$running" >/dev/null 2>&1 || true; fi; }
+trap cleanup EXIT
+
+api() { sed -n 's/^api = "\(.*\)"$/\1/p' "$1/node.toml"; }
+height() { "$kp" --json status --node "$(api "$1")" | sed -n 's/^  "height": \([0-9]*\),$/\1/p'; }
+peak_rss_mb() { # the highest VmHWM over the network's node processes, and their mean, in MB
+    local max=0 sum=0 n=0 pid kb
+    for f in "$1"/*/node.pid "$1"/observers/*/node.pid; do
+        pid=$(cat "$f"); kb=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB$/\1/p' "/proc/$pid/status" 2>/dev/null || echo 0)
+        kb=${kb:-0}; sum=$((sum + kb)); n=$((n + 1)); if [ "$kb" -gt "$max" ]; then max=$kb; fi
+    done
+    echo "{\"max\": $((max / 1024)), \"mean\": $((sum / n / 1024))}"
+}
+
+results=""
+for n in $sizes; do
+    dir="target/bench-network-$n"
+    rm -rf "$dir"
+    "$kp" testnet init --participants "$n" --dir "$dir" --base-port "$base" >&2
+    running="$dir"
+    "$kp" testnet up --dir "$dir" >&2
+    first=$(sed -n 's/^      "id": "\(..\)",$/\1/p' "$dir/genesis.json" | head -1)
+    for _ in $(seq 1 600); do [ "$(height "$dir/$first")" -ge 1 ] && break; sleep 0.5; done
+    certs_var="KP_BENCH_CERTS_$n"; rate_var="KP_BENCH_RATE_$n"
+    if [ "$n" -le 8 ]; then certs=${!certs_var:-5000}; rate=${!rate_var:-8000}; else certs=${!certs_var:-1500}; rate=${!rate_var:-900}; fi
+    echo "== $n participants: $certs certificates ($((certs * 3)) events) at $rate events/s" >&2
+    load=$("$kp" load --dir "$dir" --certificates "$certs" --rate "$rate" --timeout 600 || true)
+    rss=$(peak_rss_mb "$dir")
+    results="$results{\"participants\": $n, \"load\": $load, \"peak_rss_mb_per_node\": $rss},"
+    "$kp" testnet down --dir "$dir" >&2
+    running=""
+done
+
+catchup="null"
+if [ "$catchup_blocks" -gt 0 ]; then
+    dir="target/bench-network-catchup"
+    rm -rf "$dir"
+    "$kp" testnet init --participants 4 --dir "$dir" --base-port "$base" >&2
+    # Empty blocks back to back: the chain grows as fast as consensus goes.
+    for f in "$dir"/*/node.toml "$dir"/observers/*/node.toml; do
+        printf '\n[consensus]\nidle_block_ms = 0\n' >> "$f"
+    done
+    running="$dir"
+    "$kp" testnet up --dir "$dir" >&2
+    observer="$dir/observers/CSC"
+    kill -TERM "$(cat "$observer/node.pid")"; sleep 2; rm -rf "$observer/data"; rm -f "$observer/node.pid"
+    first=$(sed -n 's/^      "id": "\(..\)",$/\1/p' "$dir/genesis.json" | head -1)
+    echo "== growing the chain to $catchup_blocks blocks" >&2
+    while [ "$(height "$dir/$first")" -lt "$catchup_blocks" ]; do sleep 2; done
+    target=$(height "$dir/$first")
+    "$kp" node --config "$observer/node.toml" >"$observer/catchup.log" 2>&1 &
+    echo $! > "$observer/node.pid"
+    start=$(date +%s.%N)
+    while true; do
+        h=$(height "$observer" 2>/dev/null || echo 0); h=${h:-0}
+        [ "$h" -ge "$target" ] && break
+        sleep 0.2
+    done
+    end=$(date +%s.%N)
+    catchup=$(awk -v b="$target" -v s="$start" -v e="$end" 'BEGIN { printf "{\"blocks\": %d, \"seconds\": %.2f, \"blocks_per_second\": %.0f}", b, e - s, b / (e - s) }')
+    "$kp" testnet down --dir "$dir" >&2
+    running=""
+fi
+echo "{\"networks\": [${results%,}], \"catch_up\": $catchup}" | tee target/bench-network.json

@@ -1,0 +1,179 @@
+//! Hostile peers against a live node (`kpledger node` processes on loopback): a libp2p identity
+//! that is not in the genesis is refused at the handshake; a peer with a genesis identity that
+//! sends undecodable, oversized or badly signed messages is counted, then disconnected, and
+//! nothing it sent changes the node's state.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use futures::StreamExt;
+use kp_node::network::{Codec, PROTOCOL, Request, Response};
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, StreamProtocol, Swarm, identity, noise, tcp, yamux};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn kpledger_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(Path::parent).unwrap().join("kpledger");
+    assert!(bin.is_file(), "{} is missing: build it first (cargo build -p kpledger)", bin.display());
+    bin
+}
+
+fn kpledger(args: &[&str]) -> String {
+    let out = Command::new(kpledger_bin()).args(args).output().unwrap();
+    assert!(out.status.success(), "kpledger {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn field(config: &Path, name: &str) -> String {
+    let text = std::fs::read_to_string(config).unwrap();
+    let line = text.lines().find(|l| l.starts_with(&format!("{name} = "))).unwrap();
+    line.split_once(" = ").unwrap().1.trim_matches('"').to_owned()
+}
+
+/// The node's Prometheus text.
+fn metrics(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
+fn counter(metrics: &str, reason: &str) -> u64 {
+    let key = format!("kp_rejected_total{{reason=\"{reason}\"}} ");
+    metrics.lines().find_map(|l| l.strip_prefix(&key)).map_or(0, |v| v.trim().parse().unwrap())
+}
+
+fn client(key: identity::Keypair) -> Swarm<request_response::Behaviour<Codec>> {
+    libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+        .unwrap()
+        .with_behaviour(|_| {
+            request_response::Behaviour::with_codec(
+                Codec,
+                [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
+            )
+        })
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
+}
+
+/// What happened to requests sent to `target`: (responses, failures), after every request was
+/// answered or failed, or `limit` passed.
+async fn exchange(
+    swarm: &mut Swarm<request_response::Behaviour<Codec>>,
+    target: &Multiaddr,
+    peer: libp2p::PeerId,
+    requests: Vec<Request>,
+    limit: Duration,
+) -> (usize, usize, bool) {
+    swarm.add_peer_address(peer, target.clone());
+    let n = requests.len();
+    for r in requests {
+        swarm.behaviour_mut().send_request(&peer, r);
+    }
+    let (mut answered, mut failed, mut closed) = (0, 0, false);
+    let deadline = tokio::time::Instant::now() + limit;
+    while answered + failed < n {
+        let event = tokio::select! {
+            e = swarm.select_next_some() => e,
+            _ = tokio::time::sleep_until(deadline) => break,
+        };
+        match event {
+            SwarmEvent::Behaviour(request_response::Event::Message {
+                message: request_response::Message::Response { response: Response::Ack { .. }, .. },
+                ..
+            }) => answered += 1,
+            SwarmEvent::Behaviour(request_response::Event::OutboundFailure { .. }) => failed += 1,
+            SwarmEvent::ConnectionClosed { .. } | SwarmEvent::OutgoingConnectionError { .. } => closed = true,
+            _ => {}
+        }
+    }
+    (answered, failed, closed)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn outsiders_are_refused_and_hostile_peers_disconnected() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let base = 42_000 + (std::process::id() % 500) * 20;
+    kpledger(&["testnet", "init", "--participants", "2", "--dir", d, "--base-port", &base.to_string()]);
+    struct Down(String);
+    impl Drop for Down {
+        fn drop(&mut self) {
+            let _ = Command::new(kpledger_bin()).args(["testnet", "down", "--dir", &self.0]).output();
+        }
+    }
+    let _down = Down(d.to_owned());
+    kpledger(&["testnet", "up", "--dir", d, "--timeout", "60"]);
+    let genesis: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("genesis.json")).unwrap()).unwrap();
+    let ids: Vec<String> =
+        genesis["participants"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_owned()).collect();
+    let (target, other) = (&ids[0], &ids[1]);
+    let config = dir.path().join(target).join("node.toml");
+    let listen: Multiaddr = field(&config, "listen").parse().unwrap();
+    let metrics_addr = field(&config, "metrics");
+    let target_key = kpledger::keyfile::read(&dir.path().join(target).join("node.key")).unwrap();
+    let target_peer = kp_node::network::peer_id_of(&target_key.public()).unwrap();
+
+    // An identity the genesis does not know: refused at the handshake, nothing answered.
+    let mut outsider = client(identity::Keypair::generate_ed25519());
+    let (answered, failed, _) =
+        exchange(&mut outsider, &listen, target_peer, vec![Request::Head], Duration::from_secs(10)).await;
+    assert_eq!(answered, 0, "an outsider was answered");
+    assert_eq!(failed, 1, "the outsider's request neither failed nor was answered");
+    let m = metrics(&metrics_addr);
+    assert!(counter(&m, "peer_refused") >= 1, "the refusal is not counted:\n{m}");
+
+    // A genesis identity (the other participant's node key, its node stopped) that misbehaves.
+    let pid = std::fs::read_to_string(dir.path().join(other).join("node.pid")).unwrap();
+    assert!(Command::new("kill").args(["-TERM", pid.trim()]).status().unwrap().success());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before: serde_json::Value =
+        serde_json::from_str(&kpledger(&["--json", "status", "--node", &field(&config, "api")])).unwrap();
+    let other_key = kpledger::keyfile::read(&dir.path().join(other).join("node.key")).unwrap();
+    let mut hostile = client(kp_node::network::keypair_of(&other_key).unwrap());
+    // A well-formed request is answered: the identity is let in.
+    let (answered, _, _) =
+        exchange(&mut hostile, &listen, target_peer, vec![Request::Head], Duration::from_secs(10)).await;
+    assert_eq!(answered, 1, "a genesis identity was not answered");
+    // An event signed by an authority, its signature then broken.
+    let exporting = kpledger::keyfile::read(&dir.path().join(other).join("exporting.key")).unwrap();
+    let chain_id = kp_domain::ChainId::new(genesis["chain_id"].as_str().unwrap()).unwrap();
+    let payload = kp_domain::EventPayload::CertificateVoided(kp_domain::CertificateVoided {
+        certificate: kp_domain::CertificateNumber::new(&format!("{other}-2026-000001")).unwrap(),
+        reason: kp_domain::Text::new("test").unwrap(),
+    });
+    let mut forged = kp_proto::sign_event(&exporting, &chain_id, kp_proto::encode_payload(&payload).unwrap());
+    let last = forged.len() - 1;
+    forged[last] ^= 0x01;
+    let mut bad = vec![Request::Consensus(vec![0xde, 0xad, 0xbe, 0xef]), Request::Events(vec![forged])];
+    bad.push(Request::Events(vec![vec![0u8; kp_node::network::MAX_FRAME_BYTES + 1]]));
+    for i in 0..kp_node::network::MAX_STRIKES {
+        bad.push(Request::Consensus(vec![u8::try_from(i).unwrap(); 40]));
+    }
+    let (_, _, closed) = exchange(&mut hostile, &listen, target_peer, bad, Duration::from_secs(30)).await;
+    assert!(closed, "the hostile peer was not disconnected");
+    let m = metrics(&metrics_addr);
+    assert!(counter(&m, "peer_malformed") >= 2, "undecodable and oversized messages not counted:\n{m}");
+    assert!(counter(&m, "peer_bad_event") >= 1, "the badly signed event not counted:\n{m}");
+    assert!(counter(&m, "peer_banned") >= 1, "the peer was not banned:\n{m}");
+    // Banned: a new connection is refused for a while.
+    let (answered, _, _) =
+        exchange(&mut hostile, &listen, target_peer, vec![Request::Head], Duration::from_secs(10)).await;
+    assert_eq!(answered, 0, "a banned peer was answered");
+    // Nothing it sent changed the node.
+    let after: serde_json::Value =
+        serde_json::from_str(&kpledger(&["--json", "status", "--node", &field(&config, "api")])).unwrap();
+    assert_eq!(after["pending_events"], 0);
+    assert_eq!(after["height"], before["height"]);
+    assert_eq!(after["head_hash"], before["head_hash"]);
+}
