@@ -8,7 +8,9 @@
 
 use kp_consensus::block::{Block, Certificate};
 use kp_consensus::{Application, Execution, ExecutionError, Height};
-use kp_domain::{ChainId, Event, EventPayload, Genesis, GovernanceAction, Hash32, ParticipantId, PublicKey, Timestamp};
+use kp_domain::{
+    ChainId, Event, EventId, EventPayload, Genesis, GovernanceAction, Hash32, ParticipantId, PublicKey, Timestamp,
+};
 use kp_rules::Ledger;
 
 /// The voters whose signatures commit a block of `events` (decoded), given the height's voters.
@@ -71,36 +73,37 @@ impl LedgerApp {
         &mut self.ledger
     }
 
-    fn open_all(&self, events: &[Vec<u8>]) -> Result<Vec<Event>, ExecutionError> {
+    fn open_all(
+        &self,
+        events: &[Vec<u8>],
+        known: &dyn Fn(&EventId) -> Option<Event>,
+    ) -> Result<Vec<Event>, ExecutionError> {
         events
             .iter()
             .enumerate()
             .map(|(i, bytes)| {
+                if let Some(e) = known(&kp_crypto::event_id(bytes)) {
+                    return Ok(e);
+                }
                 kp_proto::open_event(&self.chain_id, bytes)
                     .map_err(|e| ExecutionError { event_index: Some(i), reason: format!("event {i}: {e}") })
             })
             .collect()
     }
-}
 
-impl Application for LedgerApp {
-    fn height(&self) -> Height {
-        self.height
-    }
-
-    fn last_block(&self) -> (Hash32, Timestamp) {
-        self.last
-    }
-
-    fn voters(&self) -> Vec<(ParticipantId, PublicKey)> {
-        self.ledger.voters()
-    }
-
-    fn execute(&mut self, time: Timestamp, events: &[Vec<u8>]) -> Result<Execution, ExecutionError> {
+    /// [`Application::execute`], taking the events `known` already opened (signatures verified
+    /// over these exact bytes, as a node's pending pool holds them) instead of opening them
+    /// again. An event's id is the hash of its exact bytes, so a known event is the same event.
+    pub fn execute_known(
+        &mut self,
+        time: Timestamp,
+        events: &[Vec<u8>],
+        known: &dyn Fn(&EventId) -> Option<Event>,
+    ) -> Result<Execution, ExecutionError> {
         let root = kp_consensus::block::events_root(events);
         let decoded = match self.opened.iter().position(|(r, _)| *r == root) {
             Some(k) => self.opened[k].1.clone(),
-            None => self.open_all(events)?,
+            None => self.open_all(events, known)?,
         };
         let required = required_voters(&self.ledger.voters(), &decoded);
         self.ledger.begin_block();
@@ -120,6 +123,24 @@ impl Application for LedgerApp {
         }
         Ok(Execution { state_root, required })
     }
+}
+
+impl Application for LedgerApp {
+    fn height(&self) -> Height {
+        self.height
+    }
+
+    fn last_block(&self) -> (Hash32, Timestamp) {
+        self.last
+    }
+
+    fn voters(&self) -> Vec<(ParticipantId, PublicKey)> {
+        self.ledger.voters()
+    }
+
+    fn execute(&mut self, time: Timestamp, events: &[Vec<u8>]) -> Result<Execution, ExecutionError> {
+        self.execute_known(time, events, &|_| None)
+    }
 
     fn commit(&mut self, block: &Block, _certificate: &Certificate) {
         // The engine commits only a block it executed successfully against this very state, so
@@ -127,7 +148,7 @@ impl Application for LedgerApp {
         let root = block.header().events_root;
         let decoded = match self.opened.iter().position(|(r, _)| *r == root) {
             Some(k) => self.opened.swap_remove(k).1,
-            None => self.open_all(block.events()).unwrap_or_default(),
+            None => self.open_all(block.events(), &|_| None).unwrap_or_default(),
         };
         self.opened.clear();
         for event in &decoded {

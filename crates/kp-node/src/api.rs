@@ -15,11 +15,19 @@ pub const MAX_SUBSCRIPTIONS: usize = 256;
 /// Most index pages one ListCertificates call reads while filtering by state.
 const MAX_INDEX_PAGES: usize = 50;
 
+/// A client's submission and where its answer goes.
+pub type WaitingSubmission = (Vec<u8>, tokio::sync::oneshot::Sender<Result<Submission, String>>);
+
 /// What the API and the runtime share.
 #[derive(Debug, Clone)]
 pub struct Shared {
     pub core: Arc<Mutex<Core>>,
-    /// Effects of API calls for the network task (events to pass on, consensus messages).
+    /// Submissions waiting to be checked and kept, in groups (one synced write per group).
+    pub submissions: tokio::sync::mpsc::Sender<WaitingSubmission>,
+    /// Wakes the runtime's loop when a submission may let a waiting leader propose.
+    pub wake: Arc<tokio::sync::Notify>,
+    /// Effects of API calls for the network task (events and approvals to pass on; API calls
+    /// never step the consensus engine).
     pub outbox: tokio::sync::mpsc::Sender<Vec<crate::core::Effect>>,
     /// Heights of committed blocks, as they are committed.
     pub commits: broadcast::Sender<u64>,
@@ -84,14 +92,17 @@ type BlockStream = Pin<Box<dyn Stream<Item = Result<pb::GetBlockResponse, Status
 impl pb::node_server::Node for Api {
     async fn submit(&self, request: Request<pb::SubmitRequest>) -> Result<Response<pb::SubmitResponse>, Status> {
         let envelope = request.into_inner().envelope;
-        let now = crate::now();
-        let outcome = {
-            let mut core = self.shared.lock()?;
-            let (outcome, effects) = core.submit(envelope, now).map_err(store_error)?;
-            drop(core);
-            crate::runtime::forward(&self.shared, effects);
-            outcome
-        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.shared.submissions.try_send((envelope, reply)).map_err(|e| match e {
+            tokio::sync::mpsc::error::TrySendError::Full(_) => {
+                Status::resource_exhausted("the node has too many submissions waiting; try again shortly")
+            }
+            tokio::sync::mpsc::error::TrySendError::Closed(_) => Status::unavailable("the node is stopping"),
+        })?;
+        let outcome = answer
+            .await
+            .map_err(|_| Status::unavailable("the node stopped before keeping the event"))?
+            .map_err(Status::internal)?;
         use pb::submit_response::Outcome;
         let (id, outcome) = match outcome {
             Submission::Added(id) => (id, Outcome::Accepted(pb::Accepted {})),
@@ -294,7 +305,7 @@ impl pb::node_server::Node for Api {
             Err(e @ (E::Malformed(_) | E::BadSignature(_) | E::UnknownKey(_))) => {
                 Err(Status::invalid_argument(e.to_string()))
             }
-            Err(e @ E::Full) => Err(Status::resource_exhausted(e.to_string())),
+            Err(e @ (E::Full | E::TooMany(_))) => Err(Status::resource_exhausted(e.to_string())),
         }
     }
 

@@ -49,6 +49,8 @@ pub struct ApprovalBytes {
 /// Governance acts collecting approvals at once on one node (approvals per act are bounded by
 /// the number of authority keys the rules accept, [`kp_domain::MAX_APPROVALS`]).
 pub const MAX_DRAFTS: usize = 64;
+/// Acts awaiting approval that one participant may have opened (its authority approved first).
+pub const MAX_DRAFTS_PER_PARTICIPANT: usize = 4;
 
 /// A governance act whose approvals this node collects.
 #[derive(Debug, Clone)]
@@ -82,6 +84,8 @@ pub enum ApprovalError {
     UnknownKey(String),
     #[error("this node already collects approvals for {MAX_DRAFTS} acts")]
     Full,
+    #[error("{0} already has {MAX_DRAFTS_PER_PARTICIPANT} acts awaiting approval")]
+    TooMany(ParticipantId),
 }
 
 /// Events at most in one block proposal, in bytes, so that it stays well within
@@ -133,6 +137,62 @@ pub enum CoreError {
     UnknownNodeKey(kp_domain::PublicKey),
     #[error("consensus configuration: {0}")]
     Config(String),
+}
+
+/// The application as the engine sees it from a running node: the pool's tentative block is
+/// undone only when the engine executes or commits a block — not for the many messages (votes,
+/// certificates, new rounds) that do neither. The voters are those of the committed state.
+struct Driven<'a> {
+    app: &'a mut LedgerApp,
+    overlay: &'a mut bool,
+    voters: &'a [(ParticipantId, kp_domain::PublicKey)],
+    /// The pool's events, opened when they entered: a proposal's events found here are not
+    /// verified a second time.
+    pool: &'a [Pooled],
+}
+
+impl Driven<'_> {
+    fn committed_state(&mut self) {
+        if *self.overlay {
+            self.app.ledger_mut().rollback_block();
+            *self.overlay = false;
+        }
+    }
+}
+
+impl kp_consensus::Application for Driven<'_> {
+    fn height(&self) -> Height {
+        self.app.height()
+    }
+    fn last_block(&self) -> (kp_domain::Hash32, Timestamp) {
+        self.app.last_block()
+    }
+    fn voters(&self) -> Vec<(ParticipantId, kp_domain::PublicKey)> {
+        // Asked when a height starts, just after a commit (the tentative block is undone then,
+        // and the voters may just have changed by governance).
+        if *self.overlay { self.voters.to_vec() } else { self.app.voters() }
+    }
+    fn execute(
+        &mut self,
+        time: Timestamp,
+        events: &[Vec<u8>],
+    ) -> Result<kp_consensus::Execution, kp_consensus::ExecutionError> {
+        self.committed_state();
+        let known: HashMap<EventId, &kp_domain::Event> = self.pool.iter().map(|p| (p.pending.id, &p.event)).collect();
+        self.app.execute_known(time, events, &|id| known.get(id).map(|e| (*e).clone()))
+    }
+    fn commit(&mut self, block: &kp_consensus::block::Block, certificate: &kp_consensus::block::Certificate) {
+        self.committed_state();
+        self.app.commit(block, certificate);
+    }
+}
+
+/// An event that passed [`Core::check`], applied to the pool's tentative block.
+#[derive(Debug)]
+struct Checked {
+    id: EventId,
+    envelope: Vec<u8>,
+    event: kp_domain::Event,
 }
 
 /// A pending event, opened.
@@ -196,6 +256,8 @@ pub struct Core {
     overlay_time: Timestamp,
     /// Governance acts collecting approvals, oldest first.
     drafts: Vec<Draft>,
+    /// The voters of the next height (of the committed state, whatever the pool's tentative block).
+    voters: Vec<(ParticipantId, kp_domain::PublicKey)>,
     /// What rebuilding the engine after a catch-up needs.
     engine_config: kp_consensus::Config,
     key: SecretKey,
@@ -269,10 +331,12 @@ impl Core {
             overlay: false,
             overlay_time: Timestamp(0),
             drafts: Vec::new(),
+            voters: Vec::new(),
             engine_config,
             key,
         };
         core.metrics.height.set(i64::try_from(core.store.head().height).unwrap_or(i64::MAX));
+        core.voters = core.app.ledger().voters();
         // Kept once but no longer opening (a later build reads the format differently): the
         // event cannot be proposed; it leaves the pool and a client asking is told why.
         for (id, why) in unreadable {
@@ -323,44 +387,68 @@ impl Core {
     /// Checks a submitted event (size, encoding, signature, and the rules against the committed
     /// state followed by the pending pool) and keeps it durably in the pool.
     pub fn submit(&mut self, envelope: Vec<u8>, now: Timestamp) -> Result<(Submission, Vec<Effect>), CoreError> {
-        let answer = self.check_and_keep(envelope, now, true)?;
-        if let Submission::Rejected(_, kind, _) = &answer.0 {
-            self.metrics.reject(reject_code(*kind));
+        let id = kp_crypto::event_id(&envelope);
+        let (mut answers, effects) = self.submit_batch(vec![envelope], now)?;
+        Ok((answers.pop().unwrap_or(Submission::Duplicate(id, None)), effects))
+    }
+
+    /// Several clients' submissions at once, each checked as [`Core::submit`] does and the
+    /// admissible ones kept with one synced write (group commit); answers in order.
+    pub fn submit_batch(
+        &mut self,
+        envelopes: Vec<Vec<u8>>,
+        now: Timestamp,
+    ) -> Result<(Vec<Submission>, Vec<Effect>), CoreError> {
+        let mut answers: Vec<Option<Submission>> = (0..envelopes.len()).map(|_| None).collect();
+        let mut checked = Vec::new();
+        let mut slots = Vec::new();
+        for (i, envelope) in envelopes.into_iter().enumerate() {
+            match self.check(envelope, now)? {
+                Ok(c) => {
+                    slots.push(i);
+                    checked.push(c);
+                }
+                Err(refused) => answers[i] = Some(refused),
+            }
+        }
+        let (kept, effects) = self.keep(checked, now, true)?;
+        for (i, answer) in slots.into_iter().zip(kept) {
+            answers[i] = Some(answer);
+        }
+        let answers: Vec<Submission> = answers.into_iter().flatten().collect();
+        for a in &answers {
+            if let Submission::Rejected(_, kind, _) = a {
+                self.metrics.reject(reject_code(*kind));
+            }
         }
         self.metrics.pending_events.set(i64::try_from(self.pool.len()).unwrap_or(i64::MAX));
-        Ok(answer)
+        Ok((answers, effects))
     }
 
     /// Events another node's client submitted, as that node passed them on. Those already here
     /// or no longer admissible are dropped quietly; those that do not decode or whose signature
-    /// fails are counted against the peer.
+    /// fails are counted against the peer. The admissible ones are kept with one synced write.
     pub fn receive_events(
         &mut self,
         envelopes: Vec<Vec<u8>>,
         now: Timestamp,
     ) -> Result<(Received, Vec<Effect>), CoreError> {
         let mut received = Received::default();
-        let mut effects = Vec::new();
+        let mut checked = Vec::new();
         for envelope in envelopes {
-            let (answer, more) = self.check_and_keep(envelope, now, false)?;
-            effects.extend(more);
-            match answer {
-                Submission::Added(_) => received.added += 1,
-                Submission::Rejected(id, RejectKind::Malformed | RejectKind::BadSignature, why) => {
+            match self.check(envelope, now)? {
+                Ok(c) => checked.push(c),
+                Err(Submission::Rejected(id, RejectKind::Malformed | RejectKind::BadSignature, why)) => {
                     received.bad += 1;
                     received.first_bad.get_or_insert(format!("event {id}: {why}"));
                 }
-                Submission::Rejected(..) | Submission::Duplicate(..) => {}
+                Err(_) => {}
             }
         }
+        let (answers, effects) = self.keep(checked, now, false)?;
+        received.added = answers.iter().filter(|a| matches!(a, Submission::Added(_))).count();
         self.metrics.pending_events.set(i64::try_from(self.pool.len()).unwrap_or(i64::MAX));
         Ok((received, effects))
-    }
-
-    /// The time a tentative block is executed at: now, or just after the last block if that
-    /// block's time (set by its proposer's clock) is ahead of this node's clock.
-    fn block_time(&self, now: Timestamp) -> Timestamp {
-        Timestamp(now.0.max(self.store.head().time.0.saturating_add(1)))
     }
 
     /// One authority's approval of a governance act (from a client, or passed on by a peer):
@@ -393,9 +481,30 @@ impl Core {
         let at = match self.drafts.iter().position(|d| d.digest == digest) {
             Some(i) => i,
             None => {
+                let opened_by = self
+                    .drafts
+                    .iter()
+                    .filter(|d| d.committed.is_none() && d.approvals.first().is_some_and(|(p, _)| *p == owner))
+                    .count();
+                if opened_by >= MAX_DRAFTS_PER_PARTICIPANT {
+                    return Ok((Err(ApprovalError::TooMany(owner)), Vec::new()));
+                }
                 if self.drafts.len() >= MAX_DRAFTS {
-                    // Room is made by forgetting the oldest act already decided, if any.
-                    match self.drafts.iter().position(|d| d.committed.is_some()) {
+                    // Room is made by forgetting the oldest act already applied, or one that can
+                    // no longer apply whoever approves it.
+                    let decided = self.drafts.iter().position(|d| d.committed.is_some());
+                    let dead = || {
+                        (0..self.drafts.len()).find(|i| {
+                            let d = &self.drafts[*i];
+                            let event = kp_domain::GovernanceEvent {
+                                act: d.act.clone(),
+                                act_digest: d.digest,
+                                approvers: d.approvals.iter().map(|(_, a)| a.key).collect(),
+                            };
+                            self.app.ledger().missing_approvals(&event).is_err()
+                        })
+                    };
+                    match decided.or_else(dead) {
                         Some(i) => {
                             self.drafts.remove(i);
                         }
@@ -424,6 +533,26 @@ impl Core {
         Ok((Ok(status), effects))
     }
 
+    /// The voters of the next height.
+    pub fn voters(&self) -> &[(ParticipantId, kp_domain::PublicKey)] {
+        &self.voters
+    }
+
+    /// Every approval of every act not yet applied, as it travels (for a peer that was away).
+    pub fn open_approvals(&self) -> Vec<ApprovalBytes> {
+        self.drafts
+            .iter()
+            .filter(|d| d.committed.is_none())
+            .flat_map(|d| {
+                d.approvals.iter().map(|(_, a)| ApprovalBytes {
+                    act: d.act_bytes.clone(),
+                    key: a.key.0.to_vec(),
+                    signature: a.signature.0.to_vec(),
+                })
+            })
+            .collect()
+    }
+
     /// The acts this node collects approvals for (one by reference, or all).
     pub fn drafts(&mut self, reference: Option<&str>) -> Vec<DraftStatus> {
         let chosen: Vec<usize> = (0..self.drafts.len())
@@ -450,6 +579,12 @@ impl Core {
         DraftStatus { draft, missing, refused }
     }
 
+    /// The time a tentative block is executed at: now, or just after the last block if that
+    /// block's time (set by its proposer's clock) is ahead of this node's clock.
+    fn block_time(&self, now: Timestamp) -> Timestamp {
+        Timestamp(now.0.max(self.store.head().time.0.saturating_add(1)))
+    }
+
     /// Applies the pool to the ledger as a tentative block, if it is not already.
     fn begin_overlay(&mut self, now: Timestamp) {
         if self.overlay {
@@ -473,67 +608,97 @@ impl Core {
         }
     }
 
-    fn check_and_keep(
-        &mut self,
-        envelope: Vec<u8>,
-        now: Timestamp,
-        gossip: bool,
-    ) -> Result<(Submission, Vec<Effect>), CoreError> {
+    /// Checks an event (size, encoding, signature, not already here, the rules against the
+    /// committed state followed by the pool); an admissible event is left applied to the pool's
+    /// tentative block, to be kept by [`Core::keep`].
+    fn check(&mut self, envelope: Vec<u8>, now: Timestamp) -> Result<Result<Checked, Submission>, CoreError> {
         let id = kp_crypto::event_id(&envelope);
+        // The same bytes as an event already here are the same event (its id is their hash):
+        // answered before the signature is checked again.
+        if envelope.len() <= kp_domain::MAX_EVENT_BYTES {
+            if let Some(at) = self.store.position(&id)? {
+                return Ok(Err(Submission::Duplicate(id, Some(at.height))));
+            }
+            if self.store.is_pending(&id) {
+                return Ok(Err(Submission::Duplicate(id, None)));
+            }
+        }
         let event = match kp_proto::open_event(&self.chain_id, &envelope) {
             Ok(e) => e,
             Err(e @ EdgeError::Signature { .. }) => {
-                return Ok((Submission::Rejected(id, RejectKind::BadSignature, e.to_string()), Vec::new()));
+                return Ok(Err(Submission::Rejected(id, RejectKind::BadSignature, e.to_string())));
             }
-            Err(e) => return Ok((Submission::Rejected(id, RejectKind::Malformed, e.to_string()), Vec::new())),
+            Err(e) => return Ok(Err(Submission::Rejected(id, RejectKind::Malformed, e.to_string()))),
         };
-        if let Some(at) = self.store.position(&id)? {
-            return Ok((Submission::Duplicate(id, Some(at.height)), Vec::new()));
-        }
-        if self.store.is_pending(&id) {
-            return Ok((Submission::Duplicate(id, None), Vec::new()));
-        }
         // Checked against the committed state followed by the pool; if admitted, the event stays
         // applied to the pool's tentative block (a rejected event changes nothing).
         self.begin_overlay(now);
         let at = self.block_time(now).max(self.overlay_time);
         self.overlay_time = at;
         if let Err(r) = self.app.ledger_mut().apply(&event, at) {
-            return Ok((Submission::Rejected(id, RejectKind::Rules, r.to_string()), Vec::new()));
+            return Ok(Err(Submission::Rejected(id, RejectKind::Rules, r.to_string())));
         }
-        let kept = self.store.add_pending(std::slice::from_ref(&envelope));
-        if !matches!(&kept, Ok(s) if matches!(s.first(), Some(Submitted::Added))) {
-            // Applied to the tentative block but not kept: the block is rebuilt next time.
+        Ok(Ok(Checked { id, envelope, event }))
+    }
+
+    /// Keeps checked events durably in the pool (one synced write), in order.
+    fn keep(
+        &mut self,
+        checked: Vec<Checked>,
+        now: Timestamp,
+        gossip: bool,
+    ) -> Result<(Vec<Submission>, Vec<Effect>), CoreError> {
+        if checked.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let envelopes: Vec<Vec<u8>> = checked.iter().map(|c| c.envelope.clone()).collect();
+        let kept = match self.store.add_pending(&envelopes) {
+            Ok(kept) => kept,
+            Err(e @ (StoreError::PoolFull(_) | StoreError::TooLarge(_))) => {
+                // Applied to the tentative block but not kept: the block is rebuilt next time.
+                self.end_overlay();
+                let (kind, why) = match e {
+                    StoreError::PoolFull(n) => (RejectKind::PoolFull, format!("the pending pool is full ({n} events)")),
+                    other => (RejectKind::Malformed, other.to_string()),
+                };
+                let answers = checked.iter().map(|c| Submission::Rejected(c.id, kind, why.clone())).collect();
+                return Ok((answers, Vec::new()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if kept.iter().any(|k| !matches!(k, Submitted::Added)) {
             self.end_overlay();
         }
-        match kept {
-            Ok(s) => match s.first() {
-                Some(Submitted::AlreadyCommitted(at)) => Ok((Submission::Duplicate(id, Some(at.height)), Vec::new())),
-                Some(Submitted::AlreadyPending) => Ok((Submission::Duplicate(id, None), Vec::new())),
-                _ => {
-                    let mut effects = Vec::new();
+        let mut answers = Vec::with_capacity(checked.len());
+        let mut effects = Vec::new();
+        for (c, k) in checked.into_iter().zip(kept) {
+            match k {
+                Submitted::AlreadyCommitted(at) => answers.push(Submission::Duplicate(c.id, Some(at.height))),
+                Submitted::AlreadyPending => answers.push(Submission::Duplicate(c.id, None)),
+                Submitted::Added => {
                     if gossip {
-                        effects.push(Effect::Gossip(envelope.clone()));
+                        effects.push(Effect::Gossip(c.envelope.clone()));
                     }
+                    answers.push(Submission::Added(c.id));
                     self.pool.push(Pooled {
-                        pending: PendingEvent::opened(envelope, &event),
-                        event,
+                        pending: PendingEvent::opened(c.envelope, &c.event),
+                        event: c.event,
                         submitted: Some(now),
                     });
-                    effects.extend(self.answer_events(now, false)?);
-                    Ok((Submission::Added(id), effects))
                 }
-            },
-            Err(StoreError::PoolFull(n)) => Ok((
-                Submission::Rejected(id, RejectKind::PoolFull, format!("the pending pool is full ({n} events)")),
-                Vec::new(),
-            )),
-            Err(StoreError::TooLarge(n)) => Ok((
-                Submission::Rejected(id, RejectKind::Malformed, format!("{n} bytes is over the limit")),
-                Vec::new(),
-            )),
-            Err(e) => Err(e.into()),
+            }
         }
+        // A leader waiting for events is answered by the runtime's next tick (which the API
+        // wakes), so that a client's call never carries consensus messages.
+        if !gossip {
+            effects.extend(self.answer_events(now, false)?);
+        }
+        Ok((answers, effects))
+    }
+
+    /// Whether the engine waits for events the pool now holds (the runtime should tick).
+    pub fn wants_events(&self) -> bool {
+        self.wants_events.is_some() && !self.pool.is_empty()
     }
 
     /// A consensus message from a peer voter.
@@ -565,12 +730,10 @@ impl Core {
     }
 
     fn step(&mut self, input: Input, now: Timestamp) -> Result<Vec<Effect>, CoreError> {
-        if self.engine.is_none() {
-            return Ok(Vec::new());
-        }
-        self.end_overlay();
         let Some(engine) = self.engine.as_mut() else { return Ok(Vec::new()) };
-        let out = engine.handle(input, now, &mut self.app);
+        let mut driven =
+            Driven { app: &mut self.app, overlay: &mut self.overlay, voters: &self.voters, pool: &self.pool };
+        let out = engine.handle(input, now, &mut driven);
         self.carry_out(out, now)
     }
 
@@ -592,11 +755,22 @@ impl Core {
         self.end_overlay();
         let mut dropped = Vec::new();
         let now = self.block_time(now);
+        // Only as much of the pool as one block takes is executed (a governance act is proposed
+        // alone, from anywhere in the pool, so then the whole pool is).
+        let limit = if self.pool.iter().any(|p| p.pending.governance) { usize::MAX } else { self.max_block_events };
+        let (mut admitted, mut bytes) = (0, 0);
         let ledger = self.app.ledger_mut();
         ledger.begin_block();
         for p in &self.pool {
-            if let Err(r) = ledger.apply(&p.event, now) {
-                dropped.push((p.pending.id, r.to_string()));
+            if admitted >= limit || bytes > MAX_PROPOSAL_EVENT_BYTES {
+                break;
+            }
+            match ledger.apply(&p.event, now) {
+                Ok(_) => {
+                    admitted += 1;
+                    bytes += p.pending.envelope.len();
+                }
+                Err(r) => dropped.push((p.pending.id, r.to_string())),
             }
         }
         ledger.rollback_block();
@@ -700,7 +874,9 @@ impl Core {
             }
         }
         self.pool.retain(|p| !ids.contains(&p.pending.id));
+        debug_assert!(!self.overlay, "a block is stored on the committed state");
         let ledger = self.app.ledger();
+        self.voters = ledger.voters();
         for d in self.drafts.iter_mut().filter(|d| d.committed.is_none()) {
             if ledger.applied_act(&d.act.reference) == Some(d.digest) {
                 d.committed = Some(height);

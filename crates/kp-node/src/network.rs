@@ -39,8 +39,9 @@ pub const PROTOCOL: &str = "/kp/1";
 /// Largest request or response read from a peer (a consensus message or a catch-up batch, and
 /// a little framing).
 pub const MAX_FRAME_BYTES: usize = wire::MAX_MESSAGE_BYTES + 1024;
-/// Most events in one batch passed on to a peer.
+/// Most events in one batch passed on to a peer, and most bytes of events (well within a frame).
 pub const MAX_GOSSIP_EVENTS: usize = 1_024;
+pub const MAX_GOSSIP_BYTES: usize = 8 * 1024 * 1024;
 /// Strikes (undecodable messages, bad signatures) that disconnect a peer.
 pub const MAX_STRIKES: usize = 16;
 pub const STRIKE_WINDOW: Duration = Duration::from_secs(60);
@@ -70,6 +71,9 @@ pub enum Request {
     Head,
     /// A participant authority's approval of a governance act (act bytes, key, signature).
     Approval { act: Vec<u8>, key: Vec<u8>, signature: Vec<u8> },
+    /// Never sent: what a request that does not decode (or is too large) is read as, so that
+    /// the peer is held to account (a read error would only close the stream).
+    Invalid(String),
 }
 
 /// A peer's answer: its height, and the blocks asked for.
@@ -145,7 +149,11 @@ impl request_response::Codec for Codec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> io::Result<Request> {
-        decode(&read_frame(io).await?)
+        match read_frame(io).await {
+            Ok(body) => Ok(decode(&body).unwrap_or_else(|e| Request::Invalid(e.to_string()))),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => Ok(Request::Invalid(e.to_string())),
+            Err(e) => Err(e),
+        }
     }
     async fn read_response<T: AsyncRead + Unpin + Send>(
         &mut self,
@@ -227,6 +235,8 @@ pub struct Network {
     /// Node keys of the voters and observers, from the ledger (participants) and the genesis
     /// (observers).
     participants: HashMap<PeerId, ParticipantId>,
+    /// The nodes of the current voters (consensus messages, events and approvals go to them).
+    voters: HashSet<PeerId>,
     observers: HashSet<PeerId>,
     bootstrap: Vec<(PeerId, Multiaddr)>,
     peers: HashMap<PeerId, Peer>,
@@ -303,6 +313,7 @@ impl Network {
             swarm,
             me,
             participants: HashMap::new(),
+            voters: HashSet::new(),
             observers: HashSet::new(),
             bootstrap: bootstrap_peers,
             peers: HashMap::new(),
@@ -358,6 +369,8 @@ impl Network {
                 self.swarm.behaviour_mut().allowed.allow_peer(peer);
             }
         }
+        let voters: HashSet<ParticipantId> = core.voters().iter().map(|(id, _)| *id).collect();
+        self.voters = self.participants.iter().filter(|(_, id)| voters.contains(id)).map(|(peer, _)| *peer).collect();
         Ok(())
     }
 
@@ -379,7 +392,7 @@ impl Network {
     fn voter_peers(&self) -> Vec<PeerId> {
         self.peers
             .iter()
-            .filter(|(peer, p)| p.connections > 0 && self.participants.contains_key(peer))
+            .filter(|(peer, p)| p.connections > 0 && self.voters.contains(peer))
             .map(|(peer, _)| *peer)
             .collect()
     }
@@ -435,6 +448,7 @@ impl Network {
             tracing::warn!(%peer, ban = ?BAN, "peer disconnected after {MAX_STRIKES} faults");
             self.metrics.reject("peer_banned");
             self.swarm.behaviour_mut().blocked.block_peer(peer);
+            self.banned.retain(|(b, _)| *b != peer);
             self.banned.push((peer, now + BAN));
         }
     }
@@ -446,9 +460,21 @@ impl Network {
         if !self.gossip.is_empty() {
             let batch = std::mem::take(&mut self.gossip);
             let peers = self.voter_peers();
-            for chunk in batch.chunks(MAX_GOSSIP_EVENTS) {
+            let mut chunk: Vec<Vec<u8>> = Vec::new();
+            let mut bytes = 0;
+            let mut chunks = Vec::new();
+            for e in batch {
+                if !chunk.is_empty() && (chunk.len() >= MAX_GOSSIP_EVENTS || bytes + e.len() > MAX_GOSSIP_BYTES) {
+                    chunks.push(std::mem::take(&mut chunk));
+                    bytes = 0;
+                }
+                bytes += e.len();
+                chunk.push(e);
+            }
+            chunks.push(chunk);
+            for chunk in chunks {
                 for peer in &peers {
-                    self.send(*peer, Request::Events(chunk.to_vec()));
+                    self.send(*peer, Request::Events(chunk.clone()));
                 }
             }
         }
@@ -512,6 +538,7 @@ impl Network {
         }
         let overdue = ahead_since.is_some_and(|t| now.duration_since(t) >= LAG_GRACE);
         if self.behind || overdue || self.observer || best_height >= height + 2 {
+            self.peers.entry(peer).or_default().outstanding += 1;
             let id = self.swarm.behaviour_mut().rr.send_request(&peer, Request::Blocks { from: height + 1 });
             self.fetching = Some((peer, id, now));
             self.behind = false;
@@ -521,7 +548,8 @@ impl Network {
 
     fn saw_height(&mut self, peer: PeerId, height: u64, mine: u64) {
         let state = self.peers.entry(peer).or_default();
-        state.height = state.height.max(height);
+        // The latest claim (a peer whose data was wiped starts again from nothing).
+        state.height = height;
         if state.height > mine && state.ahead_since.is_none() {
             state.ahead_since = Some(Instant::now());
         }
@@ -542,6 +570,12 @@ impl Network {
                 if p.connections == 1 {
                     tracing::info!(peer = %peer_id, participant = ?self.participants.get(&peer_id), "peer connected");
                     self.send(peer_id, Request::Head);
+                    // A voter's node that was away learns the approvals collected meanwhile.
+                    if self.voters.contains(&peer_id) {
+                        for a in core.open_approvals() {
+                            self.send(peer_id, Request::Approval { act: a.act, key: a.key, signature: a.signature });
+                        }
+                    }
                 }
                 self.metrics.peers.set(i64::try_from(self.connected()).unwrap_or(i64::MAX));
             }
@@ -582,6 +616,11 @@ impl Network {
             Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
                 let ack = Response::Ack { height: mine };
                 match request {
+                    Request::Invalid(why) => {
+                        // Not answered: the stream is dropped.
+                        drop(channel);
+                        self.strike(peer, "peer_malformed", &why);
+                    }
                     Request::Head => self.answer(channel, ack),
                     Request::Consensus(bytes) => {
                         self.answer(channel, ack);
@@ -638,10 +677,10 @@ impl Network {
                     p.outstanding = p.outstanding.saturating_sub(1);
                 }
                 self.saw_height(peer, response.height(), mine);
-                if let Response::Blocks { blocks, .. } = response {
-                    if self.fetching.is_some_and(|(_, id, _)| id == request_id) {
-                        self.fetching = None;
-                    }
+                if self.fetching.is_some_and(|(_, id, _)| id == request_id) {
+                    self.fetching = None;
+                }
+                if let Response::Blocks { blocks, height: claimed } = response {
                     let blocks = match wire::decode_blocks(&blocks) {
                         Ok(b) => b,
                         Err(e) => {
@@ -650,8 +689,15 @@ impl Network {
                         }
                     };
                     let (applied, effects) = core.apply_blocks(blocks, now)?;
-                    if let Some(why) = applied.refused {
-                        self.strike(peer, "peer_bad_block", &why);
+                    if let Some(why) = &applied.refused {
+                        self.strike(peer, "peer_bad_block", why);
+                    }
+                    if applied.applied == 0 && applied.refused.is_none() && claimed > mine {
+                        // It claims blocks it does not serve: not asked again until it says more.
+                        self.strike(peer, "peer_empty_catch_up", &format!("claims height {claimed}, served nothing"));
+                        if let Some(p) = self.peers.get_mut(&peer) {
+                            p.height = mine;
+                        }
                     }
                     if applied.applied > 0 {
                         tracing::info!(%peer, blocks = applied.applied, height = core.height(), "caught up");

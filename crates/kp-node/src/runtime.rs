@@ -21,10 +21,14 @@ use tokio::sync::broadcast;
 const TICK: Duration = Duration::from_millis(50);
 /// How long a stopping node waits for open API requests.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
-/// Batches of effects from API submissions waiting for the network task (beyond this, a
-/// submission's events are not passed on at once; they stay in the pool and are proposed
-/// when this node leads, or passed on by no one — nothing is lost).
+/// Batches of effects from API calls waiting for the network task: events and approvals to pass
+/// on (API calls never step the consensus engine). Beyond this they are not passed on; the
+/// events stay in this node's pool and are proposed when it leads, so nothing is lost.
 const OUTBOX: usize = 4_096;
+/// Submissions waiting for the group-commit task; beyond this a client is told to retry.
+const SUBMISSIONS: usize = 4_096;
+/// Most submissions checked and kept with one synced write.
+const GROUP: usize = 1_024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -65,6 +69,49 @@ pub(crate) fn forward(shared: &Shared, effects: Vec<Effect>) {
     }
 }
 
+/// Checks and keeps clients' submissions in groups: whatever has arrived while the previous
+/// group was being written goes into the next one, with one synced write.
+/// Ends when the node stops (dropping its hold on the core).
+async fn group_commit(shared: Shared, mut rx: tokio::sync::mpsc::Receiver<crate::api::WaitingSubmission>) {
+    let mut stopping = shared.stopping.clone();
+    loop {
+        let first = tokio::select! {
+            w = rx.recv() => match w {
+                Some(w) => w,
+                None => break,
+            },
+            _ = stopping.wait_for(|s| *s) => break,
+        };
+        let mut group = vec![first];
+        while group.len() < GROUP {
+            match rx.try_recv() {
+                Ok(w) => group.push(w),
+                Err(_) => break,
+            }
+        }
+        let (envelopes, replies): (Vec<Vec<u8>>, Vec<_>) = group.into_iter().unzip();
+        let outcome = match shared.core.lock() {
+            Ok(mut core) => core.submit_batch(envelopes, now()).map_err(|e| format!("store: {e}")),
+            Err(_) => Err("the node's core failed earlier; restart the node".to_owned()),
+        };
+        match outcome {
+            Ok((answers, effects)) => {
+                forward(&shared, effects);
+                shared.wake.notify_one();
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    let _ = reply.send(Ok(answer));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "submissions not kept");
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
 /// Runs a node until `shutdown` completes, serving the API on `api` (already bound).
 pub async fn run(
     genesis: Genesis,
@@ -98,14 +145,18 @@ pub async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (commits, _) = broadcast::channel(64);
     let (outbox, mut outbox_rx) = tokio::sync::mpsc::channel::<Vec<Effect>>(OUTBOX);
+    let (submissions, submissions_rx) = tokio::sync::mpsc::channel(SUBMISSIONS);
     let shared = Shared {
         core: Arc::new(Mutex::new(core)),
+        submissions,
+        wake: Arc::new(tokio::sync::Notify::new()),
         outbox,
         commits,
         subscriptions: Arc::new(tokio::sync::Semaphore::new(crate::api::MAX_SUBSCRIPTIONS)),
         stopping: stop_rx.clone(),
     };
     publish(&shared, &effects);
+    let submitter = tokio::spawn(group_commit(shared.clone(), submissions_rx));
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -154,6 +205,7 @@ pub async fn run(
     });
 
     let mut stop = stop_rx;
+    let wake = Arc::clone(&shared.wake);
     loop {
         let wait = {
             let core = shared.core.lock().map_err(|e| NodeError::Poisoned(e.to_string()))?;
@@ -165,6 +217,7 @@ pub async fn run(
             _ = tokio::time::sleep(wait) => {}
             event = net.next() => incoming = Some(event),
             Some(effects) = outbox_rx.recv() => submitted = Some(effects),
+            _ = wake.notified() => {}
             _ = stop.wait_for(|s| *s) => break,
         }
         let mut core = shared.core.lock().map_err(|e| NodeError::Poisoned(e.to_string()))?;
@@ -194,6 +247,10 @@ pub async fn run(
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "metrics server"),
         Ok(Err(e)) => tracing::warn!(error = %e, "metrics server task"),
         Err(_) => tracing::warn!("metrics connections still open after {SHUTDOWN_GRACE:?}: closed"),
+    }
+    // The store is closed when the last holder of the core lets it go: the submitter.
+    if tokio::time::timeout(SHUTDOWN_GRACE, submitter).await.is_err() {
+        tracing::warn!("submissions still being kept after {SHUTDOWN_GRACE:?}");
     }
     tracing::info!("node stopped");
     Ok(())
