@@ -177,9 +177,12 @@ impl kp_consensus::Application for Driven<'_> {
         time: Timestamp,
         events: &[Vec<u8>],
     ) -> Result<kp_consensus::Execution, kp_consensus::ExecutionError> {
+        let started = std::time::Instant::now();
         self.committed_state();
         let known: HashMap<EventId, &kp_domain::Event> = self.pool.iter().map(|p| (p.pending.id, &p.event)).collect();
-        self.app.execute_known(time, events, &|id| known.get(id).map(|e| (*e).clone()))
+        let x = self.app.execute_known(time, events, &|id| known.get(id).map(|e| (*e).clone()));
+        tracing::debug!(events = events.len(), took = ?started.elapsed(), "executed a proposal");
+        x
     }
     fn commit(&mut self, block: &kp_consensus::block::Block, certificate: &kp_consensus::block::Certificate) {
         self.committed_state();
@@ -632,7 +635,11 @@ impl Core {
         };
         // Checked against the committed state followed by the pool; if admitted, the event stays
         // applied to the pool's tentative block (a rejected event changes nothing).
-        self.begin_overlay(now);
+        if !self.overlay {
+            let started = std::time::Instant::now();
+            self.begin_overlay(now);
+            tracing::debug!(pool = self.pool.len(), took = ?started.elapsed(), "pool applied as a tentative block");
+        }
         let at = self.block_time(now).max(self.overlay_time);
         self.overlay_time = at;
         if let Err(r) = self.app.ledger_mut().apply(&event, at) {
@@ -652,7 +659,8 @@ impl Core {
             return Ok((Vec::new(), Vec::new()));
         }
         let envelopes: Vec<Vec<u8>> = checked.iter().map(|c| c.envelope.clone()).collect();
-        let kept = match self.store.add_pending(&envelopes) {
+        // A client's events are synced before it is answered; a peer's are synced by that peer.
+        let kept = match self.store.add_pending_with(&envelopes, gossip) {
             Ok(kept) => kept,
             Err(e @ (StoreError::PoolFull(_) | StoreError::TooLarge(_))) => {
                 // Applied to the tentative block but not kept: the block is rebuilt next time.
@@ -926,7 +934,9 @@ impl Core {
                     self.sync(&mut unsynced)?;
                     let height = block.header().height;
                     debug_assert!(!self.overlay, "the engine commits on the committed state");
+                    let started = std::time::Instant::now();
                     self.store.commit(&block, &certificate, &mut self.app)?;
+                    tracing::debug!(took = ?started.elapsed(), "stored the block");
                     debug_assert_eq!(self.store.head().height, height);
                     self.committed(&block, now, &mut effects);
                 }

@@ -50,6 +50,8 @@ pub const BAN: Duration = Duration::from_secs(60);
 /// Requests waiting for an answer from one peer, beyond which messages to it are dropped
 /// (consensus recovers lost messages through its round timeouts and catch-up).
 const MAX_OUTSTANDING_PER_PEER: usize = 512;
+/// How often clients' events are passed on (in one batch per peer).
+const GOSSIP_EVERY: Duration = Duration::from_millis(20);
 /// How often unconnected peers are dialled again.
 const REDIAL: Duration = Duration::from_secs(2);
 /// How often a peer is asked for its height when nothing else tells it.
@@ -245,6 +247,7 @@ pub struct Network {
     fetching: Option<(PeerId, OutboundRequestId, Instant)>,
     behind: bool,
     last_redial: Option<Instant>,
+    last_gossip: Option<Instant>,
     last_ping: Option<Instant>,
     ping_next: usize,
     /// An observer's node learns of new blocks only by asking: it fetches as soon as a peer is
@@ -322,6 +325,7 @@ impl Network {
             fetching: None,
             behind: false,
             last_redial: None,
+            last_gossip: None,
             last_ping: None,
             ping_next: 0,
             observer: core.me().is_none(),
@@ -344,6 +348,11 @@ impl Network {
 
     pub fn local_peer_id(&self) -> PeerId {
         self.me
+    }
+
+    /// How soon [`Network::tick`] has work: events wait to be passed on.
+    pub fn next_tick(&self) -> Option<Duration> {
+        (!self.gossip.is_empty()).then_some(GOSSIP_EVERY)
     }
 
     /// Peers connected now.
@@ -457,7 +466,10 @@ impl Network {
     /// fetch missing blocks.
     pub fn tick(&mut self, core: &Core) {
         let now = Instant::now();
-        if !self.gossip.is_empty() {
+        // Events are passed on in batches: every GOSSIP_EVERY, or at once when many wait.
+        let due = self.last_gossip.is_none_or(|t| now.duration_since(t) >= GOSSIP_EVERY);
+        if !self.gossip.is_empty() && (due || self.gossip.len() >= MAX_GOSSIP_EVENTS) {
+            self.last_gossip = Some(now);
             let batch = std::mem::take(&mut self.gossip);
             let peers = self.voter_peers();
             let mut chunk: Vec<Vec<u8>> = Vec::new();
@@ -643,7 +655,10 @@ impl Network {
                             self.strike(peer, "peer_malformed", &format!("{} events in one batch", envelopes.len()));
                             return Ok(Vec::new());
                         }
+                        let started = Instant::now();
+                        let n = envelopes.len();
                         let (received, effects) = core.receive_events(envelopes, now)?;
+                        tracing::debug!(events = n, took = ?started.elapsed(), "events passed on by a peer");
                         if let Some(why) = received.first_bad {
                             self.strike(peer, "peer_bad_event", &why);
                         }

@@ -209,7 +209,9 @@ pub async fn run(
     loop {
         let wait = {
             let core = shared.core.lock().map_err(|e| NodeError::Poisoned(e.to_string()))?;
-            core.next_deadline().map_or(TICK, |d| Duration::from_millis(d.0.saturating_sub(now().0)).min(TICK))
+            let core_wait =
+                core.next_deadline().map_or(TICK, |d| Duration::from_millis(d.0.saturating_sub(now().0)).min(TICK));
+            net.next_tick().map_or(core_wait, |n| core_wait.min(n))
         };
         let mut incoming = None;
         let mut submitted = None;
@@ -234,22 +236,28 @@ pub async fn run(
         net.carry_out(&effects, &mut core);
         net.tick(&core);
     }
-    // Open requests get a moment to finish; then the server is dropped with its connections.
-    match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+    // Open requests get a moment to finish (one grace period for all three, waited together);
+    // then the servers are dropped with their connections. The store is closed when the last
+    // holder of the core lets it go: the submitter.
+    let (api_done, metrics_done, submitter_done) = tokio::join!(
+        tokio::time::timeout(SHUTDOWN_GRACE, &mut server),
+        tokio::time::timeout(SHUTDOWN_GRACE, metrics_server),
+        tokio::time::timeout(SHUTDOWN_GRACE, submitter),
+    );
+    match api_done {
         Ok(joined) => joined.map_err(|e| NodeError::Api(e.to_string()))?.map_err(|e| NodeError::Api(e.to_string()))?,
         Err(_) => {
             server.abort();
             tracing::warn!("API connections still open after {SHUTDOWN_GRACE:?}: closed");
         }
     }
-    match tokio::time::timeout(SHUTDOWN_GRACE, metrics_server).await {
+    match metrics_done {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "metrics server"),
         Ok(Err(e)) => tracing::warn!(error = %e, "metrics server task"),
         Err(_) => tracing::warn!("metrics connections still open after {SHUTDOWN_GRACE:?}: closed"),
     }
-    // The store is closed when the last holder of the core lets it go: the submitter.
-    if tokio::time::timeout(SHUTDOWN_GRACE, submitter).await.is_err() {
+    if submitter_done.is_err() {
         tracing::warn!("submissions still being kept after {SHUTDOWN_GRACE:?}");
     }
     tracing::info!("node stopped");

@@ -895,6 +895,13 @@ impl<B: Backend> Store<B> {
     /// Adds submitted envelopes (signature and rules already checked by the caller) to the
     /// pending pool, durably: a client's submission survives a crash once this returns.
     pub fn add_pending(&mut self, envelopes: &[Vec<u8>]) -> Result<Vec<Submitted>, StoreError> {
+        self.add_pending_with(envelopes, true)
+    }
+
+    /// [`Store::add_pending`], synced to disk or not: events another node passed on are kept
+    /// durably by that node already (it synced them before answering its client), so here a
+    /// write that survives a crash of this process — not of the machine — is enough.
+    pub fn add_pending_with(&mut self, envelopes: &[Vec<u8>], sync: bool) -> Result<Vec<Submitted>, StoreError> {
         let mut batch = Batch::default();
         let mut out = Vec::with_capacity(envelopes.len());
         let mut seen = HashMap::new();
@@ -919,7 +926,7 @@ impl<B: Backend> Store<B> {
             }
         }
         if !batch.is_empty() {
-            self.backend.write(batch, true)?;
+            self.backend.write(batch, sync)?;
             self.pending.extend(seen);
             self.next_pending_seq = seq;
         }
