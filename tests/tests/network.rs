@@ -16,10 +16,7 @@ use std::time::Duration;
 fn four_nodes_commit_custody_and_recover_from_crash_pause_and_wipe() {
     let net = Net::start(4, 0);
     let work = tempfile::tempdir().unwrap();
-    let year = {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-        kp_domain::Date(i32::try_from(now / 86_400).unwrap()).year()
-    };
+    let year = kp_node::now().date().year();
     let number = |n: u32| format!("BW-{year}-{n:06}");
     let long = Duration::from_secs(90);
 
@@ -139,10 +136,7 @@ fn four_nodes_commit_custody_and_recover_from_crash_pause_and_wipe() {
 fn a_lost_participant_is_suspended_then_readmitted_and_votes_again() {
     let net = Net::start(4, 1);
     let work = tempfile::tempdir().unwrap();
-    let year = {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-        kp_domain::Date(i32::try_from(now / 86_400).unwrap()).year()
-    };
+    let year = kp_node::now().date().year();
     let long = Duration::from_secs(90);
     let governance = |args: &[&str], signer: &str, via: &str| -> Value {
         let key = net.node_dir(signer).join("exporting.key");

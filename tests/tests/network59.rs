@@ -11,10 +11,7 @@ fn fifty_nine_nodes_commit_a_custody_flow_with_the_same_head() {
     let net = Net::start(59, 0);
     assert_eq!(net.nodes().len(), 61);
     let work = tempfile::tempdir().unwrap();
-    let year = {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-        kp_domain::Date(i32::try_from(now / 86_400).unwrap()).year()
-    };
+    let year = kp_node::now().date().year();
     let number = format!("BW-{year}-000001");
     let file = certificate(work.path(), &number);
     let issued = net.submit(&["issue", "--file", path(&file), "--wait"], "BW", "exporting", "BW");

@@ -144,9 +144,9 @@ impl pb::node_server::Node for Api {
         request: Request<pb::GetCustodyRequest>,
     ) -> Result<Response<pb::GetCustodyResponse>, Status> {
         let number = parse_number(&request.into_inner().certificate)?;
-        let mut core = self.shared.lock()?;
+        let core = self.shared.lock()?;
         let custody = core.store().custody(&number).map_err(store_error)?;
-        let state = core.ledger().certificate(&number).map_or("", |r| state_name(r.state));
+        let state = core.store().certificate(&number).map_err(store_error)?.map_or("", |r| state_name(r.state));
         let steps = custody
             .into_iter()
             .map(|c| {
@@ -205,7 +205,7 @@ impl pb::node_server::Node for Api {
             }
         };
         let to = if r.to_ms == 0 { Timestamp(u64::MAX) } else { Timestamp(r.to_ms) };
-        let mut core = self.shared.lock()?;
+        let core = self.shared.lock()?;
         let mut certificates = Vec::new();
         let mut cursor = after;
         // Filtering by state skips entries: index pages are read until this page is full or the
@@ -227,7 +227,7 @@ impl pb::node_server::Node for Api {
             more = page.len() == size;
             for (t, n) in page {
                 cursor = Some((t, n.clone()));
-                let rec = core.ledger().certificate(&n).ok_or_else(|| {
+                let rec = core.store().certificate(&n).map_err(store_error)?.ok_or_else(|| {
                     Status::internal(format!("the review index names {n}, which the ledger does not hold"))
                 })?;
                 let state = state_name(rec.state);
@@ -269,9 +269,9 @@ impl pb::node_server::Node for Api {
     }
 
     async fn get_status(&self, _: Request<pb::GetStatusRequest>) -> Result<Response<pb::GetStatusResponse>, Status> {
-        let mut core = self.shared.lock()?;
+        let core = self.shared.lock()?;
         let head = core.store().head();
-        let active_participants = core.ledger().voters().iter().map(|(p, _)| p.as_str().to_owned()).collect();
+        let active_participants = core.voters().iter().map(|(p, _)| p.as_str().to_owned()).collect();
         Ok(Response::new(pb::GetStatusResponse {
             chain_id: core.chain_id().as_str().to_owned(),
             genesis_hash: core.store().genesis_hash().to_string(),

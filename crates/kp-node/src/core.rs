@@ -63,6 +63,17 @@ pub struct Draft {
     pub committed: Option<Height>,
 }
 
+impl Draft {
+    /// The governance event its approvals so far would make (without the proposer's signature).
+    fn event(&self) -> kp_domain::GovernanceEvent {
+        kp_domain::GovernanceEvent {
+            act: self.act.clone(),
+            act_digest: self.digest,
+            approvers: self.approvals.iter().map(|(_, a)| a.key).collect(),
+        }
+    }
+}
+
 /// A draft with what the rules say of it now.
 #[derive(Debug, Clone)]
 pub struct DraftStatus {
@@ -387,16 +398,9 @@ impl Core {
         self.refused.get(id).map(String::as_str)
     }
 
-    /// Checks a submitted event (size, encoding, signature, and the rules against the committed
-    /// state followed by the pending pool) and keeps it durably in the pool.
-    pub fn submit(&mut self, envelope: Vec<u8>, now: Timestamp) -> Result<(Submission, Vec<Effect>), CoreError> {
-        let id = kp_crypto::event_id(&envelope);
-        let (mut answers, effects) = self.submit_batch(vec![envelope], now)?;
-        Ok((answers.pop().unwrap_or(Submission::Duplicate(id, None)), effects))
-    }
-
-    /// Several clients' submissions at once, each checked as [`Core::submit`] does and the
-    /// admissible ones kept with one synced write (group commit); answers in order.
+    /// Clients' submissions, each checked (size, encoding, signature, and the rules against the
+    /// committed state followed by the pending pool), the admissible ones kept durably in the
+    /// pool with one synced write (group commit); answers in order.
     pub fn submit_batch(
         &mut self,
         envelopes: Vec<Vec<u8>>,
@@ -443,7 +447,7 @@ impl Core {
         let mut fresh = Vec::new();
         for envelope in envelopes {
             let id = kp_crypto::event_id(&envelope);
-            if self.already_here(&id, &envelope)?.is_none() {
+            if self.already_here(&id)?.is_none() {
                 fresh.push((id, envelope));
             }
         }
@@ -512,18 +516,10 @@ impl Core {
                 if self.drafts.len() >= MAX_DRAFTS {
                     // Room is made by forgetting the oldest act already applied, or one that can
                     // no longer apply whoever approves it.
+                    self.end_overlay();
+                    let ledger = self.app.ledger();
                     let decided = self.drafts.iter().position(|d| d.committed.is_some());
-                    let dead = || {
-                        (0..self.drafts.len()).find(|i| {
-                            let d = &self.drafts[*i];
-                            let event = kp_domain::GovernanceEvent {
-                                act: d.act.clone(),
-                                act_digest: d.digest,
-                                approvers: d.approvals.iter().map(|(_, a)| a.key).collect(),
-                            };
-                            self.app.ledger().missing_approvals(&event).is_err()
-                        })
-                    };
+                    let dead = || self.drafts.iter().position(|d| ledger.missing_approvals(&d.event()).is_err());
                     match decided.or_else(dead) {
                         Some(i) => {
                             self.drafts.remove(i);
@@ -583,15 +579,10 @@ impl Core {
 
     fn draft_status(&mut self, i: usize) -> DraftStatus {
         let draft = self.drafts[i].clone();
-        let event = kp_domain::GovernanceEvent {
-            act: draft.act.clone(),
-            act_digest: draft.digest,
-            approvers: draft.approvals.iter().map(|(_, a)| a.key).collect(),
-        };
         let (missing, refused) = if draft.committed.is_some() {
             (Vec::new(), None)
         } else {
-            match self.ledger().missing_approvals(&event) {
+            match self.ledger().missing_approvals(&draft.event()) {
                 Ok(m) => (m, None),
                 Err(r) => (Vec::new(), Some(r.to_string())),
             }
@@ -633,7 +624,7 @@ impl Core {
     /// tentative block, to be kept by [`Core::keep`].
     fn check(&mut self, envelope: Vec<u8>, now: Timestamp) -> Result<Result<Checked, Submission>, CoreError> {
         let id = kp_crypto::event_id(&envelope);
-        if let Some(duplicate) = self.already_here(&id, &envelope)? {
+        if let Some(duplicate) = self.already_here(&id)? {
             return Ok(Err(duplicate));
         }
         let opened = kp_proto::open_event(&self.chain_id, &envelope);
@@ -642,16 +633,11 @@ impl Core {
 
     /// The same bytes as an event already here are the same event (its id is their hash):
     /// answered before the signature is checked again.
-    fn already_here(&self, id: &EventId, envelope: &[u8]) -> Result<Option<Submission>, CoreError> {
-        if envelope.len() <= kp_domain::MAX_EVENT_BYTES {
-            if let Some(at) = self.store.position(id)? {
-                return Ok(Some(Submission::Duplicate(*id, Some(at.height))));
-            }
-            if self.store.is_pending(id) {
-                return Ok(Some(Submission::Duplicate(*id, None)));
-            }
+    fn already_here(&self, id: &EventId) -> Result<Option<Submission>, CoreError> {
+        if let Some(at) = self.store.position(id)? {
+            return Ok(Some(Submission::Duplicate(*id, Some(at.height))));
         }
-        Ok(None)
+        Ok(self.store.is_pending(id).then_some(Submission::Duplicate(*id, None)))
     }
 
     /// The rules' check of an event once opened (see [`Core::check`]).
@@ -738,11 +724,6 @@ impl Core {
             effects.extend(self.answer_events(now, false)?);
         }
         Ok((answers, effects))
-    }
-
-    /// Whether the engine waits for events the pool now holds (the runtime should tick).
-    pub fn wants_events(&self) -> bool {
-        self.wants_events.is_some() && !self.pool.is_empty()
     }
 
     /// A consensus message from a peer voter.

@@ -59,6 +59,8 @@ const HEAD_PING: Duration = Duration::from_secs(1);
 /// How long a peer may be ahead before this node fetches without being told it is behind.
 const LAG_GRACE: Duration = Duration::from_millis(1_500);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// The shortest time between two catch-up batches served to one peer.
+const MIN_SERVE_INTERVAL: Duration = Duration::from_millis(20);
 
 /// A message to a peer.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
@@ -228,6 +230,8 @@ struct Peer {
     ahead_since: Option<Instant>,
     strikes: VecDeque<Instant>,
     outstanding: usize,
+    /// When a catch-up batch was last served to it.
+    served: Option<Instant>,
 }
 
 /// The network side of a node: the swarm and what it knows of each peer.
@@ -239,7 +243,8 @@ pub struct Network {
     participants: HashMap<PeerId, ParticipantId>,
     /// The nodes of the current voters (consensus messages, events and approvals go to them).
     voters: HashSet<PeerId>,
-    observers: HashSet<PeerId>,
+    /// The participants' node keys and the voters the directory was last built from.
+    directory: (Vec<(ParticipantId, PublicKey)>, Vec<ParticipantId>),
     bootstrap: Vec<(PeerId, Multiaddr)>,
     peers: HashMap<PeerId, Peer>,
     banned: Vec<(PeerId, Instant)>,
@@ -317,7 +322,7 @@ impl Network {
             me,
             participants: HashMap::new(),
             voters: HashSet::new(),
-            observers: HashSet::new(),
+            directory: (Vec::new(), Vec::new()),
             bootstrap: bootstrap_peers,
             peers: HashMap::new(),
             banned: Vec::new(),
@@ -332,9 +337,7 @@ impl Network {
             metrics: core.metrics(),
         };
         for o in observers {
-            let peer = peer_id_of(o)?;
-            net.observers.insert(peer);
-            net.swarm.behaviour_mut().allowed.allow_peer(peer);
+            net.swarm.behaviour_mut().allowed.allow_peer(peer_id_of(o)?);
         }
         net.refresh_directory(core)?;
         let addr: Multiaddr =
@@ -362,23 +365,25 @@ impl Network {
 
     /// The next swarm event.
     pub async fn next(&mut self) -> SwarmEvent<BehaviourEvent> {
-        loop {
-            if let Some(e) = self.swarm.next().await {
-                return e;
-            }
-        }
+        self.swarm.select_next_some().await
     }
 
     /// The participants' node keys as the ledger has them now (they change by governance).
     fn refresh_directory(&mut self, core: &mut Core) -> Result<(), NetworkError> {
         let keys: Vec<(ParticipantId, PublicKey)> = core.ledger().participants().map(|p| (p.id, p.node_key)).collect();
+        let voter_ids: Vec<ParticipantId> = core.voters().iter().map(|(id, _)| *id).collect();
+        // Called at every commit; only governance changes it.
+        if self.directory.0 == keys && self.directory.1 == voter_ids {
+            return Ok(());
+        }
+        self.directory = (keys.clone(), voter_ids);
         for (id, key) in keys {
             let peer = peer_id_of(&key)?;
             if self.participants.insert(peer, id).is_none() {
                 self.swarm.behaviour_mut().allowed.allow_peer(peer);
             }
         }
-        let voters: HashSet<ParticipantId> = core.voters().iter().map(|(id, _)| *id).collect();
+        let voters: HashSet<ParticipantId> = self.directory.1.iter().copied().collect();
         self.voters = self.participants.iter().filter(|(_, id)| voters.contains(id)).map(|(peer, _)| *peer).collect();
         Ok(())
     }
@@ -510,12 +515,12 @@ impl Network {
                 }
             }
         }
-        let connected: Vec<PeerId> =
-            self.peers.iter().filter(|(_, p)| p.connections > 0).map(|(peer, _)| *peer).collect();
         let every = if self.observer { HEAD_PING / 4 } else { HEAD_PING };
-        if !connected.is_empty() && self.last_ping.is_none_or(|t| now.duration_since(t) >= every) {
+        if self.last_ping.is_none_or(|t| now.duration_since(t) >= every) {
             self.last_ping = Some(now);
-            self.ping_next = (self.ping_next + 1) % connected.len();
+            let connected: Vec<PeerId> =
+                self.peers.iter().filter(|(_, p)| p.connections > 0).map(|(peer, _)| *peer).collect();
+            self.ping_next = (self.ping_next + 1) % connected.len().max(1);
             if let Some(peer) = connected.get(self.ping_next) {
                 self.send(*peer, Request::Head);
             }
@@ -622,7 +627,7 @@ impl Network {
         core: &mut Core,
         now: Timestamp,
     ) -> Result<Vec<Effect>, CoreError> {
-        use request_response::{Event, InboundFailure, Message};
+        use request_response::{Event, Message};
         let mine = core.height();
         match event {
             Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
@@ -682,8 +687,19 @@ impl Network {
                         return Ok(effects);
                     }
                     Request::Blocks { from } => {
-                        let blocks = core.serve_blocks(from)?;
-                        self.answer(channel, Response::Blocks { height: mine, blocks });
+                        // Reading and encoding a batch holds the core: a peer is served at most
+                        // one batch per MIN_SERVE_INTERVAL (an honest one asks for the next batch
+                        // only once it has applied the last); sooner, it gets only the height.
+                        let state = self.peers.entry(peer).or_default();
+                        let now = Instant::now();
+                        if state.served.is_some_and(|t| now.duration_since(t) < MIN_SERVE_INTERVAL) {
+                            self.metrics.reject("peer_catch_up_too_often");
+                            self.answer(channel, ack);
+                        } else {
+                            state.served = Some(now);
+                            let blocks = core.serve_blocks(from)?;
+                            self.answer(channel, Response::Blocks { height: mine, blocks });
+                        }
                     }
                 }
             }
@@ -731,12 +747,11 @@ impl Network {
                 }
                 tracing::debug!(%peer, error = %error, "message to peer failed");
             }
-            Event::InboundFailure { peer, error, .. } => match error {
-                InboundFailure::Io(e) if e.kind() == io::ErrorKind::InvalidData => {
-                    self.strike(peer, "peer_malformed", &e.to_string())
-                }
-                other => tracing::debug!(%peer, error = %other, "message from peer failed"),
-            },
+            // Requests that do not decode arrive as Request::Invalid; what fails here is the
+            // stream itself (the peer went away, a timeout).
+            Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, error = %error, "message from peer failed")
+            }
             Event::ResponseSent { .. } => {}
         }
         Ok(Vec::new())

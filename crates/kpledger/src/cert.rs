@@ -106,13 +106,9 @@ pub fn void_payload(certificate: &str, reason: &str) -> Result<EventPayload> {
 /// waits up to `wait` for the commit.
 pub fn submit(node: &str, key_file: &Path, payload: &EventPayload, wait: Option<Duration>) -> Result<Submitted> {
     let key = keyfile::read(key_file)?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(async {
+    crate::node::block_on(async {
         let mut client = connect(node).await?;
-        let status =
-            client.get_status(pb::GetStatusRequest {}).await.map_err(|e| anyhow!("{}", e.message()))?.into_inner();
-        let chain_id = kp_domain::ChainId::new(&status.chain_id)
-            .map_err(|e| anyhow!("the node reports an invalid chain id {:?}: {e}", status.chain_id))?;
+        let chain_id = crate::node::chain_id(&mut client).await?;
         let envelope = kp_proto::sign_event(&key, &chain_id, kp_proto::encode_payload(payload)?);
         let answer = client
             .submit(pb::SubmitRequest { envelope })

@@ -7,7 +7,7 @@
 //! carrying every approval, signed by that approver, which the nodes commit in a block of its own.
 
 use crate::keyfile;
-use crate::node::connect;
+use crate::node::{block_on, chain_id, connect};
 use anyhow::{Context, Result, anyhow, bail};
 use kp_domain::{
     AuthorityKey, ChainId, GovernanceAct, GovernanceAction, Label, Participant, ParticipantId, PublicKey, Role, Text,
@@ -115,11 +115,6 @@ fn report(s: &pb::GovernanceStatus, submitted_event: Option<String>) -> ActRepor
 
 type Client = pb::node_client::NodeClient<tonic::transport::Channel>;
 
-async fn chain_id(client: &mut Client) -> Result<ChainId> {
-    let status = client.get_status(pb::GetStatusRequest {}).await.map_err(|e| anyhow!("{}", e.message()))?.into_inner();
-    ChainId::new(&status.chain_id).map_err(|e| anyhow!("the node reports an invalid chain id: {e}"))
-}
-
 async fn fetch(client: &mut Client, reference: &str) -> Result<pb::GovernanceStatus> {
     let r = client
         .get_governance(pb::GetGovernanceRequest { reference: reference.to_owned() })
@@ -197,10 +192,6 @@ async fn approve_bytes(
     Ok(report(&current, submitted))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
-}
-
 /// Drafts an act and approves it with the proposer's key.
 pub fn propose(
     node: &str,
@@ -217,7 +208,7 @@ pub fn propose(
     };
     act.validate().map_err(|e| anyhow!("{e}"))?;
     let act_bytes = kp_proto::encode_act(&act);
-    runtime()?.block_on(async {
+    block_on(async {
         let mut client = connect(node).await?;
         let chain_id = chain_id(&mut client).await?;
         approve_bytes(&mut client, &chain_id, key_file, act_bytes, wait).await
@@ -226,7 +217,7 @@ pub fn propose(
 
 /// Approves the act the node holds under `reference`.
 pub fn approve(node: &str, key_file: &Path, reference: &str, wait: Option<Duration>) -> Result<ActReport> {
-    runtime()?.block_on(async {
+    block_on(async {
         let mut client = connect(node).await?;
         let chain_id = chain_id(&mut client).await?;
         let status = fetch(&mut client, reference).await?;
@@ -242,7 +233,7 @@ pub fn approve(node: &str, key_file: &Path, reference: &str, wait: Option<Durati
 
 /// The acts a node collects approvals for (one, or all).
 pub fn status(node: &str, reference: Option<&str>) -> Result<Vec<ActReport>> {
-    runtime()?.block_on(async {
+    block_on(async {
         let mut client = connect(node).await?;
         let r = client
             .get_governance(pb::GetGovernanceRequest { reference: reference.unwrap_or_default().to_owned() })

@@ -70,9 +70,21 @@ pub async fn connect(addr: &str) -> Result<NodeClient<tonic::transport::Channel>
     Ok(NodeClient::new(channel))
 }
 
+/// Runs one client call to completion (the CLI's commands are one-shot).
+pub fn block_on<T>(call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(call)
+}
+
+/// The chain a node serves, as its status reports it (what a client signs for).
+pub async fn chain_id(client: &mut NodeClient<tonic::transport::Channel>) -> Result<kp_domain::ChainId> {
+    let status =
+        client.get_status(pb::GetStatusRequest {}).await.map_err(|e| anyhow::anyhow!("{}", e.message()))?.into_inner();
+    kp_domain::ChainId::new(&status.chain_id)
+        .map_err(|e| anyhow::anyhow!("the node reports an invalid chain id {:?}: {e}", status.chain_id))
+}
+
 pub fn status(addr: &str) -> Result<pb::GetStatusResponse> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(async {
+    block_on(async {
         let mut client = connect(addr).await?;
         let s = client.get_status(pb::GetStatusRequest {}).await.map_err(|e| anyhow::anyhow!("{}", e.message()))?;
         Ok(s.into_inner())
@@ -102,8 +114,7 @@ pub struct Custody {
 pub fn custody(addr: &str, certificate: &str) -> Result<Custody> {
     let number = kp_domain::CertificateNumber::new(certificate)
         .map_err(|e| anyhow::anyhow!("{certificate:?} is not a certificate number: {e}"))?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(async {
+    block_on(async {
         let mut client = connect(addr).await?;
         let c = client
             .get_custody(pb::GetCustodyRequest { certificate: number.to_string() })
