@@ -212,6 +212,11 @@ pub fn is_certificate_record_key(key: &[u8]) -> bool {
     key.first() == Some(&NS_CERTIFICATE)
 }
 
+/// Whether a state record key is a governance act's (written when an act is applied).
+pub fn is_act_record_key(key: &[u8]) -> bool {
+    key.first() == Some(&NS_ACT)
+}
+
 /// The certificate a certificate record key names, if it is one.
 pub fn certificate_number_of_record_key(key: &[u8]) -> Option<CertificateNumber> {
     match key.split_first() {

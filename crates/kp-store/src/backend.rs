@@ -33,6 +33,9 @@ pub enum Cf {
     State,
     /// first height → the voter set from that height on.
     Voters,
+    /// height → (): the blocks that applied a governance act (proof bundles carry them all, so
+    /// that a verifier derives the voter set at any height from the genesis).
+    Acts,
     /// (height, seq) → consensus engine record (votes, locks, proposals) of an open height.
     Consensus,
     /// (height, seq) → equivocation evidence.
@@ -43,7 +46,7 @@ pub enum Cf {
 }
 
 impl Cf {
-    pub const ALL: [Cf; 15] = [
+    pub const ALL: [Cf; 16] = [
         Cf::Meta,
         Cf::Headers,
         Cf::Certificates,
@@ -56,6 +59,7 @@ impl Cf {
         Cf::PendingReceipts,
         Cf::State,
         Cf::Voters,
+        Cf::Acts,
         Cf::Consensus,
         Cf::Evidence,
         Cf::Pending,
@@ -75,6 +79,7 @@ impl Cf {
             Cf::PendingReceipts => "pending_receipts",
             Cf::State => "state",
             Cf::Voters => "voters",
+            Cf::Acts => "acts",
             Cf::Consensus => "consensus",
             Cf::Evidence => "evidence",
             Cf::Pending => "pending",

@@ -78,6 +78,14 @@ pub struct StoredBlock {
     pub certificate: Certificate,
 }
 
+/// A block's bytes exactly as stored, unchecked (see [`Store::raw_block`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawBlock {
+    pub header: Vec<u8>,
+    pub events: Vec<Vec<u8>>,
+    pub certificate: Vec<u8>,
+}
+
 /// What `verify` checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyReport {
@@ -170,7 +178,12 @@ fn block_writes(
                 b.put(Cf::State, key.clone(), compact_certificate(height, r)?);
                 certificate_writes(r, before.as_ref(), &here, &mut b);
             }
-            None => b.put(Cf::State, key.clone(), v.clone()),
+            None => {
+                if kp_rules::is_act_record_key(key) {
+                    b.put(Cf::Acts, height_key(height).to_vec(), Vec::new());
+                }
+                b.put(Cf::State, key.clone(), v.clone());
+            }
         }
     }
     if let Some(voters) = voters_changed {
@@ -604,6 +617,27 @@ impl<B: Backend> Store<B> {
     }
 
     /// The voter set in force at `height` (the last one stored from `height` or below).
+    /// The heights up to `up_to` of the blocks that applied a governance act, ascending.
+    pub fn act_heights(&self, up_to: u64) -> Result<Vec<u64>, StoreError> {
+        let mut heights = Vec::new();
+        let mut damaged = None;
+        self.backend.scan(Cf::Acts, &[], &mut |k, _| match u64_at(k, 0).filter(|_| k.len() == 8) {
+            Some(h) if h <= up_to => {
+                heights.push(h);
+                true
+            }
+            Some(_) => false,
+            None => {
+                damaged = Some(hex(k));
+                false
+            }
+        })?;
+        match damaged {
+            Some(k) => Err(integrity(self.head.height, format!("acts entry {k} is damaged"))),
+            None => Ok(heights),
+        }
+    }
+
     pub fn voters_at(&self, height: u64) -> Result<Vec<(ParticipantId, PublicKey)>, StoreError> {
         let mut found = None;
         self.backend.scan(Cf::Voters, &[], &mut |k, v| {
@@ -1040,6 +1074,34 @@ impl<B: Backend> Store<B> {
 
     // ----- full verification -----
 
+    /// The store for an auditor: only its meta records are checked (format, chain, genesis,
+    /// head), so that a damaged store can still be read block by block with
+    /// [`Store::raw_block`] and its damage located by a replay.
+    pub fn open_for_audit(backend: B, genesis: &Genesis) -> Result<Store<B>, StoreError> {
+        Store::unchecked(backend, genesis)
+    }
+
+    /// Block `height` exactly as stored — header bytes, event envelopes, certificate bytes —
+    /// without any check; `None` past the head. Events are read up to the first gap in their
+    /// indexes.
+    pub fn raw_block(&self, height: u64) -> Result<Option<RawBlock>, StoreError> {
+        if height == 0 || height > self.head.height {
+            return Ok(None);
+        }
+        let key = height_key(height);
+        let header = self.backend.get(Cf::Headers, &key)?.unwrap_or_default();
+        let certificate = self.backend.get(Cf::Certificates, &key)?.unwrap_or_default();
+        let mut events = Vec::new();
+        self.backend.scan(Cf::Events, &key, &mut |k, v| match Position::from_bytes(k) {
+            Some(p) if k.starts_with(&key) && p.index as usize == events.len() => {
+                events.push(v.to_vec());
+                true
+            }
+            _ => false,
+        })?;
+        Ok(Some(RawBlock { header, events, certificate }))
+    }
+
     /// Checks the whole store: replays every block from genesis through the consensus
     /// engine's own check of committed blocks (chain, parent, time, every event's signature and
     /// rules, state root, certificate against the voter set the replay derives), checks each
@@ -1143,7 +1205,7 @@ impl<B: Backend> Store<B> {
         }
         // Families derived from the state: equal to the replay's, entry for entry.
         let mut custody_entries = 0;
-        for cf in [Cf::State, Cf::Custody, Cf::ByParticipant, Cf::PendingReceipts, Cf::Voters] {
+        for cf in [Cf::State, Cf::Custody, Cf::ByParticipant, Cf::PendingReceipts, Cf::Voters, Cf::Acts] {
             let expected = model.remove(&cf).unwrap_or_default();
             let mut stored = BTreeMap::new();
             self.backend.scan(cf, &[], &mut |k, v| {
