@@ -85,6 +85,11 @@ pub mod net {
             net
         }
 
+        /// The network's genesis file (JSON).
+        pub fn genesis_file(&self) -> PathBuf {
+            self.dir.path().join("genesis.json")
+        }
+
         pub fn node_dir(&self, node: &str) -> PathBuf {
             let p = self.dir.path().join(node);
             if p.is_dir() { p } else { self.dir.path().join("observers").join(node) }

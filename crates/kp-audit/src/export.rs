@@ -210,7 +210,7 @@ mod tests {
     fn export(blocks: u8) -> Vec<u8> {
         let mut w = ExportWriter::new(Vec::new(), &genesis_bytes()).unwrap();
         for i in 0..blocks {
-                        w.block(&[i; 3], &[vec![1, 2], vec![3]], b"cert").unwrap();
+            w.block(&[i; 3], &[vec![1, 2], vec![3]], b"cert").unwrap();
         }
         w.finish().unwrap()
     }

@@ -309,6 +309,24 @@ impl pb::node_server::Node for Api {
         }
     }
 
+    async fn get_genesis(&self, _: Request<pb::GetGenesisRequest>) -> Result<Response<pb::GetGenesisResponse>, Status> {
+        let core = self.shared.lock()?;
+        Ok(Response::new(pb::GetGenesisResponse {
+            genesis: core.genesis_bytes().to_vec(),
+            genesis_hash: core.store().genesis_hash().to_string(),
+        }))
+    }
+
+    async fn get_proof(&self, request: Request<pb::GetProofRequest>) -> Result<Response<pb::GetProofResponse>, Status> {
+        let number = parse_number(&request.into_inner().certificate)?;
+        let core = self.shared.lock()?;
+        match kp_audit::proof::build(core.store(), &number) {
+            Ok(bundle) => Ok(Response::new(pb::GetProofResponse { bundle })),
+            Err(e @ kp_audit::proof::BuildError::NotFound(_)) => Err(Status::not_found(e.to_string())),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
     async fn get_governance(
         &self,
         request: Request<pb::GetGovernanceRequest>,

@@ -248,6 +248,7 @@ pub struct Core {
     /// `None` on an observer's node (no vote).
     engine: Option<Engine>,
     chain_id: ChainId,
+    genesis_bytes: Vec<u8>,
     me: Option<ParticipantId>,
     timer: Option<(Height, Round, Timestamp)>,
     wants_events: Option<(Height, Round, Timestamp)>,
@@ -334,6 +335,7 @@ impl Core {
             engine,
             pool,
             chain_id: genesis.chain_id.clone(),
+            genesis_bytes: kp_proto::encode_genesis(genesis),
             me,
             timer: None,
             wants_events: None,
@@ -383,6 +385,10 @@ impl Core {
     }
     pub fn chain_id(&self) -> &ChainId {
         &self.chain_id
+    }
+    /// The genesis in its canonical encoding.
+    pub fn genesis_bytes(&self) -> &[u8] {
+        &self.genesis_bytes
     }
     pub fn metrics(&self) -> Arc<Metrics> {
         Arc::clone(&self.metrics)

@@ -2,6 +2,7 @@
 //! networks, the sample custody flow, and the node and its API client. The binary (`main.rs`) only parses arguments and
 //! prints.
 
+pub mod audit;
 pub mod cert;
 pub mod demo;
 pub mod governance;

@@ -97,6 +97,49 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         timeout: u64,
     },
+    /// Replay a ledger from its genesis and verify everything: the hash chain, every event's
+    /// signatures, every rule (re-executed), every state root and every commit certificate
+    /// against the voter set derived from the genesis and governance acts. Exits with status 3
+    /// on any integrity failure, naming the first.
+    Audit {
+        /// A node's data directory (with the node stopped).
+        #[arg(long, required_unless_present = "file", conflicts_with = "file")]
+        data_dir: Option<PathBuf>,
+        /// A ledger export made by `kpledger export`.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// The genesis (JSON): required with --data-dir; with --file, the export's own genesis
+        /// must be this one.
+        #[arg(long, required_unless_present = "file")]
+        genesis: Option<PathBuf>,
+    },
+    /// Export a node's ledger (genesis and every block, exactly as signed) into a portable
+    /// file for `kpledger audit --file`.
+    Export {
+        /// The node's API address, like 127.0.0.1:27001.
+        #[arg(long)]
+        node: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Fetch a certificate's proof bundle from a node: its custody events with Merkle
+    /// inclusion proofs, the block headers and commit certificates, and the governance acts
+    /// that fix the voter set — checkable offline with `kpledger verify-proof`.
+    Proof {
+        certificate: String,
+        /// The node's API address, like 127.0.0.1:27001.
+        #[arg(long)]
+        node: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check a proof bundle offline against a genesis (JSON), and say what it proves. Exits
+    /// with status 3 if it does not verify.
+    VerifyProof {
+        bundle: PathBuf,
+        #[arg(long)]
+        genesis: PathBuf,
+    },
     /// A node's ledger store.
     Store {
         #[command(subcommand)]
@@ -260,6 +303,10 @@ enum TestnetCommand {
         dir: PathBuf,
     },
 }
+
+/// The exit status of an audit or proof that found the ledger or bundle wrong (1 is for a
+/// command that could not run).
+const INTEGRITY_FAILURE: i32 = 3;
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
@@ -464,6 +511,60 @@ fn run(cli: Cli) -> Result<()> {
                     report.blocks
                 );
                 Ok(())
+            }
+        }
+        Command::Audit { data_dir, file, genesis } => {
+            let genesis = genesis.map(|g| testnet::read_genesis(&g)).transpose()?;
+            let run = match (data_dir, file, genesis.as_ref()) {
+                (Some(dir), _, Some(g)) => kpledger::audit::audit_data_dir(&dir, g)?,
+                (None, Some(file), g) => kpledger::audit::audit_file(&file, g)?,
+                _ => anyhow::bail!("give --data-dir with --genesis, or --file"),
+            };
+            if cli.json {
+                print_json(&run)?;
+            } else {
+                println!("{run}");
+            }
+            if !run.report.verified() {
+                std::process::exit(INTEGRITY_FAILURE);
+            }
+            Ok(())
+        }
+        Command::Export { node, out } => {
+            let s = kpledger::audit::export(&node, &out)?;
+            if cli.json {
+                return print_json(&s);
+            }
+            println!(
+                "exported {} blocks ({} events, {} bytes) of {} (genesis {}) to {}",
+                s.blocks, s.events, s.bytes, s.chain_id, s.genesis_hash, s.file
+            );
+            Ok(())
+        }
+        Command::Proof { certificate, node, out } => {
+            let s = kpledger::audit::fetch_proof(&node, &certificate, &out)?;
+            if cli.json {
+                return print_json(&s);
+            }
+            println!("proof bundle of {} ({} bytes) written to {}", s.certificate, s.bytes, s.file);
+            Ok(())
+        }
+        Command::VerifyProof { bundle, genesis } => {
+            let genesis = testnet::read_genesis(&genesis)?;
+            match kpledger::audit::verify_proof(&bundle, &genesis)? {
+                Ok(report) if cli.json => print_json(&report),
+                Ok(report) => {
+                    println!("{report}");
+                    Ok(())
+                }
+                Err(d) => {
+                    if cli.json {
+                        print_json(&serde_json::json!({ "result": "failed", "discrepancy": d }))?;
+                    } else {
+                        println!("NOT VERIFIED at height {} [{}]: {}", d.height, d.kind, d.reason);
+                    }
+                    std::process::exit(INTEGRITY_FAILURE);
+                }
             }
         }
         Command::Node { config, log_json } => kpledger::node::run_node(&config, log_json),

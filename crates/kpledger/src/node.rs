@@ -67,7 +67,8 @@ pub async fn connect(addr: &str) -> Result<NodeClient<tonic::transport::Channel>
         .with_context(|| format!("{addr:?} is not a node address like 127.0.0.1:27001"))?
         .connect_timeout(std::time::Duration::from_secs(5));
     let channel = endpoint.connect().await.with_context(|| format!("cannot reach the node at {url}"))?;
-    Ok(NodeClient::new(channel))
+    // Blocks of up to 16 MiB of events, and proof bundles, are larger than tonic's 4 MiB default.
+    Ok(NodeClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
 }
 
 /// Runs one client call to completion (the CLI's commands are one-shot).
