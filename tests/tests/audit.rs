@@ -79,6 +79,42 @@ fn a_live_ledger_is_exported_audited_and_proven() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no event about certificate BW-1999-000001"));
 
+    // Review: the participant report from a node, the anomalies and statistics from the export.
+    let (from, to) = (format!("{year}-01-01"), format!("{year}-12-31"));
+    let report = json(&["report", "participant", "BW", "--from", &from, "--to", &to, "--node", &api]);
+    assert_eq!(report["certificates"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["certificates"][0]["number"], c1.as_str());
+    assert_eq!(report["certificates"][0]["state"], "received", "{report}");
+    let csv = ok(&["report", "participant", "BW", "--from", &from, "--to", &to, "--file", path(&export), "--csv"]);
+    assert!(csv.lines().count() >= 2 && csv.contains(&c1), "{csv}");
+    // BW exported 12,500.75 ct with no production reported and nothing imported.
+    let issue_id = json(&["custody", &c1, "--node", &api])["steps"][0]["event_id"].as_str().unwrap().to_owned();
+    let found = json(&["anomalies", "--file", path(&export)]);
+    let supply: Vec<&Value> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "exports_exceed_supply" && a["participant"] == "BW")
+        .collect();
+    assert_eq!(supply.len(), 1, "{found}");
+    assert!(supply[0]["event_ids"].as_array().unwrap().iter().any(|e| e == issue_id.as_str()), "{found}");
+    let chart = work.path().join("bw.svg");
+    let stats = json(&[
+        "stats",
+        "--year",
+        &year.to_string(),
+        "--participant",
+        "BW",
+        "--file",
+        path(&export),
+        "--chart",
+        path(&chart),
+    ]);
+    assert_eq!(stats["participants"][0]["participant"], "BW", "{stats}");
+    assert!(std::fs::read_to_string(&chart).unwrap().starts_with("<svg"));
+    let bad = kpledger(&["report", "participant", "BW", "--from", "2026-13-01", "--to", &to, "--node", &api]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--from"));
+
     // A stopped node's own store, audited in place.
     net.signal("AM", "-TERM");
     let pid = net.pid("AM");

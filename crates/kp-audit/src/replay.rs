@@ -22,7 +22,7 @@ use kp_chain::required_voters;
 use kp_consensus::block::{BlockHeader, Certificate, VoteKind, block_hash, events_root, voters_hash};
 use kp_consensus::wire;
 use kp_crypto::BatchItem;
-use kp_domain::{ChainId, Event, Genesis, Hash32, ParticipantId, PublicKey, Timestamp};
+use kp_domain::{ChainId, Event, EventId, Genesis, Hash32, ParticipantId, PublicKey, Timestamp};
 use kp_proto::UnverifiedEvent;
 use kp_rules::Ledger;
 use kp_store::RawBlock;
@@ -146,7 +146,7 @@ impl std::fmt::Display for AuditReport {
 struct Prepared {
     header_bytes: Vec<u8>,
     header: BlockHeader,
-    ids: Vec<String>,
+    ids: Vec<EventId>,
     events: Vec<Event>,
     approvals: u64,
     certificate: Certificate,
@@ -165,19 +165,20 @@ fn event_discrepancy(height: u64, index: usize, id: String, kind: &'static str, 
 /// The stateless checks of one block (steps 1–3 and the signatures of step 8).
 fn prepare(chain_id: &ChainId, height: u64, raw: RawBlock, voters: &Voters) -> Result<Prepared, Discrepancy> {
     let header = BlockHeader::decode(&raw.header).map_err(|e| discrepancy(height, "header", e.to_string()))?;
-    let ids: Vec<String> = raw.events.iter().map(|e| kp_crypto::event_id(e).to_string()).collect();
     let mut decoded: Vec<UnverifiedEvent> = Vec::with_capacity(raw.events.len());
     for (i, bytes) in raw.events.iter().enumerate() {
-        let e = kp_proto::decode_event(bytes)
-            .map_err(|e| event_discrepancy(height, i, ids[i].clone(), "event_encoding", e.to_string()))?;
+        let e = kp_proto::decode_event(bytes).map_err(|e| {
+            event_discrepancy(height, i, kp_crypto::event_id(bytes).to_string(), "event_encoding", e.to_string())
+        })?;
         decoded.push(e);
     }
+    let ids: Vec<EventId> = decoded.iter().map(UnverifiedEvent::id).collect();
     let items: Vec<BatchItem<'_>> = decoded.iter().flat_map(UnverifiedEvent::batch_items).collect();
     if kp_crypto::verify_batch(chain_id, &items).is_err() {
         // Name the first event at fault.
         for (i, e) in decoded.iter().enumerate() {
             if let Err(e) = e.clone().verify(chain_id) {
-                return Err(event_discrepancy(height, i, ids[i].clone(), "event_signature", e.to_string()));
+                return Err(event_discrepancy(height, i, ids[i].to_string(), "event_signature", e.to_string()));
             }
         }
         return Err(discrepancy(height, "event_signature", "the block's signatures fail as a batch"));
@@ -262,7 +263,7 @@ impl Replay {
         }
         for (i, event) in p.events.iter().enumerate() {
             if let Err(r) = self.ledger.apply(event, h.time) {
-                return Err(event_discrepancy(height, i, p.ids[i].clone(), "rule", format!("{r} [{}]", r.code())));
+                return Err(event_discrepancy(height, i, p.ids[i].to_string(), "rule", format!("{r} [{}]", r.code())));
             }
         }
         let root = self.ledger.state_root();

@@ -115,11 +115,32 @@ impl fmt::Debug for SecretKey {
     }
 }
 
+/// Keys decompressed per thread, at most this many (then the cache starts again): a ledger's
+/// signers are few (voters' node keys, authorities' keys), and decompressing a key costs about
+/// as much as half a batched verification.
+const KEY_CACHE_ENTRIES: usize = 4096;
+
+thread_local! {
+    static KEYS: std::cell::RefCell<std::collections::HashMap<[u8; 32], VerifyingKey>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
 fn verifying_key(key: &PublicKey) -> Result<VerifyingKey, CryptoError> {
+    if let Some(vk) = KEYS.with(|k| k.borrow().get(key.as_bytes()).copied()) {
+        return Ok(vk);
+    }
     let vk = VerifyingKey::from_bytes(key.as_bytes()).map_err(|_| CryptoError::BadPublicKey(key.short()))?;
     if vk.is_weak() {
         return Err(CryptoError::BadPublicKey(key.short()));
     }
+    // Only keys that passed both checks are kept: a cached key is one this function accepts.
+    KEYS.with(|k| {
+        let mut k = k.borrow_mut();
+        if k.len() >= KEY_CACHE_ENTRIES {
+            k.clear();
+        }
+        k.insert(*key.as_bytes(), vk);
+    });
     Ok(vk)
 }
 

@@ -10,5 +10,6 @@ pub mod keyfile;
 pub mod load;
 pub mod node;
 pub mod registry;
+pub mod review;
 pub mod store;
 pub mod testnet;

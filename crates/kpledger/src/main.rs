@@ -140,6 +140,53 @@ enum Command {
         #[arg(long)]
         genesis: PathBuf,
     },
+    /// Review-visit reports.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
+    /// The patterns KP statisticians look for, each with the participant, certificate or
+    /// period concerned and the event ids that prove it: shipments never confirmed or confirmed
+    /// late, receipts that differ from their certificate, exports exceeding production plus
+    /// imports, undervaluation (median and MAD per HS code and quarter), trade moving while a
+    /// participant was suspended.
+    Anomalies {
+        #[command(flatten)]
+        ledger: LedgerArgs,
+        /// First issue date considered (YYYY-MM-DD).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last issue date considered (YYYY-MM-DD).
+        #[arg(long)]
+        to: Option<String>,
+        /// A confirmation more than this many days after the seal is late.
+        #[arg(long, default_value_t = 30)]
+        late_days: u32,
+        /// Exports may exceed production plus imports by this percentage.
+        #[arg(long, default_value_t = 5)]
+        tolerance_percent: u32,
+        /// Print CSV instead of text.
+        #[arg(long)]
+        csv: bool,
+    },
+    /// KP statistics (Annex III) of a year: quarterly imports and exports by HS code and
+    /// counterpart, semi-annual production, per participant and world totals.
+    Stats {
+        #[command(flatten)]
+        ledger: LedgerArgs,
+        #[arg(long)]
+        year: i32,
+        /// One participant only (its code).
+        #[arg(long)]
+        participant: Option<String>,
+        /// Print CSV instead of text.
+        #[arg(long)]
+        csv: bool,
+        /// Also write an SVG chart of the participant's exports against its production plus
+        /// imports, quarter by quarter (needs --participant).
+        #[arg(long, requires = "participant")]
+        chart: Option<PathBuf>,
+    },
     /// A node's ledger store.
     Store {
         #[command(subcommand)]
@@ -256,6 +303,42 @@ enum GovernanceCommand {
         /// The node's API address, like 127.0.0.1:27001.
         #[arg(long)]
         node: String,
+    },
+}
+
+/// Where a review reads the committed ledger from.
+#[derive(clap::Args)]
+struct LedgerArgs {
+    /// A node's API address, like 127.0.0.1:27001.
+    #[arg(long, required_unless_present = "file", conflicts_with = "file")]
+    node: Option<String>,
+    /// A ledger export made by `kpledger export`.
+    #[arg(long)]
+    file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Every certificate a participant issued or received in a period, with its state
+    /// (issued, sealed, received, voided, expired without receipt) and incidents; totals by HS
+    /// code and counterpart; certificates awaiting receipt beyond --overdue-days.
+    Participant {
+        /// The participant's code, like BW.
+        code: String,
+        /// First issue date (YYYY-MM-DD).
+        #[arg(long)]
+        from: String,
+        /// Last issue date (YYYY-MM-DD).
+        #[arg(long)]
+        to: String,
+        /// Shipments not received this many days after issue are listed as overdue.
+        #[arg(long, default_value_t = 30)]
+        overdue_days: u32,
+        #[command(flatten)]
+        ledger: LedgerArgs,
+        /// Print CSV instead of text.
+        #[arg(long)]
+        csv: bool,
     },
 }
 
@@ -565,6 +648,69 @@ fn run(cli: Cli) -> Result<()> {
                     }
                     std::process::exit(INTEGRITY_FAILURE);
                 }
+            }
+        }
+        Command::Report { command: ReportCommand::Participant { code, from, to, overdue_days, ledger, csv } } => {
+            use kpledger::review;
+            let participant = review::parse_participant(&code)?;
+            let (from, to) = (review::parse_date("from", &from)?, review::parse_date("to", &to)?);
+            anyhow::ensure!(from <= to, "--from {from} is after --to {to}");
+            let model = review::load(&review::source(ledger.node, ledger.file)?)?;
+            let report = model.participant_report(participant, from, to, overdue_days, review::today());
+            if cli.json {
+                print_json(&report)
+            } else if csv {
+                print!("{}", report.to_csv());
+                Ok(())
+            } else {
+                println!("{report}");
+                Ok(())
+            }
+        }
+        Command::Anomalies { ledger, from, to, late_days, tolerance_percent, csv } => {
+            use kpledger::review;
+            let mut params = kp_review::AnomalyParams::new(review::today());
+            params.from = from.map(|d| review::parse_date("from", &d)).transpose()?;
+            params.to = to.map(|d| review::parse_date("to", &d)).transpose()?;
+            params.late_receipt_days = late_days;
+            params.balance_tolerance_percent = tolerance_percent;
+            params.validate()?;
+            let model = review::load(&review::source(ledger.node, ledger.file)?)?;
+            let found = model.anomalies(&params);
+            if cli.json {
+                print_json(&found)
+            } else if csv {
+                print!("{}", kp_review::anomalies_to_csv(&found));
+                Ok(())
+            } else {
+                if found.is_empty() {
+                    println!("no anomaly found");
+                }
+                for a in &found {
+                    println!("{a}");
+                }
+                Ok(())
+            }
+        }
+        Command::Stats { ledger, year, participant, csv, chart } => {
+            use kpledger::review;
+            let participant = participant.map(|p| review::parse_participant(&p)).transpose()?;
+            let model = review::load(&review::source(ledger.node, ledger.file)?)?;
+            let stats = model.stats(year, participant);
+            if let (Some(file), Some(p)) = (&chart, participant) {
+                review::write_file(file, &kp_review::chart_svg(&stats, p))?;
+            }
+            if cli.json {
+                print_json(&stats)
+            } else if csv {
+                print!("{}", stats.to_csv());
+                Ok(())
+            } else {
+                println!("{stats}");
+                if let Some(file) = &chart {
+                    println!("chart written to {}", file.display());
+                }
+                Ok(())
             }
         }
         Command::Node { config, log_json } => kpledger::node::run_node(&config, log_json),
