@@ -54,7 +54,8 @@ fn main() {
     // ----- the ledger -----
     let w = Workload::new(participants, 1, per_block);
     let chain_id = w.net.chain_id().clone();
-    let (mut store, mut app) = Store::open(RocksBackend::open(&tmp.path().join("store")).unwrap(), &w.net.genesis).unwrap();
+    let (mut store, mut app) =
+        Store::open(RocksBackend::open(&tmp.path().join("store")).unwrap(), &w.net.genesis).unwrap();
     let out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&file).unwrap());
     let mut writer = ExportWriter::new(out, &kp_proto::encode_genesis(&w.net.genesis)).unwrap();
     let mut sample: Vec<Vec<Sig>> = Vec::new();
