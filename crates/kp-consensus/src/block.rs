@@ -193,26 +193,7 @@ impl Certificate {
     /// Checks that the certificate holds exactly one valid signature from each of `required`
     /// (sorted by id), with batch verification; on failure, names the voters at fault.
     pub fn verify(&self, chain_id: &ChainId, required: &[(ParticipantId, PublicKey)]) -> Result<(), CertificateError> {
-        let mut keys = Vec::with_capacity(self.signatures.len());
-        let mut next = 0;
-        for (index, (voter, _)) in self.signatures.iter().enumerate() {
-            // Both lists are in id order: walk them together.
-            while next < required.len() && required[next].0 < *voter {
-                next += 1;
-            }
-            match required.get(next) {
-                Some((id, key)) if id == voter => {
-                    keys.push(*key);
-                    next += 1;
-                }
-                _ => return Err(CertificateError::UnexpectedVoter { index, voter: *voter }),
-            }
-        }
-        if keys.len() != required.len() {
-            let present: Vec<ParticipantId> = self.signatures.iter().map(|(v, _)| *v).collect();
-            let missing = required.iter().map(|(id, _)| *id).filter(|id| !present.contains(id)).collect();
-            return Err(CertificateError::MissingVoters(missing));
-        }
+        let keys = self.keys_for(required)?;
         let bytes = self.body.signing_bytes();
         let items: Vec<BatchItem<'_>> = keys
             .iter()
@@ -234,6 +215,34 @@ impl Certificate {
             }
             Err(e) => Err(CertificateError::BadKey(e)),
         }
+    }
+
+    /// The key of each signature, in order, when the certificate holds exactly one signature
+    /// from each of `required` (sorted by id) — the structural half of [`Certificate::verify`],
+    /// for a caller that checks the signatures in a larger batch (an auditor: a block's events
+    /// and its certificate at once).
+    pub fn keys_for(&self, required: &[(ParticipantId, PublicKey)]) -> Result<Vec<PublicKey>, CertificateError> {
+        let mut keys = Vec::with_capacity(self.signatures.len());
+        let mut next = 0;
+        for (index, (voter, _)) in self.signatures.iter().enumerate() {
+            // Both lists are in id order: walk them together.
+            while next < required.len() && required[next].0 < *voter {
+                next += 1;
+            }
+            match required.get(next) {
+                Some((id, key)) if id == voter => {
+                    keys.push(*key);
+                    next += 1;
+                }
+                _ => return Err(CertificateError::UnexpectedVoter { index, voter: *voter }),
+            }
+        }
+        if keys.len() != required.len() {
+            let present: Vec<ParticipantId> = self.signatures.iter().map(|(v, _)| *v).collect();
+            let missing = required.iter().map(|(id, _)| *id).filter(|id| !present.contains(id)).collect();
+            return Err(CertificateError::MissingVoters(missing));
+        }
+        Ok(keys)
     }
 }
 
