@@ -6,6 +6,12 @@ use kp_node::now;
 use kpledger::{demo, keyfile, registry::Registry, testnet};
 use std::path::PathBuf;
 
+// mimalloc: `kpledger audit` reads, verifies and replays blocks on different threads, and
+// glibc's allocator spent a tenth of an audit on memory freed by another thread than the one
+// that allocated it (see crates/kp-audit/benches/audit.rs); the node has the same pattern.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "kpledger", version, about = "Kimberley Process custody ledger")]
 struct Cli {

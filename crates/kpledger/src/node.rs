@@ -27,7 +27,7 @@ pub fn run_node(config: &Path, json_logs: bool) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let api = tokio::net::TcpListener::bind(config.api)
             .await
             .with_context(|| format!("binding the API address {}", config.api))?;
@@ -37,7 +37,11 @@ pub fn run_node(config: &Path, json_logs: bool) -> Result<()> {
         kp_node::run(genesis, key, config, api, metrics, shutdown_signal())
             .await
             .context("the node stopped on an error")
-    })
+    });
+    // Everything durable is written by the time `run` returns; tasks still running (a client's
+    // stream, a peer's request being served) are given a moment, not a veto over the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    result
 }
 
 async fn shutdown_signal() {
