@@ -2,7 +2,8 @@
 //! operators and authorities use it: a custody flow committed by every node; a node killed
 //! (the chain halts and names it; what was submitted meanwhile is kept and committed once
 //! when it returns); a node paused past several round timeouts; a node whose data was wiped
-//! rejoining from genesis.
+//! rejoining from genesis; a participant suspended and readmitted; a participant admitted
+//! through governance joining with its own node.
 //!
 //! The `kpledger` binary is the one `cargo test --workspace` builds beside this test.
 
@@ -216,4 +217,95 @@ fn a_lost_participant_is_suspended_then_readmitted_and_votes_again() {
     });
     assert!(at > readmitted_at);
     net.converge(at, long);
+}
+
+/// A participant admitted through governance runs a node whose key the genesis does not know:
+/// started with `joining = true`, it follows the chain by catch-up, and once its admission is
+/// committed it votes — the chain, which now needs its signature, goes on.
+#[test]
+fn an_admitted_participant_joins_with_its_own_node() {
+    let net = Net::start(3, 2);
+    let work = tempfile::tempdir().unwrap();
+    let year = kp_node::now().date().year();
+    let dir = net.genesis_file().parent().unwrap().to_path_buf();
+    // The newcomer's keys and its entry: those of AM in another test network's genesis.
+    let config = std::fs::read_to_string(net.node_dir("BW").join("node.toml")).unwrap();
+    let port = |key: &str, text: &str| -> u32 {
+        let line = text.lines().find(|l| l.starts_with(key)).unwrap();
+        line.rsplit(['/', ':']).next().unwrap().trim_matches('"').parse().unwrap()
+    };
+    let other = work.path().join("other");
+    let base = port("listen", &config) + 100;
+    ok(&["testnet", "init", "--participants", "4", "--dir", path(&other), "--base-port", &base.to_string()]);
+    let genesis: Value = serde_json::from_str(&std::fs::read_to_string(other.join("genesis.json")).unwrap()).unwrap();
+    let am = genesis["participants"].as_array().unwrap().iter().find(|p| p["id"] == "AM").unwrap().clone();
+    let entry = work.path().join("am.json");
+    std::fs::write(&entry, am.to_string()).unwrap();
+
+    // Its node, configured to join this network: every participant's node to dial.
+    let am_dir = dir.join("AM");
+    std::fs::create_dir_all(&am_dir).unwrap();
+    for key in ["node.key", "exporting.key", "importing.key"] {
+        std::fs::copy(other.join("AM").join(key), am_dir.join(key)).unwrap();
+    }
+    let mut bootstrap: Vec<String> = Vec::new();
+    for node in ["BW", "EU"] {
+        let text = std::fs::read_to_string(net.node_dir(node).join("node.toml")).unwrap();
+        let mut lines = text.lines().skip_while(|l| !l.starts_with("bootstrap")).skip(1);
+        while let Some(l) = lines.next().filter(|l| l.trim_start().starts_with('"')) {
+            let a = l.trim().trim_end_matches(',').to_owned();
+            if !bootstrap.contains(&a) {
+                bootstrap.push(a);
+            }
+        }
+    }
+    let am_config = std::fs::read_to_string(other.join("AM/node.toml")).unwrap();
+    let line = |key: &str| am_config.lines().find(|l| l.starts_with(key)).unwrap().to_owned();
+    let config = format!(
+        "genesis = \"../genesis.json\"\ndata_dir = \"data\"\nnode_key = \"node.key\"\n{}\nbootstrap = [{}]\n{}\n{}\n",
+        line("listen"),
+        bootstrap.join(", "),
+        line("api"),
+        line("metrics")
+    );
+    // Without `joining`, a key the genesis does not know is refused at start, and nothing is created.
+    std::fs::write(am_dir.join("node.toml"), &config).unwrap();
+    let refused = kpledger(&["node", "--config", path(&am_dir.join("node.toml"))]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("joining = true"));
+    assert!(!am_dir.join("data").exists());
+    std::fs::write(am_dir.join("node.toml"), config + "joining = true\n").unwrap();
+
+    // Admission: every voter approves.
+    let governance = |args: &[&str], signer: &str| -> Value {
+        let key = net.node_dir(signer).join("exporting.key");
+        let api = net.api(signer);
+        let mut all: Vec<&str> = vec!["--json", "governance"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--key", path(&key), "--node", &api]);
+        let out = kpledger(&all);
+        assert!(out.status.success(), "{all:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone()
+    };
+    let admit =
+        ["propose", "admit", "--participant-file", path(&entry), "--reference", "KP-ADMIT-AM", "--rationale", "joined"];
+    governance(&admit, "BW");
+    governance(&["approve", "KP-ADMIT-AM"], "EU");
+    let done = governance(&["approve", "KP-ADMIT-AM", "--wait"], "AE");
+    let admitted_at = done["committed_height"].as_u64().unwrap_or_else(|| panic!("{done}"));
+
+    // Its node starts, catches up, and votes: the chain goes on with four voters.
+    net.restart("AM");
+    let c = format!("BW-{year}-{:06}", 9);
+    let file = certificate(work.path(), &c);
+    let issued = net.submit(&["issue", "--file", path(&file), "--wait", "--timeout", "90"], "BW", "exporting", "BW");
+    assert_eq!(issued["outcome"], "committed", "{issued}");
+    assert!(issued["height"].as_u64().unwrap() > admitted_at);
+    let s = wait_for("AM's node to reach the head", Duration::from_secs(60), || {
+        let s = net.status("AM")?;
+        (s["height"].as_u64()? >= issued["height"].as_u64()?).then_some(s)
+    });
+    assert_eq!(s["me"], "AM", "{s}");
+    assert_eq!(s["active_participants"], serde_json::json!(["AE", "AM", "BW", "EU"]), "{s}");
+    assert!(net.log("AM").contains("takes part in consensus"), "{}", net.log("AM"));
 }

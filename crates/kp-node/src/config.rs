@@ -45,6 +45,8 @@ struct RawConfig {
     metrics: String,
     #[serde(default)]
     consensus: ConsensusSection,
+    #[serde(default)]
+    joining: bool,
 }
 
 /// A checked configuration; relative paths are resolved against the file's directory.
@@ -59,6 +61,10 @@ pub struct NodeConfig {
     pub api: SocketAddr,
     pub metrics: SocketAddr,
     pub consensus: ConsensusSection,
+    /// The node of a participant being admitted through governance: its key is not in the
+    /// genesis; it follows the chain by catch-up and takes part in consensus once the
+    /// admission is committed.
+    pub joining: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +131,7 @@ impl NodeConfig {
             api,
             metrics,
             consensus: raw.consensus,
+            joining: raw.joining,
         })
     }
 }

@@ -144,7 +144,10 @@ pub enum Submission {
 pub enum CoreError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the node key {0} is not the node key of any participant or observer in the genesis")]
+    #[error(
+        "the node key {0} is not the node key of any participant or observer in the genesis or the ledger \
+         (the node of a participant being admitted through governance sets `joining = true`)"
+    )]
     UnknownNodeKey(kp_domain::PublicKey),
     #[error("consensus configuration: {0}")]
     Config(String),
@@ -287,18 +290,25 @@ impl Core {
         config: kp_consensus::Config,
         max_block_events: usize,
         now: Timestamp,
+        joining: bool,
     ) -> Result<(Core, Vec<Effect>), CoreError> {
         let public = key.public();
-        if !genesis.participants.iter().any(|p| p.node_key == public)
-            && !genesis.observers.iter().any(|o| o.node_key == public)
-        {
+        let observer = genesis.observers.iter().any(|o| o.node_key == public);
+        let in_genesis = observer || genesis.participants.iter().any(|p| p.node_key == public);
+        // A key the genesis does not know may be an admitted participant's: its store says so
+        // (checked below), or the operator says it is joining. Nothing is created otherwise.
+        if !in_genesis && !joining && !data_dir.join("CURRENT").is_file() {
             return Err(CoreError::UnknownNodeKey(public));
         }
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError::Backend(kp_store::BackendError::Io(format!("{}: {e}", data_dir.display()))))?;
         let backend = RocksBackend::open(data_dir).map_err(StoreError::Backend)?;
         let (mut store, mut app) = Store::open(backend, genesis)?;
-        let me = genesis.participants.iter().find(|p| p.node_key == public).map(|p| p.id);
+        // The participant this node serves, as the committed ledger has it (admissions included).
+        let me = participant_of(app.ledger(), &public);
+        if me.is_none() && !observer && !joining {
+            return Err(CoreError::UnknownNodeKey(public));
+        }
         let (engine, out) = match me {
             Some(me) => {
                 let records = store.records()?;
@@ -859,6 +869,14 @@ impl Core {
         self.end_overlay();
         let mut result = Applied::default();
         let mut effects = Vec::new();
+        let joined = |core: &mut Core| {
+            if core.me.is_none() {
+                core.me = participant_of(core.app.ledger(), &core.key.public());
+                if let Some(me) = core.me {
+                    tracing::info!(participant = %me, "this node's participant is admitted: it takes part in consensus");
+                }
+            }
+        };
         for cb in blocks {
             let height = cb.block.header().height;
             if height <= self.store.head().height {
@@ -872,6 +890,7 @@ impl Core {
             self.committed(&cb.block, now, &mut effects);
             result.applied += 1;
         }
+        joined(self);
         if result.applied > 0
             && let Some(me) = self.me
         {
@@ -1008,4 +1027,9 @@ impl Core {
         }
         Ok(())
     }
+}
+
+/// The participant whose node key `key` is, in `ledger`.
+fn participant_of(ledger: &kp_rules::Ledger, key: &kp_domain::PublicKey) -> Option<ParticipantId> {
+    ledger.participants().find(|p| p.node_key == *key).map(|p| p.id)
 }

@@ -372,6 +372,8 @@ impl Network {
     fn refresh_directory(&mut self, core: &mut Core) -> Result<(), NetworkError> {
         let keys: Vec<(ParticipantId, PublicKey)> = core.ledger().participants().map(|p| (p.id, p.node_key)).collect();
         let voter_ids: Vec<ParticipantId> = core.voters().iter().map(|(id, _)| *id).collect();
+        // A joining node becomes a participant's when its admission is committed.
+        self.observer = core.me().is_none();
         // Called at every commit; only governance changes it.
         if self.directory.0 == keys && self.directory.1 == voter_ids {
             return Ok(());

@@ -129,6 +129,7 @@ pub async fn run(
         engine_config(&config.consensus),
         config.consensus.max_block_events,
         now(),
+        config.joining,
     )?;
     let head = core.store().head();
     tracing::info!(

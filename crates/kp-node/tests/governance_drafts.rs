@@ -25,7 +25,7 @@ fn approvals_are_collected_checked_and_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let key = kp_crypto::SecretKey::from_seed(&net.keys[&pid("BW")].node.to_seed());
     let config = engine_config(&ConsensusSection::default());
-    let (mut core, _) = Core::open(&net.genesis, key, dir.path(), config, 100, kp_node::now()).unwrap();
+    let (mut core, _) = Core::open(&net.genesis, key, dir.path(), config, 100, kp_node::now(), false).unwrap();
 
     // BW approves the suspension of ZA: EU's approval is still needed (not ZA's, the subject).
     let (status, effects) = approve(&mut core, approval(&net, "A-1", "BW"));

@@ -59,6 +59,7 @@ async fn start(net: &TestNet, data: &std::path::Path) -> Running {
             idle_block_ms: 300,
             ..ConsensusSection::default()
         },
+        joining: false,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let key = kp_crypto::SecretKey::from_seed(&net.keys[&pid("BW")].node.to_seed());
