@@ -165,10 +165,21 @@ pub mod net {
             }
         }
 
+        /// `kpledger cert ARGS`, signed with `signer`'s `role` key, through `via`'s node.
         pub fn submit(&self, args: &[&str], signer: &str, role: &str, via: &str) -> Value {
+            self.signed("cert", args, signer, role, via)
+        }
+
+        /// `kpledger governance ARGS`, signed with `signer`'s exporting authority key, through
+        /// `via`'s node: the act's status.
+        pub fn governance(&self, args: &[&str], signer: &str, via: &str) -> Value {
+            self.signed("governance", args, signer, "exporting", via)[0].clone()
+        }
+
+        fn signed(&self, command: &str, args: &[&str], signer: &str, role: &str, via: &str) -> Value {
             let key = self.node_dir(signer).join(format!("{role}.key"));
             let api = self.api(via);
-            let mut all: Vec<&str> = vec!["--json", "cert"];
+            let mut all: Vec<&str> = vec!["--json", command];
             all.extend_from_slice(args);
             all.extend_from_slice(&["--key", path(&key), "--node", &api]);
             let out = kpledger(&all);

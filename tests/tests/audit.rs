@@ -141,7 +141,7 @@ fn tamper(export: &[u8], height: u64) -> Vec<u8> {
             let last = e.len() - 1;
             e[last] ^= 0x01;
         }
-        w.block(&b.header, &b.events, &b.certificate).unwrap();
+        w.block(b.header, b.events, b.certificate).unwrap();
     }
     w.finish().unwrap()
 }

@@ -11,6 +11,7 @@
 
 use kp_e2e::net::*;
 use serde_json::Value;
+use std::path::Path;
 use std::time::Duration;
 
 #[test]
@@ -139,16 +140,7 @@ fn a_lost_participant_is_suspended_then_readmitted_and_votes_again() {
     let work = tempfile::tempdir().unwrap();
     let year = kp_node::now().date().year();
     let long = Duration::from_secs(90);
-    let governance = |args: &[&str], signer: &str, via: &str| -> Value {
-        let key = net.node_dir(signer).join("exporting.key");
-        let api = net.api(via);
-        let mut all: Vec<&str> = vec!["--json", "governance"];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&["--key", path(&key), "--node", &api]);
-        let out = kpledger(&all);
-        assert!(out.status.success(), "{all:?}: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone()
-    };
+    let governance = |args: &[&str], signer: &str, via: &str| net.governance(args, signer, via);
     let active = |node: &str| -> Vec<String> {
         net.status(node).unwrap()["active_participants"]
             .as_array()
@@ -229,44 +221,29 @@ fn an_admitted_participant_joins_with_its_own_node() {
     let year = kp_node::now().date().year();
     let dir = net.genesis_file().parent().unwrap().to_path_buf();
     // The newcomer's keys and its entry: those of AM in another test network's genesis.
-    let config = std::fs::read_to_string(net.node_dir("BW").join("node.toml")).unwrap();
-    let port = |key: &str, text: &str| -> u32 {
-        let line = text.lines().find(|l| l.starts_with(key)).unwrap();
-        line.rsplit(['/', ':']).next().unwrap().trim_matches('"').parse().unwrap()
-    };
+    let config = |node: &Path| kp_node::NodeConfig::load(&node.join("node.toml")).unwrap();
+    let bw = config(&net.node_dir("BW"));
+    let port: u32 = bw.listen.rsplit('/').next().unwrap().parse().unwrap();
     let other = work.path().join("other");
-    let base = port("listen", &config) + 100;
-    ok(&["testnet", "init", "--participants", "4", "--dir", path(&other), "--base-port", &base.to_string()]);
+    ok(&["testnet", "init", "--participants", "4", "--dir", path(&other), "--base-port", &(port + 100).to_string()]);
     let genesis: Value = serde_json::from_str(&std::fs::read_to_string(other.join("genesis.json")).unwrap()).unwrap();
     let am = genesis["participants"].as_array().unwrap().iter().find(|p| p["id"] == "AM").unwrap().clone();
     let entry = work.path().join("am.json");
     std::fs::write(&entry, am.to_string()).unwrap();
 
-    // Its node, configured to join this network: every participant's node to dial.
+    // Its node, configured to join this network: every participant's node to dial (BW's
+    // configuration lists the others, EU's lists BW).
     let am_dir = dir.join("AM");
     std::fs::create_dir_all(&am_dir).unwrap();
     for key in ["node.key", "exporting.key", "importing.key"] {
         std::fs::copy(other.join("AM").join(key), am_dir.join(key)).unwrap();
     }
-    let mut bootstrap: Vec<String> = Vec::new();
-    for node in ["BW", "EU"] {
-        let text = std::fs::read_to_string(net.node_dir(node).join("node.toml")).unwrap();
-        let mut lines = text.lines().skip_while(|l| !l.starts_with("bootstrap")).skip(1);
-        while let Some(l) = lines.next().filter(|l| l.trim_start().starts_with('"')) {
-            let a = l.trim().trim_end_matches(',').to_owned();
-            if !bootstrap.contains(&a) {
-                bootstrap.push(a);
-            }
-        }
-    }
-    let am_config = std::fs::read_to_string(other.join("AM/node.toml")).unwrap();
-    let line = |key: &str| am_config.lines().find(|l| l.starts_with(key)).unwrap().to_owned();
+    let mut bootstrap = bw.bootstrap.clone();
+    bootstrap.extend(config(&net.node_dir("EU")).bootstrap.into_iter().filter(|a| !bw.bootstrap.contains(a)));
+    let am = config(&other.join("AM"));
     let config = format!(
-        "genesis = \"../genesis.json\"\ndata_dir = \"data\"\nnode_key = \"node.key\"\n{}\nbootstrap = [{}]\n{}\n{}\n",
-        line("listen"),
-        bootstrap.join(", "),
-        line("api"),
-        line("metrics")
+        "genesis = \"../genesis.json\"\ndata_dir = \"data\"\nnode_key = \"node.key\"\nlisten = {:?}\nbootstrap = {:?}\napi = \"{}\"\nmetrics = \"{}\"\n",
+        am.listen, bootstrap, am.api, am.metrics
     );
     // Without `joining`, a key the genesis does not know is refused at start, and nothing is created.
     std::fs::write(am_dir.join("node.toml"), &config).unwrap();
@@ -277,16 +254,7 @@ fn an_admitted_participant_joins_with_its_own_node() {
     std::fs::write(am_dir.join("node.toml"), config + "joining = true\n").unwrap();
 
     // Admission: every voter approves.
-    let governance = |args: &[&str], signer: &str| -> Value {
-        let key = net.node_dir(signer).join("exporting.key");
-        let api = net.api(signer);
-        let mut all: Vec<&str> = vec!["--json", "governance"];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&["--key", path(&key), "--node", &api]);
-        let out = kpledger(&all);
-        assert!(out.status.success(), "{all:?}: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone()
-    };
+    let governance = |args: &[&str], signer: &str| net.governance(args, signer, signer);
     let admit =
         ["propose", "admit", "--participant-file", path(&entry), "--reference", "KP-ADMIT-AM", "--rationale", "joined"];
     governance(&admit, "BW");

@@ -37,10 +37,6 @@ use rayon::prelude::*;
 use std::io::{BufReader, BufWriter};
 use std::time::{Duration, Instant};
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 /// One signature to verify, owned.
 struct Sig {
     key: kp_domain::PublicKey,
@@ -49,11 +45,8 @@ struct Sig {
 }
 
 fn main() {
-    let target_events = env_or("KP_BENCH_EVENTS", 1_000_000);
-    let participants = env_or("KP_BENCH_PARTICIPANTS", 59) as usize;
-    let per_block = env_or("KP_BENCH_EVENTS_PER_BLOCK", 100) as usize;
     let tmp = tempfile::tempdir().unwrap();
-    let dir = std::env::var("KP_BENCH_DIR").map_or_else(|_| tmp.path().to_path_buf(), Into::into);
+    let (target_events, participants, per_block, dir) = common::bench_ledger(tmp.path());
     let file = dir.join("ledger.kpx");
     let cores = rayon::current_num_threads();
     eprintln!("audit bench: {target_events} events, {participants} participants, {per_block} per block, {cores} cores");
@@ -180,7 +173,7 @@ fn generate(w: &Workload, dir: &std::path::Path, target_events: u64) {
     let started = Instant::now();
     while store.head().events < target_events {
         let (b, c) = w.next_block(&mut app);
-        writer.block(b.header_bytes(), b.events(), &wire::encode_certificate(&c)).unwrap();
+        writer.block(b.header_bytes().to_vec(), b.events().to_vec(), wire::encode_certificate(&c)).unwrap();
         store.commit(&b, &c, &mut app).unwrap();
         if store.head().height % 1_000 == 0 {
             eprintln!(

@@ -62,13 +62,11 @@ impl<W: Write> ExportWriter<W> {
         Ok(ExportWriter { out, blocks: 0, buf: Vec::new() })
     }
 
-    pub fn block(&mut self, header: &[u8], events: &[Vec<u8>], certificate: &[u8]) -> io::Result<()> {
+    /// The next block's parts, exactly as signed and stored (taken, not copied: an export
+    /// passes every byte of the ledger through here).
+    pub fn block(&mut self, header: Vec<u8>, events: Vec<Vec<u8>>, certificate: Vec<u8>) -> io::Result<()> {
         let item = pb::ExportItem {
-            item: Some(pb::export_item::Item::Block(pb::ExportedBlock {
-                header: header.to_vec(),
-                events: events.to_vec(),
-                certificate: certificate.to_vec(),
-            })),
+            item: Some(pb::export_item::Item::Block(pb::ExportedBlock { header, events, certificate })),
         };
         self.buf.clear();
         item.encode_length_delimited(&mut self.buf).map_err(io::Error::other)?;
@@ -210,7 +208,7 @@ mod tests {
     fn export(blocks: u8) -> Vec<u8> {
         let mut w = ExportWriter::new(Vec::new(), &genesis_bytes()).unwrap();
         for i in 0..blocks {
-            w.block(&[i; 3], &[vec![1, 2], vec![3]], b"cert").unwrap();
+            w.block(vec![i; 3], vec![vec![1, 2], vec![3]], b"cert".to_vec()).unwrap();
         }
         w.finish().unwrap()
     }

@@ -37,6 +37,8 @@ pub enum BuildError {
     MissingBlock { height: u64 },
     #[error("block {height}: {reason}")]
     Merkle { height: u64, reason: String },
+    #[error("the bundle of {0} would exceed {MAX_BUNDLE_BYTES} bytes, more than a verifier reads")]
+    TooLarge(CertificateNumber),
 }
 
 /// Builds the bundle for certificate `number` from a node's store.
@@ -54,6 +56,9 @@ pub fn build<B: Backend>(store: &Store<B>, number: &CertificateNumber) -> Result
         shown.entry(h).or_default().push(0);
     }
     let mut blocks = Vec::with_capacity(shown.len());
+    // A certificate amended without end would otherwise make the node build (holding its
+    // store) a bundle no verifier accepts.
+    let mut size = 0usize;
     for (height, mut indexes) in shown {
         indexes.sort_unstable();
         indexes.dedup();
@@ -69,7 +74,12 @@ pub fn build<B: Backend>(store: &Store<B>, number: &CertificateNumber) -> Result
                 path: proof.path.iter().map(|h| h.0.to_vec()).collect(),
             });
         }
-        blocks.push(pb::ProvenBlock { header: raw.header, certificate: raw.certificate, events });
+        let block = pb::ProvenBlock { header: raw.header, certificate: raw.certificate, events };
+        size += block.encoded_len();
+        if size > MAX_BUNDLE_BYTES {
+            return Err(BuildError::TooLarge(number.clone()));
+        }
+        blocks.push(block);
     }
     let bundle = pb::ProofBundle {
         format_version: PROOF_FORMAT_VERSION,
@@ -161,7 +171,7 @@ pub fn verify(bundle: &[u8], genesis: &Genesis) -> Result<ProofReport, Discrepan
             "genesis",
             format!(
                 "the bundle is from the ledger of genesis {}, not of this genesis {}",
-                hex(&b.genesis_hash),
+                hex::encode(&b.genesis_hash),
                 genesis_hash
             ),
         ));
@@ -275,8 +285,4 @@ pub fn verify(bundle: &[u8], genesis: &Genesis) -> Result<ProofReport, Discrepan
         return Err(fail(last_height, "bundle", format!("the bundle shows no custody event of {number}")));
     }
     Ok(report)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

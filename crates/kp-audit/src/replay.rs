@@ -186,25 +186,29 @@ fn prepare(chain_id: &ChainId, height: u64, raw: RawBlock, voters: &Voters) -> R
     let event_items = items.len();
     // With the voters known, the certificate's signatures join the events' in one batch (one
     // batch of a block's signatures verifies faster than two); apart only if it fails.
-    let vote_bytes = certificate.as_ref().map(|c| c.body.signing_bytes()).unwrap_or_default();
-    let mut ahead: Option<Voters> = None;
-    let required_keys = match (&certificate, voters.is_empty()) {
-        (Ok(c), false) => {
+    // (The voters it requires, and their keys in the certificate's order if it has exactly
+    // one signature from each.)
+    let ahead: Option<(Voters, Option<Vec<PublicKey>>)> = match &certificate {
+        Ok(c) if !voters.is_empty() => {
             let required = required_voters(voters, &decoded_events(&decoded));
             let keys = c.keys_for(&required).ok();
-            ahead = Some(required);
-            keys
+            Some((required, keys))
         }
         _ => None,
     };
-    if let (Some(keys), Ok(c)) = (&required_keys, &certificate) {
-        items.extend(keys.iter().zip(&c.signatures).map(|(key, (_, signature))| BatchItem {
-            key,
-            tag: kp_crypto::Tag::Vote,
-            bytes: &vote_bytes,
-            signature,
-        }));
-    }
+    let vote_bytes = certificate.as_ref().map(|c| c.body.signing_bytes()).unwrap_or_default();
+    let joint = match (&ahead, &certificate) {
+        (Some((_, Some(keys))), Ok(c)) => {
+            items.extend(keys.iter().zip(&c.signatures).map(|(key, (_, signature))| BatchItem {
+                key,
+                tag: kp_crypto::Tag::Vote,
+                bytes: &vote_bytes,
+                signature,
+            }));
+            true
+        }
+        _ => false,
+    };
     let together = kp_crypto::verify_batch(chain_id, &items).is_ok();
     if !together && kp_crypto::verify_batch(chain_id, &items[..event_items]).is_err() {
         // Name the first event at fault.
@@ -236,10 +240,10 @@ fn prepare(chain_id: &ChainId, height: u64, raw: RawBlock, voters: &Voters) -> R
     let certificate = certificate.map_err(|e| discrepancy(height, "certificate_encoding", e.to_string()))?;
     // The certificate against the voters known ahead: already proven by the joint batch, or
     // checked alone now (which names the voters at fault).
-    let checked = ahead.map(|required| {
-        let outcome = match (together, &required_keys) {
-            (true, Some(_)) => Ok(()),
-            _ => certificate.verify(chain_id, &required).map_err(|e| e.to_string()),
+    let checked = ahead.map(|(required, _)| {
+        let outcome = match together && joint {
+            true => Ok(()),
+            false => certificate.verify(chain_id, &required).map_err(|e| e.to_string()),
         };
         (required, outcome)
     });

@@ -249,7 +249,7 @@ fn an_export_round_trips_and_a_cut_export_is_refused() {
     let g = golden();
     let mut w = ExportWriter::new(Vec::new(), &kp_proto::encode_genesis(&g.net.genesis)).unwrap();
     for b in raw(&g.blocks) {
-        w.block(&b.header, &b.events, &b.certificate).unwrap();
+        w.block(b.header, b.events, b.certificate).unwrap();
     }
     let bytes = w.finish().unwrap();
     let reader = ExportReader::new(bytes.as_slice()).unwrap();

@@ -323,6 +323,7 @@ impl pb::node_server::Node for Api {
         match kp_audit::proof::build(core.store(), &number) {
             Ok(bundle) => Ok(Response::new(pb::GetProofResponse { bundle })),
             Err(e @ kp_audit::proof::BuildError::NotFound(_)) => Err(Status::not_found(e.to_string())),
+            Err(e @ kp_audit::proof::BuildError::TooLarge(_)) => Err(Status::resource_exhausted(e.to_string())),
             Err(e) => Err(store_error(e)),
         }
     }

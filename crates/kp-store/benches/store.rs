@@ -22,10 +22,6 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .unwrap()
@@ -49,11 +45,8 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 }
 
 fn main() {
-    let target_events = env_or("KP_BENCH_EVENTS", 1_000_000);
-    let participants = env_or("KP_BENCH_PARTICIPANTS", 59) as usize;
-    let per_block = env_or("KP_BENCH_EVENTS_PER_BLOCK", 100) as usize;
     let tmp = tempfile::tempdir().unwrap();
-    let dir = std::env::var("KP_BENCH_DIR").map_or_else(|_| tmp.path().to_path_buf(), Into::into);
+    let (target_events, participants, per_block, dir) = common::bench_ledger(tmp.path());
     eprintln!(
         "store bench: {target_events} events, {participants} participants, {per_block} per block, in {}",
         dir.display()

@@ -121,45 +121,19 @@ pub fn export(addr: &str, out: &Path) -> Result<ExportSummary> {
     let partial = out.with_extension("partial");
     let result = crate::node::block_on(async {
         let mut client = crate::node::connect(addr).await?;
-        let g = client
-            .get_genesis(pb::GetGenesisRequest {})
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", e.message()))?
-            .into_inner();
-        let genesis = kp_proto::decode_genesis(&g.genesis).context("the node's genesis does not decode")?;
-        let head = client
-            .get_status(pb::GetStatusRequest {})
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", e.message()))?
-            .into_inner()
-            .height;
+        let crate::node::LedgerStart { genesis_bytes, genesis, head } = crate::node::ledger_start(&mut client).await?;
         let file = std::fs::File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
-        let mut writer = ExportWriter::new(BufWriter::with_capacity(1 << 20, file), &g.genesis)?;
+        let mut writer = ExportWriter::new(BufWriter::with_capacity(1 << 20, file), &genesis_bytes)?;
         let bar = bar(Some(head));
         let mut events = 0u64;
-        if head > 0 {
-            let mut stream = client
-                .subscribe_blocks(pb::SubscribeBlocksRequest { from_height: 1 })
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", e.message()))?
-                .into_inner();
-            while let Some(b) = stream.message().await.map_err(|e| anyhow::anyhow!("{}", e.message()))? {
-                anyhow::ensure!(
-                    b.height == writer.blocks() + 1,
-                    "the node sent block {} where {} was expected",
-                    b.height,
-                    writer.blocks() + 1
-                );
-                events += b.events.len() as u64;
-                writer.block(&b.header, &b.events, &b.certificate)?;
-                bar.set_position(b.height);
-                if b.height == head {
-                    break;
-                }
-            }
-        }
+        crate::node::each_block(&mut client, head, |b| {
+            events += b.events.len() as u64;
+            bar.set_position(b.height);
+            writer.block(b.header, b.events, b.certificate)?;
+            Ok(())
+        })
+        .await?;
         bar.finish_and_clear();
-        anyhow::ensure!(writer.blocks() == head, "the node's stream ended at block {} of {head}", writer.blocks());
         let file = writer.finish()?.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         Ok(ExportSummary {

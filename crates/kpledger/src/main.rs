@@ -397,6 +397,25 @@ enum TestnetCommand {
 /// command that could not run).
 const INTEGRITY_FAILURE: i32 = 3;
 
+/// A review's answer: JSON with `--json`, CSV with `--csv`, text otherwise.
+fn print_review<T: serde::Serialize>(
+    json: bool,
+    csv: bool,
+    value: &T,
+    to_csv: impl FnOnce(&T) -> String,
+    text: impl FnOnce(&T),
+) -> Result<()> {
+    if json {
+        return print_json(value);
+    }
+    if csv {
+        print!("{}", to_csv(value));
+    } else {
+        text(value);
+    }
+    Ok(())
+}
+
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
@@ -663,15 +682,7 @@ fn run(cli: Cli) -> Result<()> {
             anyhow::ensure!(from <= to, "--from {from} is after --to {to}");
             let model = review::load(&review::source(ledger.node, ledger.file)?)?;
             let report = model.participant_report(participant, from, to, overdue_days, review::today());
-            if cli.json {
-                print_json(&report)
-            } else if csv {
-                print!("{}", report.to_csv());
-                Ok(())
-            } else {
-                println!("{report}");
-                Ok(())
-            }
+            print_review(cli.json, csv, &report, kp_review::ParticipantReport::to_csv, |r| println!("{r}"))
         }
         Command::Anomalies { ledger, from, to, late_days, tolerance_percent, csv } => {
             use kpledger::review;
@@ -683,20 +694,20 @@ fn run(cli: Cli) -> Result<()> {
             params.validate()?;
             let model = review::load(&review::source(ledger.node, ledger.file)?)?;
             let found = model.anomalies(&params);
-            if cli.json {
-                print_json(&found)
-            } else if csv {
-                print!("{}", kp_review::anomalies_to_csv(&found));
-                Ok(())
-            } else {
-                if found.is_empty() {
-                    println!("no anomaly found");
-                }
-                for a in &found {
-                    println!("{a}");
-                }
-                Ok(())
-            }
+            print_review(
+                cli.json,
+                csv,
+                &found,
+                |f| kp_review::anomalies_to_csv(f),
+                |found| {
+                    if found.is_empty() {
+                        println!("no anomaly found");
+                    }
+                    for a in found {
+                        println!("{a}");
+                    }
+                },
+            )
         }
         Command::Stats { ledger, year, participant, csv, chart } => {
             use kpledger::review;
@@ -706,18 +717,12 @@ fn run(cli: Cli) -> Result<()> {
             if let (Some(file), Some(p)) = (&chart, participant) {
                 review::write_file(file, &kp_review::chart_svg(&stats, p))?;
             }
-            if cli.json {
-                print_json(&stats)
-            } else if csv {
-                print!("{}", stats.to_csv());
-                Ok(())
-            } else {
+            print_review(cli.json, csv, &stats, kp_review::Stats::to_csv, |stats| {
                 println!("{stats}");
                 if let Some(file) = &chart {
                     println!("chart written to {}", file.display());
                 }
-                Ok(())
-            }
+            })
         }
         Command::Node { config, log_json } => kpledger::node::run_node(&config, log_json),
         Command::Status { node } => {

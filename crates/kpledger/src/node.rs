@@ -88,6 +88,59 @@ pub async fn chain_id(client: &mut NodeClient<tonic::transport::Channel>) -> Res
         .map_err(|e| anyhow::anyhow!("the node reports an invalid chain id {:?}: {e}", status.chain_id))
 }
 
+/// A node's committed ledger as it streams it: the genesis (canonical bytes, decoded) and the
+/// height of the head when the stream starts.
+#[derive(Debug)]
+pub struct LedgerStart {
+    pub genesis_bytes: Vec<u8>,
+    pub genesis: kp_domain::Genesis,
+    pub head: u64,
+}
+
+/// Reads a node's genesis and head height.
+pub async fn ledger_start(client: &mut NodeClient<tonic::transport::Channel>) -> Result<LedgerStart> {
+    let g = client
+        .get_genesis(pb::GetGenesisRequest {})
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message()))?
+        .into_inner();
+    let genesis = kp_proto::decode_genesis(&g.genesis).context("the node's genesis does not decode")?;
+    let head = client
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message()))?
+        .into_inner()
+        .height;
+    Ok(LedgerStart { genesis_bytes: g.genesis, genesis, head })
+}
+
+/// Hands `block` every committed block from height 1 to `head`, in order; fails if the node
+/// skips a height or ends its stream early.
+pub async fn each_block(
+    client: &mut NodeClient<tonic::transport::Channel>,
+    head: u64,
+    mut block: impl FnMut(pb::GetBlockResponse) -> Result<()>,
+) -> Result<()> {
+    if head == 0 {
+        return Ok(());
+    }
+    let mut stream = client
+        .subscribe_blocks(pb::SubscribeBlocksRequest { from_height: 1 })
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message()))?
+        .into_inner();
+    let mut next = 1;
+    while let Some(b) = stream.message().await.map_err(|e| anyhow::anyhow!("{}", e.message()))? {
+        anyhow::ensure!(b.height == next, "the node sent block {} where {next} was expected", b.height);
+        block(b)?;
+        if next == head {
+            return Ok(());
+        }
+        next += 1;
+    }
+    anyhow::bail!("the node's stream ended before block {next} of {head}")
+}
+
 pub fn status(addr: &str) -> Result<pb::GetStatusResponse> {
     block_on(async {
         let mut client = connect(addr).await?;

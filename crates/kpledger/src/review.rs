@@ -9,7 +9,6 @@
 use anyhow::{Context, Result, bail};
 use kp_audit::ExportReader;
 use kp_domain::{Date, ParticipantId};
-use kp_node::pb;
 use kp_review::{Committed, Review};
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -47,37 +46,12 @@ pub fn load(source: &LedgerSource) -> Result<Review> {
         }
         LedgerSource::Node(addr) => crate::node::block_on(async {
             let mut client = crate::node::connect(addr).await?;
-            let g = client
-                .get_genesis(pb::GetGenesisRequest {})
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", e.message()))?
-                .into_inner();
-            let genesis = kp_proto::decode_genesis(&g.genesis).context("the node's genesis does not decode")?;
-            let mut review = Review::new(&genesis);
-            let head = client
-                .get_status(pb::GetStatusRequest {})
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", e.message()))?
-                .into_inner()
-                .height;
-            if head == 0 {
-                return Ok(review);
-            }
-            let mut stream = client
-                .subscribe_blocks(pb::SubscribeBlocksRequest { from_height: 1 })
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", e.message()))?
-                .into_inner();
-            let mut next = 1;
-            while let Some(b) = stream.message().await.map_err(|e| anyhow::anyhow!("{}", e.message()))? {
-                anyhow::ensure!(b.height == next, "the node sent block {} where {next} was expected", b.height);
-                add_block(&mut review, b.height, &b.header, &b.events)?;
-                if b.height == head {
-                    break;
-                }
-                next += 1;
-            }
-            anyhow::ensure!(next == head, "the node's stream ended at block {next} of {head}");
+            let start = crate::node::ledger_start(&mut client).await?;
+            let mut review = Review::new(&start.genesis);
+            crate::node::each_block(&mut client, start.head, |b| {
+                add_block(&mut review, b.height, &b.header, &b.events)
+            })
+            .await?;
             Ok(review)
         }),
     }

@@ -86,14 +86,3 @@ fn chart_of_the_congo_pattern_in_the_synthetic_year() {
     assert_eq!(svg.matches("class=\"exceeds\"").count(), 4, "{svg}");
     assert!(svg.contains("Republic of the Congo (CG)"));
 }
-
-#[test]
-#[ignore = "writes kp-review-chart-*.svg to the temporary directory, for a look"]
-fn write_sample_charts() {
-    let w = world();
-    let review = review_of(&w.genesis, &w.entries);
-    for code in ["CG", "BW", "EU"] {
-        let svg = chart_svg(&review.stats(2026, Some(pid(code))), pid(code));
-        std::fs::write(std::env::temp_dir().join(format!("kp-review-chart-{code}.svg")), svg).unwrap();
-    }
-}

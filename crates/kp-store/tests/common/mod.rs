@@ -18,6 +18,19 @@ use kp_domain::{CertificateVoided, EventPayload, Role, Text, Timestamp};
 use kp_store::{Backend, Cf, MemBackend, Store};
 use kp_testkit::{TestNet, at, certificate, receipt, seal};
 
+/// A benchmark's ledger from the environment: `KP_BENCH_EVENTS` (default 1,000,000),
+/// `KP_BENCH_PARTICIPANTS` (default 59), `KP_BENCH_EVENTS_PER_BLOCK` (default 100), and the
+/// directory `KP_BENCH_DIR` (default `fallback`).
+pub fn bench_ledger(fallback: &std::path::Path) -> (u64, usize, usize, std::path::PathBuf) {
+    let env_or = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    (
+        env_or("KP_BENCH_EVENTS", 1_000_000),
+        env_or("KP_BENCH_PARTICIPANTS", 59) as usize,
+        env_or("KP_BENCH_EVENTS_PER_BLOCK", 100) as usize,
+        std::env::var("KP_BENCH_DIR").map_or_else(|_| fallback.to_path_buf(), Into::into),
+    )
+}
+
 /// Participant codes AA, AB, ... (two letters, as ids must be).
 pub fn codes(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{}{}", char::from(b'A' + (i / 26) as u8), char::from(b'A' + (i % 26) as u8))).collect()
