@@ -29,6 +29,8 @@ if [ ! -f "$_dir/librocksdb.a" ]; then
   mkdir -p "$_dir"
   cp "$_lib" "$_dir/librocksdb.a.tmp"
   mv "$_dir/librocksdb.a.tmp" "$_dir/librocksdb.a"
+  # The object files the build left beside the library are not needed again (hundreds of MB).
+  rm -rf "$(dirname "$_lib")"
 fi
 export ROCKSDB_LIB_DIR="$_dir" ROCKSDB_STATIC=1
 unset _kind _ver _dir _profile _out _lib _f
