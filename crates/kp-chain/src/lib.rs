@@ -78,15 +78,23 @@ impl LedgerApp {
         events: &[Vec<u8>],
         known: &dyn Fn(&EventId) -> Option<Event>,
     ) -> Result<Vec<Event>, ExecutionError> {
-        events
-            .iter()
+        // The known events as they are; the others opened together (one batch check of their
+        // signatures).
+        let known: Vec<Option<Event>> = events.iter().map(|bytes| known(&kp_crypto::event_id(bytes))).collect();
+        let unknown = events.iter().zip(&known).filter(|(_, k)| k.is_none()).map(|(bytes, _)| bytes.as_slice());
+        let mut opened = kp_proto::open_events(&self.chain_id, unknown).into_iter();
+        known
+            .into_iter()
             .enumerate()
-            .map(|(i, bytes)| {
-                if let Some(e) = known(&kp_crypto::event_id(bytes)) {
-                    return Ok(e);
-                }
-                kp_proto::open_event(&self.chain_id, bytes)
-                    .map_err(|e| ExecutionError { event_index: Some(i), reason: format!("event {i}: {e}") })
+            .map(|(i, k)| match k {
+                Some(e) => Ok(e),
+                None => match opened.next() {
+                    Some(o) => {
+                        o.map_err(|e| ExecutionError { event_index: Some(i), reason: format!("event {i}: {e}") })
+                    }
+                    // open_events answers once per envelope: an internal invariant.
+                    None => Err(ExecutionError { event_index: Some(i), reason: format!("event {i} was not opened") }),
+                },
             })
             .collect()
     }

@@ -27,8 +27,8 @@ pub enum Effect {
     Broadcast(Message),
     /// A block was committed at this height (subscribers may be told).
     Committed(Height),
-    /// A client's event entered the pool: every other voter's node should hold it too.
-    Gossip(Vec<u8>),
+    /// Events this node's clients submitted, for the node of a participant about to propose.
+    Forward(ParticipantId, Vec<Vec<u8>>),
     /// A message showed that the network has committed up to at least this height: fetch the
     /// blocks this node lacks.
     Behind(Height),
@@ -105,7 +105,7 @@ pub const MAX_PROPOSAL_EVENT_BYTES: usize = 12 * 1024 * 1024;
 /// Most bytes of events in one catch-up batch served to a peer (at least one block is sent).
 const SYNC_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
-/// What a batch of events gossiped by a peer held.
+/// What a batch of events passed on by a peer held.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Received {
     pub added: usize,
@@ -219,7 +219,20 @@ struct Pooled {
     event: kp_domain::Event,
     /// When this node accepted it (unknown for events reloaded after a restart).
     submitted: Option<Timestamp>,
+    /// Submitted to this node (by a client, or kept here before a restart): the node passes it
+    /// on to every upcoming proposer until it is committed or refused. An event another node
+    /// passed on is only held for this node to propose.
+    own: bool,
+    /// The upcoming proposers it has been passed on to (at most [`UPCOMING`]).
+    forwarded: Vec<ParticipantId>,
 }
+
+/// How often, at most, a node passes its clients' new events on to the upcoming proposers
+/// (in one batch each).
+pub const FORWARD_EVERY_MS: u64 = 20;
+/// The proposers a node's clients' events are passed on to: the leader of the current round
+/// and the leader of the next height's first round.
+const UPCOMING: usize = 2;
 
 fn refusal_code(r: &kp_consensus::Refusal) -> &'static str {
     use kp_consensus::Refusal::*;
@@ -279,6 +292,11 @@ pub struct Core {
     /// What rebuilding the engine after a catch-up needs.
     engine_config: kp_consensus::Config,
     key: SecretKey,
+    /// The upcoming proposers other than this node, as last computed (see [`Core::forward`]).
+    proposers: Vec<ParticipantId>,
+    /// Own events are waiting to be passed on (new ones, or new proposers).
+    to_forward: bool,
+    last_forward: Option<Timestamp>,
 }
 
 impl Core {
@@ -331,9 +349,13 @@ impl Core {
         let mut unreadable = Vec::new();
         for envelope in store.pending()? {
             match kp_proto::open_event(&genesis.chain_id, &envelope) {
-                Ok(event) => {
-                    pool.push(Pooled { pending: PendingEvent::opened(envelope, &event), event, submitted: None })
-                }
+                Ok(event) => pool.push(Pooled {
+                    pending: PendingEvent::opened(envelope, &event),
+                    event,
+                    submitted: None,
+                    own: true,
+                    forwarded: Vec::new(),
+                }),
                 Err(e) => unreadable.push((kp_crypto::event_id(&envelope), e.to_string())),
             }
         }
@@ -360,6 +382,9 @@ impl Core {
             voters: Vec::new(),
             engine_config,
             key,
+            proposers: Vec::new(),
+            to_forward: false,
+            last_forward: None,
         };
         core.metrics.height.set(i64::try_from(core.store.head().height).unwrap_or(i64::MAX));
         core.voters = core.app.ledger().voters();
@@ -467,15 +492,8 @@ impl Core {
                 fresh.push((id, envelope));
             }
         }
-        let decoded: Vec<Result<kp_proto::UnverifiedEvent, EdgeError>> =
-            fresh.iter().map(|(_, e)| kp_proto::decode_event(e)).collect();
-        let batch_ok = {
-            let items: Vec<kp_crypto::BatchItem<'_>> =
-                decoded.iter().flatten().flat_map(kp_proto::UnverifiedEvent::batch_items).collect();
-            kp_crypto::verify_batch(&self.chain_id, &items).is_ok()
-        };
-        for ((id, envelope), d) in fresh.into_iter().zip(decoded) {
-            let opened = d.and_then(|u| if batch_ok { Ok(u.assume_verified()) } else { u.verify(&self.chain_id) });
+        let opened = kp_proto::open_events(&self.chain_id, fresh.iter().map(|(_, e)| e.as_slice()));
+        for ((id, envelope), opened) in fresh.into_iter().zip(opened) {
             match self.admit(id, envelope, opened, now)? {
                 Ok(c) => checked.push(c),
                 Err(Submission::Rejected(id, RejectKind::Malformed | RejectKind::BadSignature, why)) => {
@@ -686,19 +704,20 @@ impl Core {
         Ok(Ok(Checked { id, envelope, event }))
     }
 
-    /// Keeps checked events durably in the pool (one synced write), in order.
+    /// Keeps checked events durably in the pool (one write, synced for `own` events: those
+    /// this node's clients submitted), in order.
     fn keep(
         &mut self,
         checked: Vec<Checked>,
         now: Timestamp,
-        gossip: bool,
+        own: bool,
     ) -> Result<(Vec<Submission>, Vec<Effect>), CoreError> {
         if checked.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
         let envelopes: Vec<Vec<u8>> = checked.iter().map(|c| c.envelope.clone()).collect();
         // A client's events are synced before it is answered; a peer's are synced by that peer.
-        let kept = match self.store.add_pending_with(&envelopes, gossip) {
+        let kept = match self.store.add_pending_with(&envelopes, own) {
             Ok(kept) => kept,
             Err(e @ (StoreError::PoolFull(_) | StoreError::TooLarge(_))) => {
                 // Applied to the tentative block but not kept: the block is rebuilt next time.
@@ -722,21 +741,21 @@ impl Core {
                 Submitted::AlreadyCommitted(at) => answers.push(Submission::Duplicate(c.id, Some(at.height))),
                 Submitted::AlreadyPending => answers.push(Submission::Duplicate(c.id, None)),
                 Submitted::Added => {
-                    if gossip {
-                        effects.push(Effect::Gossip(c.envelope.clone()));
-                    }
                     answers.push(Submission::Added(c.id));
+                    self.to_forward |= own;
                     self.pool.push(Pooled {
                         pending: PendingEvent::opened(c.envelope, &c.event),
                         event: c.event,
                         submitted: Some(now),
+                        own,
+                        forwarded: Vec::new(),
                     });
                 }
             }
         }
         // A leader waiting for events is answered by the runtime's next tick (which the API
         // wakes), so that a client's call never carries consensus messages.
-        if !gossip {
+        if !own {
             effects.extend(self.answer_events(now, false)?);
         }
         Ok((answers, effects))
@@ -752,7 +771,8 @@ impl Core {
         self.step(Input::Message { from, message }, now)
     }
 
-    /// Fires a due round timer and answers a due request for events.
+    /// Fires a due round timer, answers a due request for events, and passes own events on to
+    /// the upcoming proposers.
     pub fn tick(&mut self, now: Timestamp) -> Result<Vec<Effect>, CoreError> {
         let mut effects = Vec::new();
         if let Some((height, round, at)) = self.timer
@@ -762,12 +782,78 @@ impl Core {
             effects.extend(self.step(Input::Timeout { height, round }, now)?);
         }
         effects.extend(self.answer_events(now, true)?);
+        effects.extend(self.forward(now)?);
         Ok(effects)
     }
 
     /// When the next tick has something to do.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        [self.timer.map(|t| t.2), self.wants_events.map(|w| w.2)].into_iter().flatten().min()
+        let forward =
+            self.to_forward.then(|| self.last_forward.map_or(Timestamp(0), |t| t.saturating_add_ms(FORWARD_EVERY_MS)));
+        [self.timer.map(|t| t.2), self.wants_events.map(|w| w.2), forward].into_iter().flatten().min()
+    }
+
+    /// The participants who propose next, this node's included: the leader of the round under
+    /// way and the leader of the next height's first round (an observer's node, which follows
+    /// no round, counts the next two heights' first rounds).
+    fn upcoming_proposers(&self) -> Vec<ParticipantId> {
+        let (height, round) = match &self.engine {
+            Some(e) => (e.height(), e.round()),
+            None => (self.height() + 1, 0),
+        };
+        let mut upcoming = Vec::with_capacity(UPCOMING);
+        for (h, r) in [(height, round), (height + 1, 0)] {
+            if let Some(leader) = kp_consensus::leader_of(&self.voters, h, r)
+                && !upcoming.contains(&leader)
+            {
+                upcoming.push(leader);
+            }
+        }
+        upcoming
+    }
+
+    /// Passes own events on to the upcoming proposers' nodes, at most every
+    /// [`FORWARD_EVERY_MS`]: each proposer gets, in one batch, the own events it was not given
+    /// yet. When the proposers change, a node that is no longer one of them lets go of the
+    /// events other nodes gave it (they still hold them and pass them on to the new proposers).
+    ///
+    /// Why not every node to every node: at 59 nodes that is 58 messages per event, and on
+    /// shared hardware the number of messages, not their size, is what costs; this way an event
+    /// costs a message or two before it is proposed, and reaches every node in the proposal.
+    fn forward(&mut self, now: Timestamp) -> Result<Vec<Effect>, CoreError> {
+        let upcoming = self.upcoming_proposers();
+        let proposers: Vec<ParticipantId> = upcoming.iter().copied().filter(|p| Some(*p) != self.me).collect();
+        if proposers != self.proposers {
+            let proposing = self.me.is_some_and(|me| upcoming.contains(&me));
+            if !proposing && self.pool.iter().any(|p| !p.own) {
+                self.end_overlay();
+                let foreign: Vec<EventId> = self.pool.iter().filter(|p| !p.own).map(|p| p.pending.id).collect();
+                self.store.remove_pending(&foreign)?;
+                self.pool.retain(|p| p.own);
+                tracing::debug!(events = foreign.len(), "no longer proposing: let go of events passed on by peers");
+            }
+            for p in &mut self.pool {
+                p.forwarded.retain(|f| proposers.contains(f));
+            }
+            self.to_forward = self.pool.iter().any(|p| p.own);
+            self.proposers = proposers;
+        }
+        let due = self.last_forward.is_none_or(|t| now >= t.saturating_add_ms(FORWARD_EVERY_MS));
+        if !self.to_forward || !due {
+            return Ok(Vec::new());
+        }
+        self.to_forward = false;
+        self.last_forward = Some(now);
+        let mut batches: Vec<(ParticipantId, Vec<Vec<u8>>)> = self.proposers.iter().map(|p| (*p, Vec::new())).collect();
+        for p in self.pool.iter_mut().filter(|p| p.own) {
+            for (to, batch) in &mut batches {
+                if !p.forwarded.contains(to) {
+                    p.forwarded.push(*to);
+                    batch.push(p.pending.envelope.clone());
+                }
+            }
+        }
+        Ok(batches.into_iter().filter(|(_, b)| !b.is_empty()).map(|(to, b)| Effect::Forward(to, b)).collect())
     }
 
     fn step(&mut self, input: Input, now: Timestamp) -> Result<Vec<Effect>, CoreError> {

@@ -7,8 +7,9 @@
 //! - a consensus message to one voter (a vote to the round's leader) is one request; a broadcast
 //!   (proposal, certificate, new round) is one request to each voter's node — O(n) messages
 //!   per phase, no duplicates, no extra signature per hop as gossipsub would add;
-//! - events clients submit are passed on in batches to every voter's node, so that whichever
-//!   node leads the next round holds them;
+//! - events clients submit are passed on in batches to the nodes of the upcoming proposers
+//!   only (the current round's leader and the next height's), which propose them; every node
+//!   receives them in the proposal ([`Core`] decides what goes to whom, see `Core::forward`);
 //! - a node that lacks committed blocks (it was down, partitioned, or just started) asks a peer
 //!   that has them for batches and verifies each block and commit certificate itself
 //!   ([`Core::apply_blocks`]); observers' nodes follow the chain that way only.
@@ -40,8 +41,8 @@ pub const PROTOCOL: &str = "/kp/1";
 /// a little framing).
 pub const MAX_FRAME_BYTES: usize = wire::MAX_MESSAGE_BYTES + 1024;
 /// Most events in one batch passed on to a peer, and most bytes of events (well within a frame).
-pub const MAX_GOSSIP_EVENTS: usize = 1_024;
-pub const MAX_GOSSIP_BYTES: usize = 8 * 1024 * 1024;
+pub const MAX_FORWARD_EVENTS: usize = 1_024;
+pub const MAX_FORWARD_BYTES: usize = 8 * 1024 * 1024;
 /// Strikes (undecodable messages, bad signatures) that disconnect a peer.
 pub const MAX_STRIKES: usize = 16;
 pub const STRIKE_WINDOW: Duration = Duration::from_secs(60);
@@ -50,8 +51,6 @@ pub const BAN: Duration = Duration::from_secs(60);
 /// Requests waiting for an answer from one peer, beyond which messages to it are dropped
 /// (consensus recovers lost messages through its round timeouts and catch-up).
 const MAX_OUTSTANDING_PER_PEER: usize = 512;
-/// How often clients' events are passed on (in one batch per peer).
-const GOSSIP_EVERY: Duration = Duration::from_millis(20);
 /// How often unconnected peers are dialled again.
 const REDIAL: Duration = Duration::from_secs(2);
 /// How often a peer is asked for its height when nothing else tells it.
@@ -211,6 +210,26 @@ pub enum NetworkError {
     Bootstrap { addr: String, reason: String },
 }
 
+/// Events split into batches of at most [`MAX_FORWARD_EVENTS`] and [`MAX_FORWARD_BYTES`] (an
+/// event larger than that alone in its batch; events are far smaller).
+fn chunks(envelopes: &[Vec<u8>]) -> Vec<Vec<Vec<u8>>> {
+    let mut chunks = Vec::new();
+    let mut chunk: Vec<Vec<u8>> = Vec::new();
+    let mut bytes = 0;
+    for e in envelopes {
+        if !chunk.is_empty() && (chunk.len() >= MAX_FORWARD_EVENTS || bytes + e.len() > MAX_FORWARD_BYTES) {
+            chunks.push(std::mem::take(&mut chunk));
+            bytes = 0;
+        }
+        bytes += e.len();
+        chunk.push(e.clone());
+    }
+    if !chunk.is_empty() {
+        chunks.push(chunk);
+    }
+    chunks
+}
+
 /// The libp2p identity of a node key (the same Ed25519 key).
 pub fn peer_id_of(key: &PublicKey) -> Result<PeerId, NetworkError> {
     let public = identity::ed25519::PublicKey::try_from_bytes(&key.0).map_err(|e| NetworkError::Key(e.to_string()))?;
@@ -248,11 +267,9 @@ pub struct Network {
     bootstrap: Vec<(PeerId, Multiaddr)>,
     peers: HashMap<PeerId, Peer>,
     banned: Vec<(PeerId, Instant)>,
-    gossip: Vec<Vec<u8>>,
     fetching: Option<(PeerId, OutboundRequestId, Instant)>,
     behind: bool,
     last_redial: Option<Instant>,
-    last_gossip: Option<Instant>,
     last_ping: Option<Instant>,
     ping_next: usize,
     /// An observer's node learns of new blocks only by asking: it fetches as soon as a peer is
@@ -326,11 +343,9 @@ impl Network {
             bootstrap: bootstrap_peers,
             peers: HashMap::new(),
             banned: Vec::new(),
-            gossip: Vec::new(),
             fetching: None,
             behind: false,
             last_redial: None,
-            last_gossip: None,
             last_ping: None,
             ping_next: 0,
             observer: core.me().is_none(),
@@ -351,11 +366,6 @@ impl Network {
 
     pub fn local_peer_id(&self) -> PeerId {
         self.me
-    }
-
-    /// How soon [`Network::tick`] has work: events wait to be passed on.
-    pub fn next_tick(&self) -> Option<Duration> {
-        (!self.gossip.is_empty()).then_some(GOSSIP_EVERY)
     }
 
     /// Peers connected now.
@@ -427,7 +437,14 @@ impl Network {
                         self.send(peer, Request::Consensus(bytes.clone()));
                     }
                 }
-                Effect::Gossip(envelope) => self.gossip.push(envelope.clone()),
+                Effect::Forward(to, envelopes) => match self.peer_of(*to) {
+                    Some(peer) => {
+                        for chunk in chunks(envelopes) {
+                            self.send(peer, Request::Events(chunk));
+                        }
+                    }
+                    None => tracing::warn!(%to, "no node key known for this proposer: events not passed on"),
+                },
                 Effect::GossipApproval(a) => {
                     for peer in self.voter_peers() {
                         let (act, key, signature) = (a.act.clone(), a.key.clone(), a.signature.clone());
@@ -469,34 +486,9 @@ impl Network {
         }
     }
 
-    /// Periodic work: pass on gathered events, dial missing peers, lift bans, ask for heights,
-    /// fetch missing blocks.
+    /// Periodic work: dial missing peers, lift bans, ask for heights, fetch missing blocks.
     pub fn tick(&mut self, core: &Core) {
         let now = Instant::now();
-        // Events are passed on in batches: every GOSSIP_EVERY, or at once when many wait.
-        let due = self.last_gossip.is_none_or(|t| now.duration_since(t) >= GOSSIP_EVERY);
-        if !self.gossip.is_empty() && (due || self.gossip.len() >= MAX_GOSSIP_EVENTS) {
-            self.last_gossip = Some(now);
-            let batch = std::mem::take(&mut self.gossip);
-            let peers = self.voter_peers();
-            let mut chunk: Vec<Vec<u8>> = Vec::new();
-            let mut bytes = 0;
-            let mut chunks = Vec::new();
-            for e in batch {
-                if !chunk.is_empty() && (chunk.len() >= MAX_GOSSIP_EVENTS || bytes + e.len() > MAX_GOSSIP_BYTES) {
-                    chunks.push(std::mem::take(&mut chunk));
-                    bytes = 0;
-                }
-                bytes += e.len();
-                chunk.push(e);
-            }
-            chunks.push(chunk);
-            for chunk in chunks {
-                for peer in &peers {
-                    self.send(*peer, Request::Events(chunk.clone()));
-                }
-            }
-        }
         let lifted: Vec<PeerId> = self.banned.iter().filter(|(_, until)| *until <= now).map(|(p, _)| *p).collect();
         self.banned.retain(|(_, until)| *until > now);
         for peer in lifted {
@@ -658,7 +650,7 @@ impl Network {
                             self.metrics.reject("peer_not_a_voter");
                             return Ok(Vec::new());
                         }
-                        if envelopes.len() > MAX_GOSSIP_EVENTS {
+                        if envelopes.len() > MAX_FORWARD_EVENTS {
                             self.strike(peer, "peer_malformed", &format!("{} events in one batch", envelopes.len()));
                             return Ok(Vec::new());
                         }

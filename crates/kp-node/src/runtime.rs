@@ -210,9 +210,7 @@ pub async fn run(
     loop {
         let wait = {
             let core = shared.core.lock().map_err(|e| NodeError::Poisoned(e.to_string()))?;
-            let core_wait =
-                core.next_deadline().map_or(TICK, |d| Duration::from_millis(d.0.saturating_sub(now().0)).min(TICK));
-            net.next_tick().map_or(core_wait, |n| core_wait.min(n))
+            core.next_deadline().map_or(TICK, |d| Duration::from_millis(d.0.saturating_sub(now().0)).min(TICK))
         };
         let mut incoming = None;
         let mut submitted = None;

@@ -253,6 +253,23 @@ pub fn open_event(chain_id: &ChainId, bytes: &[u8]) -> Result<Event, EdgeError> 
     decode_event(bytes)?.verify(chain_id)
 }
 
+/// Decodes and fully checks many signed events from outside, as [`open_event`] each: their
+/// signatures are checked in one batch (about half the cost of checking each), and one by one
+/// only if the batch fails, so that each bad event gets its own error. Answers in order.
+pub fn open_events<'a>(
+    chain_id: &ChainId,
+    envelopes: impl IntoIterator<Item = &'a [u8]>,
+) -> Vec<Result<Event, EdgeError>> {
+    let decoded: Vec<Result<UnverifiedEvent, EdgeError>> = envelopes.into_iter().map(decode_event).collect();
+    let items: Vec<BatchItem<'_>> = decoded.iter().flatten().flat_map(UnverifiedEvent::batch_items).collect();
+    let together = items.is_empty() || kp_crypto::verify_batch(chain_id, &items).is_ok();
+    drop(items);
+    decoded
+        .into_iter()
+        .map(|d| d.and_then(|u| if together { Ok(u.assume_verified()) } else { u.verify(chain_id) }))
+        .collect()
+}
+
 /// The canonical encoding of a genesis.
 pub fn encode_genesis(genesis: &Genesis) -> Vec<u8> {
     genesis_to_proto(genesis).encode_to_vec()
