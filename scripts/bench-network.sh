@@ -16,7 +16,8 @@ cargo build --locked --release -p kpledger >&2
 kp=./target/release/kpledger
 sizes="${KP_BENCH_SIZES:-4 59}"
 catchup_blocks="${KP_BENCH_CATCHUP_BLOCKS:-10000}"
-base=36000
+# Below the ephemeral range (32768 and up), where the nodes' own outgoing connections take ports.
+base=23000
 running=""
 cleanup() { if [ -n "$running" ]; then "$kp" testnet down --dir "$running" >/dev/null 2>&1 || true; fi; }
 trap cleanup EXIT
@@ -36,6 +37,8 @@ results=""
 for n in $sizes; do
     dir="target/bench-network-$n"
     rm -rf "$dir"
+    # Each network on ports of its own: the previous one's processes may still be exiting.
+    base=$((base + 1000))
     "$kp" testnet init --participants "$n" --dir "$dir" --base-port "$base" >&2
     running="$dir"
     "$kp" testnet up --dir "$dir" >&2
@@ -55,6 +58,7 @@ catchup="null"
 if [ "$catchup_blocks" -gt 0 ]; then
     dir="target/bench-network-catchup"
     rm -rf "$dir"
+    base=$((base + 1000))
     "$kp" testnet init --participants 4 --dir "$dir" --base-port "$base" >&2
     # Empty blocks back to back: the chain grows as fast as consensus goes.
     for f in "$dir"/*/node.toml "$dir"/observers/*/node.toml; do
