@@ -140,7 +140,6 @@ fn a_lost_participant_is_suspended_then_readmitted_and_votes_again() {
     let work = tempfile::tempdir().unwrap();
     let year = kp_node::now().date().year();
     let long = Duration::from_secs(90);
-    let governance = |args: &[&str], signer: &str, via: &str| net.governance(args, signer, via);
     let active = |node: &str| -> Vec<String> {
         net.status(node).unwrap()["active_participants"]
             .as_array()
@@ -158,7 +157,7 @@ fn a_lost_participant_is_suspended_then_readmitted_and_votes_again() {
 
     // Suspension: every voter but AM must approve; BW proposes, the approvals are collected by
     // the nodes, the last approval submits the act.
-    let proposed = governance(
+    let proposed = net.governance(
         &["propose", "suspend", "--participant", "AM", "--reference", "KP-AS-TEST-1", "--rationale", "node lost"],
         "BW",
         "BW",
@@ -169,9 +168,9 @@ fn a_lost_participant_is_suspended_then_readmitted_and_votes_again() {
         out.status.success().then(|| serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone())
     });
     assert_eq!(seen["approved_by"], serde_json::json!(["BW"]));
-    let approved = governance(&["approve", "KP-AS-TEST-1"], "AE", "AE");
+    let approved = net.governance(&["approve", "KP-AS-TEST-1"], "AE", "AE");
     assert_eq!(approved["missing"], serde_json::json!(["EU"]), "{approved}");
-    let done = governance(&["approve", "KP-AS-TEST-1", "--wait"], "EU", "EU");
+    let done = net.governance(&["approve", "KP-AS-TEST-1", "--wait"], "EU", "EU");
     assert!(done["committed_height"].as_u64().is_some(), "{done}");
     assert!(done["submitted_event"].as_str().is_some(), "the completing approval did not submit the act");
     assert_eq!(active("BW"), ["AE", "BW", "EU"]);
@@ -183,14 +182,14 @@ fn a_lost_participant_is_suspended_then_readmitted_and_votes_again() {
     assert_eq!(r["outcome"], "committed", "{r}");
 
     // Readmission needs every voter (AM does not vote while suspended).
-    let proposed = governance(
+    let proposed = net.governance(
         &["propose", "readmit", "--participant", "AM", "--reference", "KP-AS-TEST-2", "--rationale", "node back"],
         "EU",
         "EU",
     );
     assert_eq!(proposed["missing"], serde_json::json!(["AE", "BW"]), "{proposed}");
-    governance(&["approve", "KP-AS-TEST-2"], "AE", "BW");
-    let done = governance(&["approve", "KP-AS-TEST-2", "--wait"], "BW", "BW");
+    net.governance(&["approve", "KP-AS-TEST-2"], "AE", "BW");
+    let done = net.governance(&["approve", "KP-AS-TEST-2", "--wait"], "BW", "BW");
     let readmitted_at = done["committed_height"].as_u64().unwrap();
     assert_eq!(active("EU"), ["AE", "AM", "BW", "EU"]);
 

@@ -80,10 +80,10 @@ impl LedgerApp {
     ) -> Result<Vec<Event>, ExecutionError> {
         // The known events as they are; the others opened together (one batch check of their
         // signatures).
-        let known: Vec<Option<Event>> = events.iter().map(|bytes| known(&kp_crypto::event_id(bytes))).collect();
-        let unknown = events.iter().zip(&known).filter(|(_, k)| k.is_none()).map(|(bytes, _)| bytes.as_slice());
+        let given: Vec<Option<Event>> = events.iter().map(|bytes| known(&kp_crypto::event_id(bytes))).collect();
+        let unknown = events.iter().zip(&given).filter(|(_, k)| k.is_none()).map(|(bytes, _)| bytes.as_slice());
         let mut opened = kp_proto::open_events(&self.chain_id, unknown).into_iter();
-        known
+        given
             .into_iter()
             .enumerate()
             .map(|(i, k)| match k {

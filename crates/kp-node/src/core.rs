@@ -955,14 +955,6 @@ impl Core {
         self.end_overlay();
         let mut result = Applied::default();
         let mut effects = Vec::new();
-        let joined = |core: &mut Core| {
-            if core.me.is_none() {
-                core.me = participant_of(core.app.ledger(), &core.key.public());
-                if let Some(me) = core.me {
-                    tracing::info!(participant = %me, "this node's participant is admitted: it takes part in consensus");
-                }
-            }
-        };
         for cb in blocks {
             let height = cb.block.header().height;
             if height <= self.store.head().height {
@@ -976,7 +968,13 @@ impl Core {
             self.committed(&cb.block, now, &mut effects);
             result.applied += 1;
         }
-        joined(self);
+        // A joining node's participant may have just been admitted.
+        if self.me.is_none() {
+            self.me = participant_of(self.app.ledger(), &self.key.public());
+            if let Some(me) = self.me {
+                tracing::info!(participant = %me, "this node's participant is admitted: it takes part in consensus");
+            }
+        }
         if result.applied > 0
             && let Some(me) = self.me
         {
