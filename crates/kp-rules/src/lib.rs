@@ -26,6 +26,10 @@ use rejection::key_str;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Most tentative blocks open at once (a node's executed proposal, its pool's block on top,
+/// and a check on top of that).
+pub const MAX_TENTATIVE_DEPTH: usize = 4;
+
 /// Most amendments of one certificate.
 pub const MAX_AMENDMENTS: u32 = 16;
 
@@ -124,8 +128,14 @@ pub struct Ledger {
     last_block_time: Timestamp,
     events_applied: u64,
     commitment: Commitment,
-    /// Open while a tentative block is executed: how to undo each change, in order.
-    journal: Option<Vec<Undo>>,
+    /// While tentative blocks are open: how to undo each change, in order.
+    journal: Vec<Undo>,
+    /// The tentative blocks open, innermost last (a voter's executed proposal, and a node's
+    /// pending pool on top of it): where each starts in the journal, and what it wrote.
+    levels: Vec<Level>,
+    /// Set while a rollback restores records: nothing is journaled or tracked (and, when the
+    /// block rolled back was a scratch block, the commitment is not touched either).
+    restoring: Option<bool>,
     /// With [`Ledger::track_changes`]: every record written since the last
     /// [`Ledger::take_changes`], with its latest value (`None`: removed). A store persists them.
     changes: Option<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
@@ -152,6 +162,19 @@ fn printable_key(key: &[u8]) -> String {
 
 fn hex_string(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One open tentative block.
+#[derive(Debug, Clone, Default)]
+struct Level {
+    /// Where its undo entries start in the journal.
+    start: usize,
+    /// A scratch block (see [`Ledger::begin_scratch`]): no state root, no tracked changes.
+    scratch: bool,
+    /// The records it wrote, with their latest value (`None`: removed), when changes are
+    /// tracked: handed to the enclosing block, or to the tracked changes, when it is kept, and
+    /// dropped when it is rolled back.
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 /// How to undo one change of a tentative block.
@@ -271,7 +294,9 @@ impl Ledger {
             last_block_time: Timestamp(0),
             events_applied: 0,
             commitment: Commitment::new(),
-            journal: None,
+            journal: Vec::new(),
+            levels: Vec::new(),
+            restoring: None,
             changes: None,
         }
     }
@@ -379,10 +404,10 @@ impl Ledger {
     }
 
     /// The records written since the last call (or since [`Ledger::track_changes`]), each with
-    /// its latest value (`None`: removed), in key order. A record written by a tentative block
-    /// that was rolled back appears with its restored value. Empty if changes are not tracked.
+    /// its latest value (`None`: removed), in key order. A tentative block's writes count once
+    /// it is committed; a block rolled back leaves none. Empty if changes are not tracked.
     pub fn take_changes(&mut self) -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {
-        assert!(self.journal.is_none(), "internal invariant: changes are taken between blocks");
+        assert!(self.levels.is_empty(), "internal invariant: changes are taken between blocks");
         self.changes.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
@@ -444,6 +469,10 @@ impl Ledger {
 
     /// The root of the state commitment over every record of the state.
     pub fn state_root(&mut self) -> Hash32 {
+        assert!(
+            !self.levels.iter().any(|l| l.scratch),
+            "internal invariant: no state root while a scratch block is open"
+        );
         self.commitment.root()
     }
 
@@ -476,20 +505,76 @@ impl Ledger {
     /// Starts a tentative block: every change until [`Ledger::commit_block`] or
     /// [`Ledger::rollback_block`] is journaled, so that a voter can execute a proposal, compute
     /// its state root, and undo it in time proportional to the block (not to the state).
+    /// Tentative blocks nest: the innermost open one is the one committed or rolled back.
     pub fn begin_block(&mut self) {
-        assert!(self.journal.is_none(), "internal invariant: a tentative block is already open");
-        self.journal = Some(Vec::new());
+        assert!(!self.in_scratch(), "internal invariant: a rooted block is not opened on a scratch block");
+        self.open_level(false);
     }
 
-    /// Keeps the tentative block's changes.
+    /// Starts a scratch block: a tentative block only for checking which events are admissible
+    /// (a node's pending pool, a proposer's choice). It keeps no state root up to date and
+    /// tracks no changes for a store, so applying and undoing cost a fraction of a rooted
+    /// block's; it is always rolled back (or committed into an enclosing scratch block), and
+    /// [`Ledger::state_root`] is not asked while one is open.
+    pub fn begin_scratch(&mut self) {
+        self.open_level(true);
+    }
+
+    fn open_level(&mut self, scratch: bool) {
+        assert!(
+            self.levels.len() < MAX_TENTATIVE_DEPTH,
+            "internal invariant: tentative blocks nest at most {MAX_TENTATIVE_DEPTH} deep"
+        );
+        self.levels.push(Level { start: self.journal.len(), scratch, writes: BTreeMap::new() });
+    }
+
+    /// Whether the innermost open tentative block is a scratch block.
+    fn in_scratch(&self) -> bool {
+        self.levels.last().is_some_and(|l| l.scratch)
+    }
+
+    /// Whether writes reach the state commitment (and the tracked changes): not inside a
+    /// scratch block, nor while one is rolled back.
+    fn rooted(&self) -> bool {
+        match self.restoring {
+            Some(scratch) => !scratch,
+            None => !self.in_scratch(),
+        }
+    }
+
+    /// Tentative blocks open (0: the ledger is the committed state).
+    pub fn tentative_depth(&self) -> usize {
+        self.levels.len()
+    }
+
+    /// Keeps the innermost tentative block's changes: they become the enclosing block's (undone
+    /// with it), or, if it was the outermost, the state's.
     pub fn commit_block(&mut self) {
-        assert!(self.journal.take().is_some(), "internal invariant: no tentative block to commit");
+        let level = self.levels.pop();
+        assert!(level.is_some(), "internal invariant: no tentative block to commit");
+        let Some(level) = level else { return };
+        assert!(
+            !level.scratch || self.in_scratch(),
+            "internal invariant: a scratch block is rolled back, never committed into the state"
+        );
+        match self.levels.last_mut() {
+            Some(outer) => outer.writes.extend(level.writes),
+            None => {
+                self.journal.clear();
+                if let Some(changes) = &mut self.changes {
+                    changes.extend(level.writes);
+                }
+            }
+        }
     }
 
-    /// Undoes every change since [`Ledger::begin_block`]: the state and its root are as before.
+    /// Undoes every change since the innermost [`Ledger::begin_block`]: the state and its root
+    /// are as before, and the block leaves no tracked change.
     pub fn rollback_block(&mut self) {
-        let journal = self.journal.take().unwrap_or_default();
-        for undo in journal.into_iter().rev() {
+        let Some(level) = self.levels.pop() else { return };
+        let undo: Vec<Undo> = self.journal.drain(level.start..).collect();
+        self.restoring = Some(level.scratch);
+        for undo in undo.into_iter().rev() {
             match undo {
                 Undo::Certificate(number, old) => self.set_certificate(number, old.map(|b| *b)),
                 Undo::Participant(id, old, node_key_added) => {
@@ -505,25 +590,34 @@ impl Ledger {
                 Undo::EventsApplied(n) => self.events_applied = n,
             }
         }
+        self.restoring = None;
     }
 
     /// Writes one record: into the commitment, and into the tracked changes.
     fn write(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
         self.commitment.set(&key, value.as_deref());
+        if self.restoring.is_some() {
+            return;
+        }
         if let Some(changes) = &mut self.changes {
-            changes.insert(key, value);
+            match self.levels.last_mut() {
+                Some(level) => level.writes.insert(key, value),
+                None => changes.insert(key, value),
+            };
         }
     }
 
     fn journal(&mut self, undo: Undo) {
-        if let Some(j) = &mut self.journal {
-            j.push(undo);
+        if !self.levels.is_empty() && self.restoring.is_none() {
+            self.journal.push(undo);
         }
     }
 
     fn set_certificate(&mut self, number: CertificateNumber, value: Option<CertificateRecord>) {
-        let key = record_key(NS_CERTIFICATE, number.as_str().as_bytes());
-        self.write(key, value.as_ref().map(encode));
+        if self.rooted() {
+            let key = record_key(NS_CERTIFICATE, number.as_str().as_bytes());
+            self.write(key, value.as_ref().map(encode));
+        }
         let old = match value {
             Some(r) => self.certificates.insert(number.clone(), r),
             None => self.certificates.remove(&number),
@@ -532,7 +626,9 @@ impl Ledger {
     }
 
     fn set_participant(&mut self, id: ParticipantId, value: Option<Participant>) {
-        self.write(record_key(NS_PARTICIPANT, id.as_str().as_bytes()), value.as_ref().map(encode));
+        if self.rooted() {
+            self.write(record_key(NS_PARTICIPANT, id.as_str().as_bytes()), value.as_ref().map(encode));
+        }
         // A node key, once a participant's, never serves another purpose (admission included).
         let node_key_added = value.as_ref().map(|p| p.node_key).filter(|k| self.node_keys.insert(*k));
         let old = match value {
@@ -543,8 +639,10 @@ impl Ledger {
     }
 
     fn set_key(&mut self, key: PublicKey, value: Option<KeyOwner>) {
-        let encoded = value.map(|o| encode(&(o.participant, o.role, o.revoked)));
-        self.write(record_key(NS_KEY, &key.0), encoded);
+        if self.rooted() {
+            let encoded = value.map(|o| encode(&(o.participant, o.role, o.revoked)));
+            self.write(record_key(NS_KEY, &key.0), encoded);
+        }
         let old = match value {
             Some(o) => self.keys.insert(key, o),
             None => self.keys.remove(&key),
@@ -553,7 +651,9 @@ impl Ledger {
     }
 
     fn set_production(&mut self, id: (ParticipantId, HalfYear), value: Option<ProductionRecord>) {
-        self.write(record_key(NS_PRODUCTION, &encode(&id)), value.as_ref().map(encode));
+        if self.rooted() {
+            self.write(record_key(NS_PRODUCTION, &encode(&id)), value.as_ref().map(encode));
+        }
         let old = match value {
             Some(r) => self.production.insert(id, r),
             None => self.production.remove(&id),
@@ -562,7 +662,9 @@ impl Ledger {
     }
 
     fn set_act(&mut self, reference: Label, value: Option<Hash32>) {
-        self.write(record_key(NS_ACT, reference.as_str().as_bytes()), value.as_ref().map(|d| d.0.to_vec()));
+        if self.rooted() {
+            self.write(record_key(NS_ACT, reference.as_str().as_bytes()), value.as_ref().map(|d| d.0.to_vec()));
+        }
         let old = match value {
             Some(d) => self.acts.insert(reference.clone(), d),
             None => self.acts.remove(&reference),
@@ -573,7 +675,9 @@ impl Ledger {
     fn set_time(&mut self, t: Timestamp) {
         let old = self.last_block_time;
         self.last_block_time = t;
-        self.write(record_key(NS_META, b"time"), Some(t.0.to_be_bytes().to_vec()));
+        if self.rooted() {
+            self.write(record_key(NS_META, b"time"), Some(t.0.to_be_bytes().to_vec()));
+        }
         self.journal(Undo::Time(old));
     }
 

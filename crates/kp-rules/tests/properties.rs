@@ -221,3 +221,74 @@ proptest! {
         prop_assert_eq!(restored.voters(), ledger.voters());
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// A node executes a proposal as a rooted tentative block and keeps it applied for the
+    /// commit, while its pending pool is checked in a scratch block on top: undoing the
+    /// scratch block leaves the executed block exactly as it was (root, events, records), and
+    /// committing the executed block hands the store only what it wrote.
+    #[test]
+    fn scratch_blocks_over_an_executed_block_leave_no_trace(
+        blocks in proptest::collection::vec(
+            (proptest::collection::vec((op(), 0u64..4_000_000), 1..6), proptest::collection::vec(op(), 0..6), any::<bool>()),
+            1..6,
+        ),
+    ) {
+        let net = TestNet::new(&CODES, 44);
+        let mut ledger = Ledger::from_genesis(&net.genesis).unwrap();
+        let mut stored: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = ledger.records().into_iter().collect();
+        ledger.track_changes();
+        let mut committed = Vec::new();
+        let mut reference = 1_000;
+        for (day, (executed, pool, keep)) in blocks.iter().enumerate() {
+            let t = at(day as u64 + 2, 0);
+            ledger.begin_block();
+            let mut accepted = Vec::new();
+            for (op, _) in executed {
+                reference += 1;
+                let event = build(&net, &ledger, op, t, reference);
+                if ledger.apply(&event, t).is_ok() {
+                    accepted.push(event);
+                }
+            }
+            let root = ledger.state_root();
+            let applied = ledger.events_applied();
+            let records = ledger.records();
+            // The pool, checked in a scratch block (twice, as a node rebuilds it).
+            for _ in 0..2 {
+                ledger.begin_scratch();
+                for op in pool {
+                    reference += 1;
+                    let event = build(&net, &ledger, op, t, reference);
+                    let _ = ledger.apply(&event, t);
+                }
+                prop_assert_eq!(ledger.tentative_depth(), 2);
+                ledger.rollback_block();
+            }
+            prop_assert_eq!(ledger.state_root(), root);
+            prop_assert_eq!(ledger.events_applied(), applied);
+            prop_assert_eq!(ledger.records(), records);
+            if *keep {
+                ledger.commit_block();
+                committed.extend(accepted.into_iter().map(|e| (e, t)));
+            } else {
+                ledger.rollback_block();
+            }
+            for (key, value) in ledger.take_changes() {
+                match value {
+                    Some(v) => { stored.insert(key, v); }
+                    None => { stored.remove(&key); }
+                }
+            }
+            // What the store holds is exactly the committed state.
+            prop_assert_eq!(stored.clone().into_iter().collect::<Vec<_>>(), ledger.records());
+        }
+        let mut replay = Ledger::from_genesis(&net.genesis).unwrap();
+        for (event, t) in &committed {
+            prop_assert!(replay.apply(event, *t).is_ok());
+        }
+        prop_assert_eq!(replay.state_root(), ledger.state_root());
+    }
+}
