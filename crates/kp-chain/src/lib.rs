@@ -40,6 +40,27 @@ pub struct LedgerApp {
     /// Events opened (signatures verified) by `execute` since the last commit, by events root:
     /// committing an executed block does not verify its signatures a second time.
     opened: Vec<(Hash32, Vec<Event>)>,
+    /// The block `execute` ran last, left applied as the ledger's outermost tentative block:
+    /// committing it applies nothing again, executing it again costs nothing. Undone by
+    /// [`LedgerApp::settle`], or by executing or committing another block.
+    executed: Option<Executed>,
+    /// The voters of the next height, as the committed state has them.
+    voters: Vec<(ParticipantId, PublicKey)>,
+    /// Every participant's node key, as the committed state has them.
+    node_keys: Vec<(ParticipantId, PublicKey)>,
+}
+
+fn node_keys(ledger: &Ledger) -> Vec<(ParticipantId, PublicKey)> {
+    ledger.participants().map(|p| (p.id, p.node_key)).collect()
+}
+
+/// A block executed and left applied (see [`LedgerApp::settle`]).
+#[derive(Debug, Clone)]
+struct Executed {
+    events_root: Hash32,
+    time: Timestamp,
+    events: u64,
+    execution: Execution,
 }
 
 /// Executed blocks whose opened events are kept until the next commit (a height sees one
@@ -48,27 +69,74 @@ const OPENED_KEPT: usize = 4;
 
 impl LedgerApp {
     pub fn new(genesis: &Genesis) -> Result<LedgerApp, kp_domain::FieldError> {
+        let ledger = Ledger::from_genesis(genesis)?;
         Ok(LedgerApp {
-            ledger: Ledger::from_genesis(genesis)?,
+            voters: ledger.voters(),
+            node_keys: node_keys(&ledger),
+            ledger,
             chain_id: genesis.chain_id.clone(),
             height: 0,
             last: (kp_proto::genesis_hash(genesis), genesis.genesis_time),
             opened: Vec::new(),
+            executed: None,
         })
     }
 
     /// The application at `height`, whose last block is `last`, over a ledger restored from a
     /// store (the caller has checked the ledger's root against that block's header).
     pub fn restore(ledger: Ledger, height: Height, last: (Hash32, Timestamp)) -> LedgerApp {
-        LedgerApp { chain_id: ledger.chain_id().clone(), ledger, height, last, opened: Vec::new() }
+        LedgerApp {
+            chain_id: ledger.chain_id().clone(),
+            voters: ledger.voters(),
+            node_keys: node_keys(&ledger),
+            ledger,
+            height,
+            last,
+            opened: Vec::new(),
+            executed: None,
+        }
     }
 
+    /// The ledger: the committed state, followed by the block executed last if it is neither
+    /// committed nor settled yet (and by whatever tentative block the caller opened on top).
+    /// [`LedgerApp::committed`] gives the committed state alone.
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }
 
-    /// The ledger, for a store to take its changes after a commit. Changing its state other
-    /// than through [`Application::commit`] breaks the application.
+    /// The committed state (a block executed but not committed is undone first).
+    pub fn committed(&mut self) -> &Ledger {
+        self.settle();
+        &self.ledger
+    }
+
+    /// Every participant's node key (whatever its status), as the committed state has them.
+    pub fn node_keys(&self) -> &[(ParticipantId, PublicKey)] {
+        &self.node_keys
+    }
+
+    /// Events the committed state holds (a block executed but not committed is not counted).
+    pub fn events_committed(&self) -> u64 {
+        self.ledger.events_applied() - self.executed.as_ref().map_or(0, |x| x.events)
+    }
+
+    /// Whether the block executed last is still applied (see [`LedgerApp::settle`]).
+    pub fn has_executed(&self) -> bool {
+        self.executed.is_some()
+    }
+
+    /// Undoes the block executed last, if it is still applied: the ledger is the committed
+    /// state. A caller that opened a tentative block of its own on top undoes that first.
+    pub fn settle(&mut self) {
+        if self.executed.take().is_some() {
+            assert_eq!(self.ledger.tentative_depth(), 1, "internal invariant: the executed block is the only one open");
+            self.ledger.rollback_block();
+        }
+    }
+
+    /// The ledger, for a store to take its changes after a commit, and for a node to open a
+    /// tentative block of its own on top (undone before the next execute or commit). Changing
+    /// the state for good other than through [`Application::commit`] breaks the application.
     pub fn ledger_mut(&mut self) -> &mut Ledger {
         &mut self.ledger
     }
@@ -109,11 +177,19 @@ impl LedgerApp {
         known: &dyn Fn(&EventId) -> Option<Event>,
     ) -> Result<Execution, ExecutionError> {
         let root = kp_consensus::block::events_root(events);
+        if let Some(x) = &self.executed
+            && x.events_root == root
+            && x.time == time
+        {
+            return Ok(x.execution.clone());
+        }
+        self.settle();
+        assert_eq!(self.ledger.tentative_depth(), 0, "internal invariant: a block is executed on the committed state");
         let decoded = match self.opened.iter().position(|(r, _)| *r == root) {
             Some(k) => self.opened[k].1.clone(),
             None => self.open_all(events, known)?,
         };
-        let required = required_voters(&self.ledger.voters(), &decoded);
+        let required = required_voters(&self.voters, &decoded);
         self.ledger.begin_block();
         for (i, event) in decoded.iter().enumerate() {
             if let Err(r) = self.ledger.apply(event, time) {
@@ -121,15 +197,17 @@ impl LedgerApp {
                 return Err(ExecutionError { event_index: Some(i), reason: format!("event {i}: {r}") });
             }
         }
-        let state_root = self.ledger.state_root();
-        self.ledger.rollback_block();
+        let execution = Execution { state_root: self.ledger.state_root(), required };
+        // Left applied: the commit that normally follows applies nothing again.
+        let events = u64::try_from(decoded.len()).unwrap_or(u64::MAX);
+        self.executed = Some(Executed { events_root: root, time, events, execution: execution.clone() });
         if !self.opened.iter().any(|(r, _)| *r == root) {
             if self.opened.len() >= OPENED_KEPT {
                 self.opened.remove(0);
             }
             self.opened.push((root, decoded));
         }
-        Ok(Execution { state_root, required })
+        Ok(execution)
     }
 }
 
@@ -143,7 +221,7 @@ impl Application for LedgerApp {
     }
 
     fn voters(&self) -> Vec<(ParticipantId, PublicKey)> {
-        self.ledger.voters()
+        self.voters.clone()
     }
 
     fn execute(&mut self, time: Timestamp, events: &[Vec<u8>]) -> Result<Execution, ExecutionError> {
@@ -151,20 +229,31 @@ impl Application for LedgerApp {
     }
 
     fn commit(&mut self, block: &Block, _certificate: &Certificate) {
-        // The engine commits only a block it executed successfully against this very state, so
-        // its opened events are normally kept; they are opened again only if they were dropped.
-        let root = block.header().events_root;
-        let decoded = match self.opened.iter().position(|(r, _)| *r == root) {
-            Some(k) => self.opened.swap_remove(k).1,
-            None => self.open_all(block.events(), &|_| None).unwrap_or_default(),
-        };
-        self.opened.clear();
-        for event in &decoded {
-            let applied = self.ledger.apply(event, block.header().time);
-            debug_assert!(applied.is_ok(), "internal invariant: a committed block's event was refused");
+        // The engine commits only a block it executed successfully against this very state:
+        // normally that block is still applied and is kept as it is. Otherwise it is applied
+        // again, from its opened events if they were kept.
+        let header = block.header();
+        let root = header.events_root;
+        if self.executed.as_ref().is_some_and(|x| x.events_root == root && x.time == header.time) {
+            self.executed = None;
+            assert_eq!(self.ledger.tentative_depth(), 1, "internal invariant: the executed block is the only one open");
+            self.ledger.commit_block();
+        } else {
+            self.settle();
+            let decoded = match self.opened.iter().position(|(r, _)| *r == root) {
+                Some(k) => self.opened.swap_remove(k).1,
+                None => self.open_all(block.events(), &|_| None).unwrap_or_default(),
+            };
+            for event in &decoded {
+                let applied = self.ledger.apply(event, header.time);
+                debug_assert!(applied.is_ok(), "internal invariant: a committed block's event was refused");
+            }
         }
-        self.height = block.header().height;
-        self.last = (block.hash(), block.header().time);
+        self.opened.clear();
+        self.voters = self.ledger.voters();
+        self.node_keys = node_keys(&self.ledger);
+        self.height = header.height;
+        self.last = (block.hash(), header.time);
     }
 }
 

@@ -95,7 +95,10 @@ pub trait Application {
     fn last_block(&self) -> (Hash32, Timestamp);
     /// The voters of the next height, sorted by id.
     fn voters(&self) -> Vec<(ParticipantId, PublicKey)>;
-    /// Executes `events` at `time` on the committed state and undoes it.
+    /// Executes `events` at `time` on the committed state. The application may keep the block
+    /// applied for the commit that usually follows (the ledger executes each block once), but
+    /// `height`, `last_block` and `voters` still answer for the committed state, and executing
+    /// another block first undoes this one.
     fn execute(&mut self, time: Timestamp, events: &[Vec<u8>]) -> Result<Execution, ExecutionError>;
     /// Applies a committed block for good.
     fn commit(&mut self, block: &Block, certificate: &Certificate);

@@ -22,6 +22,8 @@ pub type WaitingSubmission = (Vec<u8>, tokio::sync::oneshot::Sender<Result<Submi
 #[derive(Debug, Clone)]
 pub struct Shared {
     pub core: Arc<Mutex<Core>>,
+    /// The chain's id (submissions are opened with it before the core is locked).
+    pub chain_id: kp_domain::ChainId,
     /// Submissions waiting to be checked and kept, in groups (one synced write per group).
     pub submissions: tokio::sync::mpsc::Sender<WaitingSubmission>,
     /// Wakes the runtime's loop when a submission may let a waiting leader propose.

@@ -24,7 +24,7 @@ impl Default for ConsensusSection {
             round_timeout_cap_ms: 30_000,
             block_time_bound_ms: 10_000,
             idle_block_ms: 5_000,
-            max_block_events: 1_000,
+            max_block_events: 4_000,
         }
     }
 }

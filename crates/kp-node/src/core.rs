@@ -204,7 +204,27 @@ impl kp_consensus::Application for Driven<'_> {
     }
 }
 
-/// An event that passed [`Core::check`], applied to the pool's tentative block.
+/// A submission decoded and its signatures checked (or why not), before the core sees it.
+#[derive(Debug)]
+pub struct Opened {
+    id: EventId,
+    envelope: Vec<u8>,
+    event: Result<kp_domain::Event, EdgeError>,
+}
+
+/// Opens clients' submissions together: decoded, and their signatures checked in one batch
+/// (each alone only if the batch fails). Needs nothing of the core but the chain id, so the
+/// runtime does it before taking the core's lock.
+pub fn open_submissions(chain_id: &ChainId, envelopes: Vec<Vec<u8>>) -> Vec<Opened> {
+    let events = kp_proto::open_events(chain_id, envelopes.iter().map(Vec::as_slice));
+    envelopes
+        .into_iter()
+        .zip(events)
+        .map(|(envelope, event)| Opened { id: kp_crypto::event_id(&envelope), envelope, event })
+        .collect()
+}
+
+/// An event that passed the checks of a submission, applied to the pool's tentative block.
 #[derive(Debug)]
 struct Checked {
     id: EventId,
@@ -223,7 +243,8 @@ struct Pooled {
     /// on to every upcoming proposer until it is committed or refused. An event another node
     /// passed on is only held for this node to propose.
     own: bool,
-    /// The upcoming proposers it has been passed on to (at most [`UPCOMING`]).
+    /// The participants' nodes it has been passed on to (each at most once, until that node
+    /// reconnects).
     forwarded: Vec<ParticipantId>,
 }
 
@@ -296,6 +317,8 @@ pub struct Core {
     proposers: Vec<ParticipantId>,
     /// Own events are waiting to be passed on (new ones, or new proposers).
     to_forward: bool,
+    /// The ids of the pool's events that peers passed on (held in memory only).
+    held: std::collections::HashSet<EventId>,
     last_forward: Option<Timestamp>,
 }
 
@@ -384,6 +407,7 @@ impl Core {
             key,
             proposers: Vec::new(),
             to_forward: false,
+            held: std::collections::HashSet::new(),
             last_forward: None,
         };
         core.metrics.height.set(i64::try_from(core.store.head().height).unwrap_or(i64::MAX));
@@ -400,10 +424,15 @@ impl Core {
     pub fn store(&self) -> &Store<RocksBackend> {
         &self.store
     }
-    /// The committed state (the pool's tentative changes are undone first).
+    /// The committed state (the pool's tentative block, and a proposal executed but not yet
+    /// committed, are undone first).
     pub fn ledger(&mut self) -> &kp_rules::Ledger {
         self.end_overlay();
-        self.app.ledger()
+        self.app.committed()
+    }
+    /// Every participant's node key, as the committed state has them (nothing is undone).
+    pub fn node_keys(&self) -> &[(ParticipantId, kp_domain::PublicKey)] {
+        self.app.node_keys()
     }
     /// The height of the last committed block.
     pub fn height(&self) -> Height {
@@ -447,11 +476,26 @@ impl Core {
         envelopes: Vec<Vec<u8>>,
         now: Timestamp,
     ) -> Result<(Vec<Submission>, Vec<Effect>), CoreError> {
-        let mut answers: Vec<Option<Submission>> = (0..envelopes.len()).map(|_| None).collect();
+        let opened = open_submissions(&self.chain_id, envelopes);
+        self.submit_opened(opened, now)
+    }
+
+    /// [`Core::submit_batch`] for submissions already opened by [`open_submissions`] (which
+    /// needs no lock on the core: the runtime opens a group before taking it).
+    pub fn submit_opened(
+        &mut self,
+        opened: Vec<Opened>,
+        now: Timestamp,
+    ) -> Result<(Vec<Submission>, Vec<Effect>), CoreError> {
+        let mut answers: Vec<Option<Submission>> = (0..opened.len()).map(|_| None).collect();
         let mut checked = Vec::new();
         let mut slots = Vec::new();
-        for (i, envelope) in envelopes.into_iter().enumerate() {
-            match self.check(envelope, now)? {
+        for (i, o) in opened.into_iter().enumerate() {
+            let outcome = match self.already_here(&o.id)? {
+                Some(duplicate) => Err(duplicate),
+                None => self.admit(o.id, o.envelope, o.event, now)?,
+            };
+            match outcome {
                 Ok(c) => {
                     slots.push(i);
                     checked.push(c);
@@ -551,7 +595,7 @@ impl Core {
                     // Room is made by forgetting the oldest act already applied, or one that can
                     // no longer apply whoever approves it.
                     self.end_overlay();
-                    let ledger = self.app.ledger();
+                    let ledger = self.app.committed();
                     let decided = self.drafts.iter().position(|d| d.committed.is_some());
                     let dead = || self.drafts.iter().position(|d| ledger.missing_approvals(&d.event()).is_err());
                     match decided.or_else(dead) {
@@ -630,15 +674,17 @@ impl Core {
         Timestamp(now.0.max(self.store.head().time.0.saturating_add(1)))
     }
 
-    /// Applies the pool to the ledger as a tentative block, if it is not already.
+    /// Applies the pool to the ledger as a tentative block, if it is not already: on the
+    /// committed state, followed by the proposal executed last if it is still applied (its
+    /// events then stay in the pool until committed, and are refused again here harmlessly).
     fn begin_overlay(&mut self, now: Timestamp) {
         if self.overlay {
             return;
         }
-        let now = self.block_time(now);
+        let now = Timestamp(self.block_time(now).0.max(self.app.ledger().last_block_time().0));
         self.overlay_time = now;
         let ledger = self.app.ledger_mut();
-        ledger.begin_block();
+        ledger.begin_scratch();
         for p in &self.pool {
             let _ = ledger.apply(&p.event, now);
         }
@@ -653,25 +699,14 @@ impl Core {
         }
     }
 
-    /// Checks an event (size, encoding, signature, not already here, the rules against the
-    /// committed state followed by the pool); an admissible event is left applied to the pool's
-    /// tentative block, to be kept by [`Core::keep`].
-    fn check(&mut self, envelope: Vec<u8>, now: Timestamp) -> Result<Result<Checked, Submission>, CoreError> {
-        let id = kp_crypto::event_id(&envelope);
-        if let Some(duplicate) = self.already_here(&id)? {
-            return Ok(Err(duplicate));
-        }
-        let opened = kp_proto::open_event(&self.chain_id, &envelope);
-        self.admit(id, envelope, opened, now)
-    }
-
     /// The same bytes as an event already here are the same event (its id is their hash):
     /// answered before the signature is checked again.
     fn already_here(&self, id: &EventId) -> Result<Option<Submission>, CoreError> {
         if let Some(at) = self.store.position(id)? {
             return Ok(Some(Submission::Duplicate(*id, Some(at.height))));
         }
-        Ok(self.store.is_pending(id).then_some(Submission::Duplicate(*id, None)))
+        let pending = self.store.is_pending(id) || self.held.contains(id);
+        Ok(pending.then_some(Submission::Duplicate(*id, None)))
     }
 
     /// The rules' check of an event once opened (see [`Core::check`]).
@@ -715,21 +750,38 @@ impl Core {
         if checked.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
-        let envelopes: Vec<Vec<u8>> = checked.iter().map(|c| c.envelope.clone()).collect();
-        // A client's events are synced before it is answered; a peer's are synced by that peer.
-        let kept = match self.store.add_pending_with(&envelopes, own) {
-            Ok(kept) => kept,
-            Err(e @ (StoreError::PoolFull(_) | StoreError::TooLarge(_))) => {
-                // Applied to the tentative block but not kept: the block is rebuilt next time.
-                self.end_overlay();
-                let (kind, why) = match e {
-                    StoreError::PoolFull(n) => (RejectKind::PoolFull, format!("the pending pool is full ({n} events)")),
-                    other => (RejectKind::Malformed, other.to_string()),
-                };
-                let answers = checked.iter().map(|c| Submission::Rejected(c.id, kind, why.clone())).collect();
-                return Ok((answers, Vec::new()));
+        let kept = if own {
+            // A client's events are synced before it is answered.
+            let envelopes: Vec<Vec<u8>> = checked.iter().map(|c| c.envelope.clone()).collect();
+            match self.store.add_pending(&envelopes) {
+                Ok(kept) => kept,
+                Err(e @ (StoreError::PoolFull(_) | StoreError::TooLarge(_))) => {
+                    // Applied to the tentative block but not kept: the block is rebuilt next time.
+                    self.end_overlay();
+                    let (kind, why) = match e {
+                        StoreError::PoolFull(n) => {
+                            (RejectKind::PoolFull, format!("the pending pool is full ({n} events)"))
+                        }
+                        other => (RejectKind::Malformed, other.to_string()),
+                    };
+                    let answers = checked.iter().map(|c| Submission::Rejected(c.id, kind, why.clone())).collect();
+                    return Ok((answers, Vec::new()));
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => return Err(e.into()),
+        } else {
+            // A peer's events are held in memory only: their origin keeps them durably and
+            // passes them on again to a node that restarted. The pool's cap counts them too.
+            let room = self.store.pending_limit().saturating_sub(self.pool.len());
+            let mut batch = std::collections::HashSet::new();
+            checked
+                .iter()
+                .enumerate()
+                .map(|(i, c)| match i < room && batch.insert(c.id) && !self.held.contains(&c.id) {
+                    true => Submitted::Added,
+                    false => Submitted::AlreadyPending,
+                })
+                .collect()
         };
         if kept.iter().any(|k| !matches!(k, Submitted::Added)) {
             self.end_overlay();
@@ -743,6 +795,9 @@ impl Core {
                 Submitted::Added => {
                     answers.push(Submission::Added(c.id));
                     self.to_forward |= own;
+                    if !own {
+                        self.held.insert(c.id);
+                    }
                     self.pool.push(Pooled {
                         pending: PendingEvent::opened(c.envelope, &c.event),
                         event: c.event,
@@ -793,6 +848,17 @@ impl Core {
         [self.timer.map(|t| t.2), self.wants_events.map(|w| w.2), forward].into_iter().flatten().min()
     }
 
+    /// A peer's node (re)connected: it may have restarted and lost the events passed on to it
+    /// (held in memory only), so they are passed on again if it proposes.
+    pub fn peer_connected(&mut self, participant: ParticipantId) {
+        for p in self.pool.iter_mut().filter(|p| p.own) {
+            if let Some(i) = p.forwarded.iter().position(|f| *f == participant) {
+                p.forwarded.swap_remove(i);
+                self.to_forward = true;
+            }
+        }
+    }
+
     /// The participants who propose next, this node's included: the leader of the round under
     /// way and the leader of the next height's first round (an observer's node, which follows
     /// no round, counts the next two heights' first rounds).
@@ -814,8 +880,9 @@ impl Core {
 
     /// Passes own events on to the upcoming proposers' nodes, at most every
     /// [`FORWARD_EVERY_MS`]: each proposer gets, in one batch, the own events it was not given
-    /// yet. When the proposers change, a node that is no longer one of them lets go of the
-    /// events other nodes gave it (they still hold them and pass them on to the new proposers).
+    /// yet. A node keeps the events other nodes gave it until they are committed (or refused
+    /// when it proposes), so no event is passed to one node twice — unless that node restarts
+    /// ([`Core::peer_connected`]).
     ///
     /// Why not every node to every node: at 59 nodes that is 58 messages per event, and on
     /// shared hardware the number of messages, not their size, is what costs; this way an event
@@ -824,18 +891,9 @@ impl Core {
         let upcoming = self.upcoming_proposers();
         let proposers: Vec<ParticipantId> = upcoming.iter().copied().filter(|p| Some(*p) != self.me).collect();
         if proposers != self.proposers {
-            let proposing = self.me.is_some_and(|me| upcoming.contains(&me));
-            if !proposing && self.pool.iter().any(|p| !p.own) {
-                self.end_overlay();
-                let foreign: Vec<EventId> = self.pool.iter().filter(|p| !p.own).map(|p| p.pending.id).collect();
-                self.store.remove_pending(&foreign)?;
-                self.pool.retain(|p| p.own);
-                tracing::debug!(events = foreign.len(), "no longer proposing: let go of events passed on by peers");
-            }
-            for p in &mut self.pool {
-                p.forwarded.retain(|f| proposers.contains(f));
-            }
-            self.to_forward = self.pool.iter().any(|p| p.own);
+            // New proposers get the own events they do not hold yet (those already given to a
+            // node stay with it until committed: see `held`).
+            self.to_forward = self.pool.iter().any(|p| p.own && proposers.iter().any(|to| !p.forwarded.contains(to)));
             self.proposers = proposers;
         }
         let due = self.last_forward.is_none_or(|t| now >= t.saturating_add_ms(FORWARD_EVERY_MS));
@@ -880,6 +938,8 @@ impl Core {
     /// by `kp_chain::select_events`; the others leave the pool, their reason remembered.
     fn select(&mut self, now: Timestamp) -> Result<Vec<Vec<u8>>, CoreError> {
         self.end_overlay();
+        // A fresh block is proposed on the committed state.
+        self.app.settle();
         let mut dropped = Vec::new();
         let now = self.block_time(now);
         // Only as much of the pool as one block takes is executed (a governance act is proposed
@@ -887,7 +947,7 @@ impl Core {
         let limit = if self.pool.iter().any(|p| p.pending.governance) { usize::MAX } else { self.max_block_events };
         let (mut admitted, mut bytes) = (0, 0);
         let ledger = self.app.ledger_mut();
-        ledger.begin_block();
+        ledger.begin_scratch();
         for p in &self.pool {
             if admitted >= limit || bytes > MAX_PROPOSAL_EVENT_BYTES {
                 break;
@@ -904,8 +964,8 @@ impl Core {
         if !dropped.is_empty() {
             let ids: Vec<EventId> = dropped.iter().map(|d| d.0).collect();
             self.store.remove_pending(&ids)?;
-            let gone: std::collections::HashSet<&EventId> = ids.iter().collect();
-            self.pool.retain(|p| !gone.contains(&p.pending.id));
+            let gone: std::collections::HashSet<EventId> = ids.iter().copied().collect();
+            self.retain_pool(|p| !gone.contains(&p.pending.id));
             for (id, why) in dropped {
                 tracing::info!(event = %id, reason = %why, "pending event refused at proposal time");
                 self.remember_refusal(id, why);
@@ -1007,7 +1067,7 @@ impl Core {
                 self.metrics.commit_latency.observe(Duration::from_millis(ms).as_secs_f64());
             }
         }
-        self.pool.retain(|p| !ids.contains(&p.pending.id));
+        self.retain_pool(|p| !ids.contains(&p.pending.id));
         debug_assert!(!self.overlay, "a block is stored on the committed state");
         let ledger = self.app.ledger();
         self.voters = ledger.voters();
@@ -1021,6 +1081,18 @@ impl Core {
         self.missing.clear();
         tracing::info!(height, events = block.events().len(), hash = %block.hash(), "committed");
         effects.push(Effect::Committed(height));
+    }
+
+    /// Keeps the pool's events that `keep` says to (the ids held in memory follow).
+    fn retain_pool(&mut self, keep: impl Fn(&Pooled) -> bool) {
+        let held = &mut self.held;
+        self.pool.retain(|p| {
+            let kept = keep(p);
+            if !kept && !p.own {
+                held.remove(&p.pending.id);
+            }
+            kept
+        });
     }
 
     /// Keeps why an event left the pool (the oldest reasons are forgotten first).
@@ -1060,6 +1132,11 @@ impl Core {
                     self.sync(&mut unsynced)?;
                     let height = block.header().height;
                     debug_assert!(!self.overlay, "the engine commits on the committed state");
+                    // The engine may have gone on, in the same step, to execute the next
+                    // height's proposal (one that arrived before this commit): the store takes
+                    // the committed state, so that execution is undone (and done again when
+                    // that block commits, its events already opened).
+                    self.app.settle();
                     let started = std::time::Instant::now();
                     self.store.commit(&block, &certificate, &mut self.app)?;
                     tracing::debug!(took = ?started.elapsed(), "stored the block");

@@ -380,7 +380,7 @@ impl Network {
 
     /// The participants' node keys as the ledger has them now (they change by governance).
     fn refresh_directory(&mut self, core: &mut Core) -> Result<(), NetworkError> {
-        let keys: Vec<(ParticipantId, PublicKey)> = core.ledger().participants().map(|p| (p.id, p.node_key)).collect();
+        let keys: Vec<(ParticipantId, PublicKey)> = core.node_keys().to_vec();
         let voter_ids: Vec<ParticipantId> = core.voters().iter().map(|(id, _)| *id).collect();
         // A joining node becomes a participant's when its admission is committed.
         self.observer = core.me().is_none();
@@ -581,6 +581,10 @@ impl Network {
                 if p.connections == 1 {
                     tracing::info!(peer = %peer_id, participant = ?self.participants.get(&peer_id), "peer connected");
                     self.send(peer_id, Request::Head);
+                    // It may have restarted: the events passed on to it are passed on again.
+                    if let Some(participant) = self.participants.get(&peer_id) {
+                        core.peer_connected(*participant);
+                    }
                     // A voter's node that was away learns the approvals collected meanwhile.
                     if self.voters.contains(&peer_id) {
                         for a in core.open_approvals() {

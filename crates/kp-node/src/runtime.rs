@@ -90,8 +90,10 @@ async fn group_commit(shared: Shared, mut rx: tokio::sync::mpsc::Receiver<crate:
             }
         }
         let (envelopes, replies): (Vec<Vec<u8>>, Vec<_>) = group.into_iter().unzip();
+        // Decoding and the signature check need no lock: consensus goes on meanwhile.
+        let opened = crate::core::open_submissions(&shared.chain_id, envelopes);
         let outcome = match shared.core.lock() {
-            Ok(mut core) => core.submit_batch(envelopes, now()).map_err(|e| format!("store: {e}")),
+            Ok(mut core) => core.submit_opened(opened, now()).map_err(|e| format!("store: {e}")),
             Err(_) => Err("the node's core failed earlier; restart the node".to_owned()),
         };
         match outcome {
@@ -148,6 +150,7 @@ pub async fn run(
     let (outbox, mut outbox_rx) = tokio::sync::mpsc::channel::<Vec<Effect>>(OUTBOX);
     let (submissions, submissions_rx) = tokio::sync::mpsc::channel(SUBMISSIONS);
     let shared = Shared {
+        chain_id: core.chain_id().clone(),
         core: Arc::new(Mutex::new(core)),
         submissions,
         wake: Arc::new(tokio::sync::Notify::new()),

@@ -19,7 +19,7 @@ use kp_chain::{LedgerApp, PendingEvent, select_events};
 use kp_consensus::wire::{self, CommittedBlock, MAX_SYNC_BLOCKS};
 use kp_consensus::{Config, Engine, Evidence, Input, Message, Output, Record, Refusal, apply_committed};
 use kp_crypto::SecretKey;
-use kp_domain::{EventPayload, GovernanceAction, Hash32, ParticipantId, Role, Status, Timestamp};
+use kp_domain::{EventPayload, GovernanceAction, Hash32, ParticipantId, Role, Timestamp};
 use kp_testkit::{TestNet, act, at, certificate, receipt, seal};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -858,7 +858,7 @@ impl Sim {
 
     fn report(mut self, kind: &'static str) -> Report {
         self.check();
-        let events_committed = self.nodes.iter().map(|n| n.app.ledger().events_applied()).max().unwrap_or(0);
+        let events_committed = self.nodes.iter().map(|n| n.app.events_committed()).max().unwrap_or(0);
         let digest = Hash32(self.digest.clone().finalize().into());
         Report {
             seed: self.scenario.seed,
@@ -994,7 +994,8 @@ pub fn run_governance(seed: u64, nodes: usize) -> Report {
     let envelope = sim.net.governance_envelope(proposer, &suspend, &others);
     sim.schedule(0, Event::Submit(vec![envelope]));
     let suspended = |s: &Sim| {
-        s.nodes.iter().all(|n| n.app.ledger().participant(&xid).is_some_and(|p| p.status == Status::Suspended))
+        // The committed state's voters (a suspension executed but not committed does not count).
+        s.nodes.iter().all(|n| !kp_consensus::Application::voters(&n.app).iter().any(|(id, _)| *id == xid))
     };
     if !sim.run_until(sim.now + step_bound, &suspended) {
         let state: Vec<String> = sim.nodes.iter().map(Node::describe).collect();
@@ -1026,7 +1027,7 @@ pub fn run_governance(seed: u64, nodes: usize) -> Report {
     let envelope = sim.net.governance_envelope(proposer, &readmit, &others);
     sim.schedule(0, Event::Submit(vec![envelope]));
     let active =
-        |s: &Sim| s.nodes.iter().all(|n| n.app.ledger().participant(&xid).is_some_and(|p| p.status == Status::Active));
+        |s: &Sim| s.nodes.iter().all(|n| kp_consensus::Application::voters(&n.app).iter().any(|(id, _)| *id == xid));
     if !sim.run_until(sim.now + step_bound, &active) {
         sim.violation(format!("governance: {xid} was not readmitted on every node ({:?})", sim.heights()));
         return sim.report("governance");
@@ -1084,7 +1085,7 @@ pub fn bench(seed: u64, nodes: usize, blocks: u64, events_per_block: usize) -> B
     sim.run_until(sim.now + 3_600_000, &|s| s.heights().0 >= h0 + blocks);
     let h1 = sim.heights().0;
     let committed = (h1 - h0).max(1);
-    let events = sim.nodes[0].app.ledger().events_applied();
+    let events = sim.nodes[0].app.events_committed();
     let per = |x: f64| x / committed as f64;
     BenchFigures {
         nodes,

@@ -1004,6 +1004,11 @@ impl<B: Backend> Store<B> {
     }
 
     /// Caps the pending pool at `limit` events (at most [`MAX_PENDING`]).
+    /// The most events the pending pool holds.
+    pub fn pending_limit(&self) -> usize {
+        self.pending_limit
+    }
+
     pub fn set_pending_limit(&mut self, limit: usize) {
         self.pending_limit = limit.min(MAX_PENDING);
     }
