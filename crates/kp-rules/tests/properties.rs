@@ -116,6 +116,31 @@ fn build(net: &TestNet, ledger: &Ledger, op: &Op, t: Timestamp, reference: usize
     }
 }
 
+/// A store's view of a ledger: the genesis records, then the changes taken after each block.
+type Stored = std::collections::BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// A ledger from the genesis that tracks its changes, and the records a store starts with.
+fn tracked(net: &TestNet) -> (Ledger, Stored) {
+    let mut ledger = Ledger::from_genesis(&net.genesis).unwrap();
+    let stored = ledger.records().into_iter().collect();
+    ledger.track_changes();
+    (ledger, stored)
+}
+
+/// Takes the ledger's changes into the store's view, as a store does after each block.
+fn take_changes(ledger: &mut Ledger, stored: &mut Stored) {
+    for (key, value) in ledger.take_changes() {
+        match value {
+            Some(v) => {
+                stored.insert(key, v);
+            }
+            None => {
+                stored.remove(&key);
+            }
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
@@ -161,10 +186,7 @@ proptest! {
         blocks in proptest::collection::vec((proptest::collection::vec((op(), 0u64..4_000_000), 1..8), any::<bool>()), 1..8),
     ) {
         let net = TestNet::new(&CODES, 43);
-        let mut ledger = Ledger::from_genesis(&net.genesis).unwrap();
-        // A store's view: the genesis records, then the changes taken after every block.
-        let mut stored: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = ledger.records().into_iter().collect();
-        ledger.track_changes();
+        let (mut ledger, mut stored) = tracked(&net);
         let mut committed = Vec::new();
         let mut day = 1;
         let mut reference = 0;
@@ -199,12 +221,7 @@ proptest! {
                 ledger.rollback_block();
                 prop_assert_eq!(ledger.state_root(), before);
             }
-            for (key, value) in ledger.take_changes() {
-                match value {
-                    Some(v) => { stored.insert(key, v); }
-                    None => { stored.remove(&key); }
-                }
-            }
+            take_changes(&mut ledger, &mut stored);
         }
         let mut replay = Ledger::from_genesis(&net.genesis).unwrap();
         for (event, t) in &committed {
@@ -237,9 +254,7 @@ proptest! {
         ),
     ) {
         let net = TestNet::new(&CODES, 44);
-        let mut ledger = Ledger::from_genesis(&net.genesis).unwrap();
-        let mut stored: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = ledger.records().into_iter().collect();
-        ledger.track_changes();
+        let (mut ledger, mut stored) = tracked(&net);
         let mut committed = Vec::new();
         let mut reference = 1_000;
         for (day, (executed, pool, keep)) in blocks.iter().enumerate() {
@@ -276,12 +291,7 @@ proptest! {
             } else {
                 ledger.rollback_block();
             }
-            for (key, value) in ledger.take_changes() {
-                match value {
-                    Some(v) => { stored.insert(key, v); }
-                    None => { stored.remove(&key); }
-                }
-            }
+            take_changes(&mut ledger, &mut stored);
             // What the store holds is exactly the committed state.
             prop_assert_eq!(stored.clone().into_iter().collect::<Vec<_>>(), ledger.records());
         }
