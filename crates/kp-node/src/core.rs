@@ -411,7 +411,7 @@ impl Core {
             last_forward: None,
         };
         core.metrics.height.set(i64::try_from(core.store.head().height).unwrap_or(i64::MAX));
-        core.voters = core.app.ledger().voters();
+        core.voters = kp_consensus::Application::voters(&core.app);
         // Kept once but no longer opening (a later build reads the format differently): the
         // event cannot be proposed; it leaves the pool and a client asking is told why.
         for (id, why) in unreadable {
