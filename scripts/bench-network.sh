@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Network benchmark: live networks of `kpledger node` processes on loopback (4 and 59
 # participants, plus 2 observers each), driven by `kpledger load`: sustained events/s with every
-# node verifying every event, commit latency p50/p99, peak RSS per node; then the catch-up speed
+# node verifying every event, commit latency p50/p99, peak RSS per node, the nodes' CPU time per
+# committed event and node; then the catch-up speed
 # (blocks/s) of an observer's node that missed KP_BENCH_CATCHUP_BLOCKS blocks (default 10,000)
 # of the 4-node network. Prints one JSON document and keeps it in target/bench-network.json.
 # Environment: KP_BENCH_SIZES (default "4 59"), KP_BENCH_CERTS_<N> / KP_BENCH_RATE_<N>
@@ -33,6 +34,16 @@ peak_rss_mb() { # the highest VmHWM over the network's node processes, and their
     echo "{\"max\": $((max / 1024)), \"mean\": $((sum / n / 1024))}"
 }
 
+cpu_ticks() { # user + system clock ticks of the network's node processes so far
+    local sum=0 f t
+    for f in "$1"/*/node.pid "$1"/observers/*/node.pid; do
+        t=$(awk '{ print $14 + $15 }' "/proc/$(cat "$f")/stat" 2>/dev/null || echo 0)
+        sum=$((sum + ${t:-0}))
+    done
+    echo "$sum"
+}
+committed() { sed -n 's/^  "events_committed": \([0-9]*\),$/\1/p' <<<"$1"; }
+
 results=""
 for n in $sizes; do
     dir="target/bench-network-$n"
@@ -47,9 +58,16 @@ for n in $sizes; do
     certs_var="KP_BENCH_CERTS_$n"; rate_var="KP_BENCH_RATE_$n"
     if [ "$n" -le 8 ]; then certs=${!certs_var:-5000}; rate=${!rate_var:-8000}; else certs=${!certs_var:-1500}; rate=${!rate_var:-900}; fi
     echo "== $n participants: $certs certificates ($((certs * 3)) events) at $rate events/s" >&2
+    ticks=$(cpu_ticks "$dir")
     load=$("$kp" load --dir "$dir" --certificates "$certs" --rate "$rate" --timeout 600 || true)
+    ticks=$(($(cpu_ticks "$dir") - ticks))
     rss=$(peak_rss_mb "$dir")
-    results="$results{\"participants\": $n, \"load\": $load, \"peak_rss_mb_per_node\": $rss},"
+    # CPU time of the node processes per committed event and node: steadier than events/s
+    # from one run to the next (the machine is shared).
+    nodes=$(ls "$dir"/*/node.pid "$dir"/observers/*/node.pid | wc -l)
+    cpu=$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v e="$(committed "$load")" -v n="$nodes" \
+        'BEGIN { if (e > 0) printf "%.1f", t / hz / e / n * 1e6; else print "null" }')
+    results="$results{\"participants\": $n, \"load\": $load, \"peak_rss_mb_per_node\": $rss, \"cpu_us_per_event_per_node\": $cpu},"
     "$kp" testnet down --dir "$dir" >&2
     running=""
 done
