@@ -110,6 +110,12 @@ impl LedgerApp {
         &self.ledger
     }
 
+    /// The voters of the next height, as the committed state has them ([`Application::voters`]
+    /// without the copy).
+    pub fn next_voters(&self) -> &[(ParticipantId, PublicKey)] {
+        &self.voters
+    }
+
     /// Every participant's node key (whatever its status), as the committed state has them.
     pub fn node_keys(&self) -> &[(ParticipantId, PublicKey)] {
         &self.node_keys

@@ -159,7 +159,6 @@ pub enum CoreError {
 struct Driven<'a> {
     app: &'a mut LedgerApp,
     overlay: &'a mut bool,
-    voters: &'a [(ParticipantId, kp_domain::PublicKey)],
     /// The pool's events, opened when they entered: a proposal's events found here are not
     /// verified a second time.
     pool: &'a [Pooled],
@@ -182,9 +181,8 @@ impl kp_consensus::Application for Driven<'_> {
         self.app.last_block()
     }
     fn voters(&self) -> Vec<(ParticipantId, kp_domain::PublicKey)> {
-        // Asked when a height starts, just after a commit (the tentative block is undone then,
-        // and the voters may just have changed by governance).
-        if *self.overlay { self.voters.to_vec() } else { self.app.voters() }
+        // The committed state's, whatever tentative blocks are open.
+        self.app.voters()
     }
     fn execute(
         &mut self,
@@ -220,7 +218,10 @@ pub fn open_submissions(chain_id: &ChainId, envelopes: Vec<Vec<u8>>) -> Vec<Open
     envelopes
         .into_iter()
         .zip(events)
-        .map(|(envelope, event)| Opened { id: kp_crypto::event_id(&envelope), envelope, event })
+        .map(|(envelope, event)| {
+            let id = event.as_ref().map_or_else(|_| kp_crypto::event_id(&envelope), |e| e.id);
+            Opened { id, envelope, event }
+        })
         .collect()
 }
 
@@ -241,7 +242,7 @@ struct Pooled {
     submitted: Option<Timestamp>,
     /// Submitted to this node (by a client, or kept here before a restart): the node passes it
     /// on to every upcoming proposer until it is committed or refused. An event another node
-    /// passed on is only held for this node to propose.
+    /// passed on is held in memory only, until it is committed or this node refuses it.
     own: bool,
     /// The participants' nodes it has been passed on to (each at most once, until that node
     /// reconnects).
@@ -308,8 +309,6 @@ pub struct Core {
     overlay_time: Timestamp,
     /// Governance acts collecting approvals, oldest first.
     drafts: Vec<Draft>,
-    /// The voters of the next height (of the committed state, whatever the pool's tentative block).
-    voters: Vec<(ParticipantId, kp_domain::PublicKey)>,
     /// What rebuilding the engine after a catch-up needs.
     engine_config: kp_consensus::Config,
     key: SecretKey,
@@ -402,7 +401,6 @@ impl Core {
             overlay: false,
             overlay_time: Timestamp(0),
             drafts: Vec::new(),
-            voters: Vec::new(),
             engine_config,
             key,
             proposers: Vec::new(),
@@ -411,7 +409,6 @@ impl Core {
             last_forward: None,
         };
         core.metrics.height.set(i64::try_from(core.store.head().height).unwrap_or(i64::MAX));
-        core.voters = kp_consensus::Application::voters(&core.app);
         // Kept once but no longer opening (a later build reads the format differently): the
         // event cannot be proposed; it leaves the pool and a client asking is told why.
         for (id, why) in unreadable {
@@ -629,7 +626,7 @@ impl Core {
 
     /// The voters of the next height.
     pub fn voters(&self) -> &[(ParticipantId, kp_domain::PublicKey)] {
-        &self.voters
+        self.app.next_voters()
     }
 
     /// Every approval of every act not yet applied, as it travels (for a peer that was away).
@@ -669,9 +666,11 @@ impl Core {
     }
 
     /// The time a tentative block is executed at: now, or just after the last block if that
-    /// block's time (set by its proposer's clock) is ahead of this node's clock.
+    /// block's time (set by its proposer's clock) is ahead of this node's clock; never before
+    /// a proposal executed but not yet committed, which the pool's tentative block follows.
     fn block_time(&self, now: Timestamp) -> Timestamp {
-        Timestamp(now.0.max(self.store.head().time.0.saturating_add(1)))
+        let last = self.store.head().time.0.saturating_add(1).max(self.app.ledger().last_block_time().0);
+        Timestamp(now.0.max(last))
     }
 
     /// Applies the pool to the ledger as a tentative block, if it is not already: on the
@@ -681,7 +680,7 @@ impl Core {
         if self.overlay {
             return;
         }
-        let now = Timestamp(self.block_time(now).0.max(self.app.ledger().last_block_time().0));
+        let now = self.block_time(now);
         self.overlay_time = now;
         let ledger = self.app.ledger_mut();
         ledger.begin_scratch();
@@ -709,7 +708,7 @@ impl Core {
         Ok(pending.then_some(Submission::Duplicate(*id, None)))
     }
 
-    /// The rules' check of an event once opened (see [`Core::check`]).
+    /// The rules' check of an event once opened (see [`Core::submit_opened`]).
     fn admit(
         &mut self,
         id: EventId,
@@ -777,6 +776,8 @@ impl Core {
             checked
                 .iter()
                 .enumerate()
+                // Beyond the cap, or a second copy: not kept (no one is answered for a peer's
+                // events; their origin passes them on again).
                 .map(|(i, c)| match i < room && batch.insert(c.id) && !self.held.contains(&c.id) {
                     true => Submitted::Added,
                     false => Submitted::AlreadyPending,
@@ -869,7 +870,7 @@ impl Core {
         };
         let mut upcoming = Vec::with_capacity(UPCOMING);
         for (h, r) in [(height, round), (height + 1, 0)] {
-            if let Some(leader) = kp_consensus::leader_of(&self.voters, h, r)
+            if let Some(leader) = kp_consensus::leader_of(self.app.next_voters(), h, r)
                 && !upcoming.contains(&leader)
             {
                 upcoming.push(leader);
@@ -916,8 +917,7 @@ impl Core {
 
     fn step(&mut self, input: Input, now: Timestamp) -> Result<Vec<Effect>, CoreError> {
         let Some(engine) = self.engine.as_mut() else { return Ok(Vec::new()) };
-        let mut driven =
-            Driven { app: &mut self.app, overlay: &mut self.overlay, voters: &self.voters, pool: &self.pool };
+        let mut driven = Driven { app: &mut self.app, overlay: &mut self.overlay, pool: &self.pool };
         let out = engine.handle(input, now, &mut driven);
         self.carry_out(out, now)
     }
@@ -1070,7 +1070,6 @@ impl Core {
         self.retain_pool(|p| !ids.contains(&p.pending.id));
         debug_assert!(!self.overlay, "a block is stored on the committed state");
         let ledger = self.app.ledger();
-        self.voters = ledger.voters();
         for d in self.drafts.iter_mut().filter(|d| d.committed.is_none()) {
             if ledger.applied_act(&d.act.reference) == Some(d.digest) {
                 d.committed = Some(height);

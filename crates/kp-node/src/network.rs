@@ -379,7 +379,7 @@ impl Network {
     }
 
     /// The participants' node keys as the ledger has them now (they change by governance).
-    fn refresh_directory(&mut self, core: &mut Core) -> Result<(), NetworkError> {
+    fn refresh_directory(&mut self, core: &Core) -> Result<(), NetworkError> {
         let keys: Vec<(ParticipantId, PublicKey)> = core.node_keys().to_vec();
         let voter_ids: Vec<ParticipantId> = core.voters().iter().map(|(id, _)| *id).collect();
         // A joining node becomes a participant's when its admission is committed.

@@ -165,7 +165,7 @@ fn hex_string(bytes: &[u8]) -> String {
 }
 
 /// One open tentative block.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Level {
     /// Where its undo entries start in the journal.
     start: usize,
@@ -550,9 +550,8 @@ impl Ledger {
     /// Keeps the innermost tentative block's changes: they become the enclosing block's (undone
     /// with it), or, if it was the outermost, the state's.
     pub fn commit_block(&mut self) {
-        let level = self.levels.pop();
-        assert!(level.is_some(), "internal invariant: no tentative block to commit");
-        let Some(level) = level else { return };
+        assert!(!self.levels.is_empty(), "internal invariant: no tentative block to commit");
+        let Some(level) = self.levels.pop() else { return };
         assert!(
             !level.scratch || self.in_scratch(),
             "internal invariant: a scratch block is rolled back, never committed into the state"
@@ -593,8 +592,13 @@ impl Ledger {
         self.restoring = None;
     }
 
-    /// Writes one record: into the commitment, and into the tracked changes.
-    fn write(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+    /// Writes one record: into the commitment, and into the tracked changes — unless a scratch
+    /// block is open (or rolled back), which touches neither, so the record is not even encoded.
+    fn write(&mut self, key: impl FnOnce() -> Vec<u8>, value: impl FnOnce() -> Option<Vec<u8>>) {
+        if !self.rooted() {
+            return;
+        }
+        let (key, value) = (key(), value());
         self.commitment.set(&key, value.as_deref());
         if self.restoring.is_some() {
             return;
@@ -614,10 +618,7 @@ impl Ledger {
     }
 
     fn set_certificate(&mut self, number: CertificateNumber, value: Option<CertificateRecord>) {
-        if self.rooted() {
-            let key = record_key(NS_CERTIFICATE, number.as_str().as_bytes());
-            self.write(key, value.as_ref().map(encode));
-        }
+        self.write(|| record_key(NS_CERTIFICATE, number.as_str().as_bytes()), || value.as_ref().map(encode));
         let old = match value {
             Some(r) => self.certificates.insert(number.clone(), r),
             None => self.certificates.remove(&number),
@@ -626,9 +627,7 @@ impl Ledger {
     }
 
     fn set_participant(&mut self, id: ParticipantId, value: Option<Participant>) {
-        if self.rooted() {
-            self.write(record_key(NS_PARTICIPANT, id.as_str().as_bytes()), value.as_ref().map(encode));
-        }
+        self.write(|| record_key(NS_PARTICIPANT, id.as_str().as_bytes()), || value.as_ref().map(encode));
         // A node key, once a participant's, never serves another purpose (admission included).
         let node_key_added = value.as_ref().map(|p| p.node_key).filter(|k| self.node_keys.insert(*k));
         let old = match value {
@@ -639,10 +638,7 @@ impl Ledger {
     }
 
     fn set_key(&mut self, key: PublicKey, value: Option<KeyOwner>) {
-        if self.rooted() {
-            let encoded = value.map(|o| encode(&(o.participant, o.role, o.revoked)));
-            self.write(record_key(NS_KEY, &key.0), encoded);
-        }
+        self.write(|| record_key(NS_KEY, &key.0), || value.map(|o| encode(&(o.participant, o.role, o.revoked))));
         let old = match value {
             Some(o) => self.keys.insert(key, o),
             None => self.keys.remove(&key),
@@ -651,9 +647,7 @@ impl Ledger {
     }
 
     fn set_production(&mut self, id: (ParticipantId, HalfYear), value: Option<ProductionRecord>) {
-        if self.rooted() {
-            self.write(record_key(NS_PRODUCTION, &encode(&id)), value.as_ref().map(encode));
-        }
+        self.write(|| record_key(NS_PRODUCTION, &encode(&id)), || value.as_ref().map(encode));
         let old = match value {
             Some(r) => self.production.insert(id, r),
             None => self.production.remove(&id),
@@ -662,9 +656,7 @@ impl Ledger {
     }
 
     fn set_act(&mut self, reference: Label, value: Option<Hash32>) {
-        if self.rooted() {
-            self.write(record_key(NS_ACT, reference.as_str().as_bytes()), value.as_ref().map(|d| d.0.to_vec()));
-        }
+        self.write(|| record_key(NS_ACT, reference.as_str().as_bytes()), || value.as_ref().map(|d| d.0.to_vec()));
         let old = match value {
             Some(d) => self.acts.insert(reference.clone(), d),
             None => self.acts.remove(&reference),
@@ -675,9 +667,7 @@ impl Ledger {
     fn set_time(&mut self, t: Timestamp) {
         let old = self.last_block_time;
         self.last_block_time = t;
-        if self.rooted() {
-            self.write(record_key(NS_META, b"time"), Some(t.0.to_be_bytes().to_vec()));
-        }
+        self.write(|| record_key(NS_META, b"time"), || Some(t.0.to_be_bytes().to_vec()));
         self.journal(Undo::Time(old));
     }
 

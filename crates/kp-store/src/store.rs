@@ -929,13 +929,6 @@ impl<B: Backend> Store<B> {
     /// Adds submitted envelopes (signature and rules already checked by the caller) to the
     /// pending pool, durably: a client's submission survives a crash once this returns.
     pub fn add_pending(&mut self, envelopes: &[Vec<u8>]) -> Result<Vec<Submitted>, StoreError> {
-        self.add_pending_with(envelopes, true)
-    }
-
-    /// [`Store::add_pending`], synced to disk or not: events another node passed on are kept
-    /// durably by that node already (it synced them before answering its client), so here a
-    /// write that survives a crash of this process — not of the machine — is enough.
-    pub fn add_pending_with(&mut self, envelopes: &[Vec<u8>], sync: bool) -> Result<Vec<Submitted>, StoreError> {
         let mut batch = Batch::default();
         let mut out = Vec::with_capacity(envelopes.len());
         let mut seen = HashMap::new();
@@ -960,7 +953,7 @@ impl<B: Backend> Store<B> {
             }
         }
         if !batch.is_empty() {
-            self.backend.write(batch, sync)?;
+            self.backend.write(batch, true)?;
             self.pending.extend(seen);
             self.next_pending_seq = seq;
         }
@@ -1003,12 +996,12 @@ impl<B: Backend> Store<B> {
         self.pending.len()
     }
 
-    /// Caps the pending pool at `limit` events (at most [`MAX_PENDING`]).
     /// The most events the pending pool holds.
     pub fn pending_limit(&self) -> usize {
         self.pending_limit
     }
 
+    /// Caps the pending pool at `limit` events (at most [`MAX_PENDING`]).
     pub fn set_pending_limit(&mut self, limit: usize) {
         self.pending_limit = limit.min(MAX_PENDING);
     }

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 
 /// Submissions in flight at once. Enough that the client does not bound the network: a
 /// submission's answer waits for a synced write on its node (group commit), so at thousands of
-/// events per second hundreds are under way (Little's law: rate × round trip).
+/// events per second hundreds are under way (Little's law: rate × round trip). A receipt holds
+/// its place while it waits for its seal to show on its node, so those waits are bounded too.
 const IN_FLIGHT: usize = 512;
 
 #[derive(Debug, Serialize)]
@@ -254,14 +255,8 @@ pub fn run(dir: &Path, certificates: usize, rate: f64, seed: u64, deadline: Dura
             }
             submitted += envelopes.len();
             let mut client = clients.get(&api).context("no client for a node")?.clone();
-            let permits = Arc::clone(&permits);
+            let permit = Arc::clone(&permits).acquire_owned().await?;
             let t = Arc::clone(&tracker);
-            // A fresh certificate waits for a place here (the pace); a receipt waits for its seal
-            // first, without holding a place, then for one.
-            let early = match after {
-                None => Some(Arc::clone(&permits).acquire_owned().await?),
-                Some(_) => None,
-            };
             tokio::spawn(async move {
                 // The importer confirms once its own node shows the shipment sealed (the node
                 // the commit was seen on may be a moment ahead).
@@ -275,13 +270,6 @@ pub fn run(dir: &Path, certificates: usize, rate: f64, seed: u64, deadline: Dura
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                 }
-                let permit = match early {
-                    Some(p) => p,
-                    None => match permits.acquire_owned().await {
-                        Ok(p) => p,
-                        Err(_) => return,
-                    },
-                };
                 // In order: a seal is admissible only after its certificate's issue.
                 for envelope in envelopes {
                     let id = kp_crypto::event_id(&envelope);
