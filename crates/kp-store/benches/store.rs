@@ -39,6 +39,11 @@ fn peak_rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// CPU time consumed so far by `clock` (this thread's, or the whole process's).
+fn cpu(clock: nix::time::ClockId) -> Duration {
+    nix::time::clock_gettime(clock).map_or(Duration::ZERO, Duration::from)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_secs_f64() * 1e3
@@ -55,18 +60,23 @@ fn main() {
     let w = Workload::new(participants, 1, per_block);
     let (mut store, mut app) = Store::open(RocksBackend::open(&dir).unwrap(), &w.net.genesis).unwrap();
     let mut commit_time = Duration::ZERO;
+    let mut commit_cpu = Duration::ZERO;
     let mut build_time = Duration::ZERO;
     let mut commits = Vec::new();
     let mut raw_bytes = 0u64;
     let mut blocks = 0u64;
     let started = Instant::now();
+    let process_cpu_before = cpu(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID);
+    let thread_cpu_before = cpu(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID);
     while store.head().events < target_events {
         let t = Instant::now();
         let (b, c) = w.next_block(&mut app);
         build_time += t.elapsed();
         raw_bytes += b.events().iter().map(|e| e.len() as u64).sum::<u64>();
         let t = Instant::now();
+        let c0 = cpu(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID);
         store.commit(&b, &c, &mut app).unwrap();
+        commit_cpu += cpu(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID).saturating_sub(c0);
         let d = t.elapsed();
         commit_time += d;
         commits.push(d);
@@ -76,6 +86,10 @@ fn main() {
         }
     }
     let events = store.head().events;
+    // RocksDB's flush and compaction threads: the process's CPU beyond this thread's.
+    let background_cpu = cpu(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID)
+        .saturating_sub(process_cpu_before)
+        .saturating_sub(cpu(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID).saturating_sub(thread_cpu_before));
     commits.sort();
 
     // Settled size on disk: memtables flushed and compacted (the WAL of flushed data is gone).
@@ -115,6 +129,8 @@ fn main() {
             "commit_ms_p50": percentile(&commits, 0.5),
             "commit_ms_p99": percentile(&commits, 0.99),
             "commit_ms_max": percentile(&commits, 1.0),
+            "commit_cpu_ms_per_block": commit_cpu.as_secs_f64() * 1e3 / blocks as f64,
+            "background_cpu_ms_per_block": background_cpu.as_secs_f64() * 1e3 / blocks as f64,
             "target_events_per_s": 50_000,
         },
         "build_and_execute_events_per_s": events as f64 / build_time.as_secs_f64(),

@@ -803,8 +803,8 @@ impl<B: Backend> Store<B> {
         // Issue, seal, receipt or void, and the amendments: a longer history is damage.
         let most = kp_rules::MAX_AMENDMENTS as usize + 4;
         let mut steps = Vec::new();
-        self.backend.scan(Cf::Custody, &prefix, &mut |k, v| {
-            if !k.starts_with(&prefix) || steps.len() > most {
+        self.backend.scan_prefix(Cf::Custody, &prefix, &mut |k, v| {
+            if steps.len() > most {
                 return false;
             }
             steps.push((k[prefix.len()..].to_vec(), v.to_vec()));
