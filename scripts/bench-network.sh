@@ -7,14 +7,19 @@
 # of the 4-node network. Prints one JSON document and keeps it in target/bench-network.json.
 # Environment: KP_BENCH_SIZES (default "4 59"), KP_BENCH_CERTS_<N> / KP_BENCH_RATE_<N>
 # (certificates and target events/s of the run with N participants), KP_BENCH_CATCHUP_BLOCKS
-# (0 skips the catch-up run), KP_ROCKSDB_LIB (release by default).
+# (0 skips the catch-up run), KP_ROCKSDB_LIB (release by default), KP_BENCH_BIN (a kpledger
+# binary to measure instead of building this tree's: an earlier build, for a same-hour A/B).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >&2
 export PATH="$HOME/.cargo/bin:$PATH"
 source scripts/rocksdb-lib.sh "${KP_ROCKSDB_LIB:-release}"
-cargo build --locked --release -p kpledger >&2
-kp=./target/release/kpledger
+if [ -n "${KP_BENCH_BIN:-}" ]; then
+    kp="$KP_BENCH_BIN"
+else
+    cargo build --locked --release -p kpledger >&2
+    kp=./target/release/kpledger
+fi
 sizes="${KP_BENCH_SIZES:-4 59}"
 catchup_blocks="${KP_BENCH_CATCHUP_BLOCKS:-10000}"
 # Below the ephemeral range (32768 and up), where the nodes' own outgoing connections take ports.
