@@ -140,16 +140,20 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
     /// Visits the entries with key ≥ `from` in key order until `visit` returns `false`.
     fn scan(&self, cf: Cf, from: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), BackendError>;
-    /// Visits the entries whose key begins with `prefix`, in key order, until `visit` returns
-    /// `false`. For [`Cf::Custody`], `prefix` is a whole certificate's (`custody_prefix`): the
-    /// RocksDB backend hashes that family by certificate and looks in one bucket.
+    /// Visits the entries whose key begins with `prefix`, from `from` (which begins with
+    /// `prefix`) in key order, until `visit` returns `false`. The RocksDB backend hashes some
+    /// families by such a prefix and then looks in one bucket: [`Cf::Custody`] by certificate
+    /// (`custody_prefix`), [`Cf::ByParticipant`] by participant and role, [`Cf::PendingReceipts`]
+    /// by importer.
     fn scan_prefix(
         &self,
         cf: Cf,
         prefix: &[u8],
+        from: &[u8],
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), BackendError> {
-        self.scan(cf, prefix, &mut |k, v| k.starts_with(prefix) && visit(k, v))
+        debug_assert!(from.starts_with(prefix), "internal invariant: a prefix scan starts within its prefix");
+        self.scan(cf, from, &mut |k, v| k.starts_with(prefix) && visit(k, v))
     }
     /// The entry with the largest key, if any.
     fn last(&self, cf: Cf) -> Result<Option<Entry>, BackendError>;

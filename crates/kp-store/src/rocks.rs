@@ -26,20 +26,62 @@ const WRITE_BUFFER_BYTES: usize = 8 * 1024 * 1024;
 /// 8 MiB memtable holds about 100,000 entries of these families.
 const MEMTABLE_BUCKETS: usize = 1 << 16;
 
-/// How a family's memtable is organised. A block's event ids, state records and custody
-/// entries land all over the key space, and a skiplist insert of such a key misses the cache
-/// at most of its levels: that was half of a commit's time. A hashed memtable inserts with one
-/// bucket lookup. Its keys are hashed by a prefix: the whole key for the families read by
-/// exact key, the certificate for the custody index (read one certificate at a time, see
-/// [`Backend::scan_prefix`]). Ordered iteration over a hashed memtable sorts it first, which
-/// only the flush, `Store::open` and `Store::verify` ask for (`total_order_seek`).
-fn hashed_by(cf: Cf) -> Option<SliceTransform> {
+/// How a family's memtable is organised. A block's event ids, state records, custody and
+/// review entries land all over the key space, and a skiplist insert of such a key misses the
+/// cache at most of its levels: that was half of a commit's time. A hashed memtable finds a
+/// key's bucket first. The families read by exact key are hashed by their whole key; those read
+/// by prefix by that prefix (see [`Backend::scan_prefix`]), so that a prefix scan looks in one
+/// bucket. Ordered iteration over a whole hashed memtable sorts it first, which only a flush,
+/// `Store::open` and `Store::verify` ask for (`total_order_seek`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hashing {
+    /// Event ids and state records: one key (and its versions) a bucket.
+    WholeKey,
+    /// Custody entries, by certificate (`len || number`): a few entries a bucket.
+    Certificate,
+    /// Review and pending-receipt entries, by participant (and role): a participant's whole
+    /// index in one bucket, kept in order.
+    Fixed(usize),
+}
+
+fn hashing(cf: Cf) -> Option<Hashing> {
     match cf {
-        Cf::EventIds | Cf::State => Some(SliceTransform::create_noop()),
-        Cf::Custody => {
-            Some(SliceTransform::create("kp-custody-certificate", custody_certificate, Some(custody_in_domain)))
-        }
+        Cf::EventIds | Cf::State => Some(Hashing::WholeKey),
+        Cf::Custody => Some(Hashing::Certificate),
+        // Participant ids are two ASCII letters; the role is one byte.
+        Cf::ByParticipant => Some(Hashing::Fixed(3)),
+        Cf::PendingReceipts => Some(Hashing::Fixed(2)),
         _ => None,
+    }
+}
+
+impl Hashing {
+    fn transform(self) -> SliceTransform {
+        match self {
+            Hashing::WholeKey => SliceTransform::create_noop(),
+            Hashing::Certificate => {
+                SliceTransform::create("kp-custody-certificate", custody_certificate, Some(custody_in_domain))
+            }
+            Hashing::Fixed(n) => SliceTransform::create_fixed_prefix(n),
+        }
+    }
+
+    fn memtable(self) -> MemtableFactory {
+        match self {
+            Hashing::WholeKey | Hashing::Certificate => {
+                MemtableFactory::HashLinkList { bucket_count: MEMTABLE_BUCKETS }
+            }
+            Hashing::Fixed(_) => MemtableFactory::HashSkipList { bucket_count: 1024, height: 12, branching_factor: 4 },
+        }
+    }
+
+    /// Whether `prefix` is exactly one bucket's prefix.
+    fn is_bucket(self, prefix: &[u8]) -> bool {
+        match self {
+            Hashing::WholeKey => false,
+            Hashing::Certificate => custody_in_domain(prefix) && custody_certificate(prefix).len() == prefix.len(),
+            Hashing::Fixed(n) => prefix.len() == n,
+        }
     }
 }
 
@@ -104,9 +146,9 @@ impl RocksBackend {
                 t.set_bloom_filter(10.0, false);
             }
             o.set_block_based_table_factory(&t);
-            if let Some(prefix) = hashed_by(*cf) {
-                o.set_prefix_extractor(prefix);
-                o.set_memtable_factory(MemtableFactory::HashLinkList { bucket_count: MEMTABLE_BUCKETS });
+            if let Some(h) = hashing(*cf) {
+                o.set_prefix_extractor(h.transform());
+                o.set_memtable_factory(h.memtable());
             }
             ColumnFamilyDescriptor::new(cf.name(), o)
         });
@@ -167,17 +209,19 @@ impl Backend for RocksBackend {
         &self,
         cf: Cf,
         prefix: &[u8],
+        from: &[u8],
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), BackendError> {
+        debug_assert!(from.starts_with(prefix), "internal invariant: a prefix scan starts within its prefix");
         let mut opts = ReadOptions::default();
         opts.set_verify_checksums(true);
-        if cf == Cf::Custody && custody_certificate(prefix) == prefix && !prefix.is_empty() {
+        if hashing(cf).is_some_and(|h| h.is_bucket(prefix)) {
             // One bucket of the memtable, and the prefix Bloom filter of each table file.
             opts.set_prefix_same_as_start(true);
         } else {
             opts.set_total_order_seek(true);
         }
-        self.iterate(cf, opts, prefix, &mut |k, v| k.starts_with(prefix) && visit(k, v))
+        self.iterate(cf, opts, from, &mut |k, v| k.starts_with(prefix) && visit(k, v))
     }
 
     fn last(&self, cf: Cf) -> Result<Option<Entry>, BackendError> {
@@ -195,11 +239,21 @@ impl Backend for RocksBackend {
 
     fn write(&self, batch: Batch, sync: bool) -> Result<(), BackendError> {
         let mut wb = WriteBatch::default();
+        // The batch is sorted by family: each family's handle is looked up once.
+        let mut last: Option<(Cf, &ColumnFamily)> = None;
         for op in in_key_order(batch.ops) {
+            let cf = match &op {
+                Op::Put(cf, ..) | Op::Delete(cf, _) | Op::DeleteRange(cf, ..) => *cf,
+            };
+            let handle = match last {
+                Some((c, h)) if c == cf => h,
+                _ => self.cf(cf)?,
+            };
+            last = Some((cf, handle));
             match op {
-                Op::Put(cf, k, v) => wb.put_cf(self.cf(cf)?, k, v),
-                Op::Delete(cf, k) => wb.delete_cf(self.cf(cf)?, k),
-                Op::DeleteRange(cf, from, to) => wb.delete_range_cf(self.cf(cf)?, from, to),
+                Op::Put(_, k, v) => wb.put_cf(handle, k, v),
+                Op::Delete(_, k) => wb.delete_cf(handle, k),
+                Op::DeleteRange(_, from, to) => wb.delete_range_cf(handle, from, to),
             }
         }
         let mut opts = WriteOptions::default();
@@ -277,7 +331,8 @@ mod hashed_memtables {
 
     fn custody_of(db: &RocksBackend, number: &CertificateNumber) -> Vec<Vec<u8>> {
         let mut keys = Vec::new();
-        db.scan_prefix(Cf::Custody, &custody_prefix(number), &mut |k, _| {
+        let prefix = custody_prefix(number);
+        db.scan_prefix(Cf::Custody, &prefix, &prefix, &mut |k, _| {
             keys.push(k.to_vec());
             true
         })
@@ -334,6 +389,59 @@ mod hashed_memtables {
             assert_eq!(all(&db, Cf::EventIds).len(), numbers.len(), "{round}");
             assert_eq!(db.get(Cf::EventIds, &[2; 32]).unwrap(), Some(vec![2]), "{round}");
             assert_eq!(db.last(Cf::State).unwrap().map(|e| e.0), states.last().cloned(), "{round}");
+            db.compact().unwrap();
+        }
+    }
+}
+
+#[cfg(test)]
+mod hashed_by_participant {
+    use super::*;
+    use crate::layout::{TradeRole, participant_key, participant_prefix, pending_receipt_key};
+    use kp_domain::{CertificateNumber, ParticipantId, Timestamp};
+
+    fn scan(db: &RocksBackend, cf: Cf, prefix: &[u8], from: &[u8]) -> Vec<Vec<u8>> {
+        let mut keys = Vec::new();
+        db.scan_prefix(cf, prefix, from, &mut |k, _| {
+            keys.push(k.to_vec());
+            true
+        })
+        .unwrap();
+        keys
+    }
+
+    /// A participant's review entries from a time on, and an importer's pending receipts, come
+    /// back in order and alone, whatever other participants (neighbours in key order) hold,
+    /// from the memtable and from table files.
+    #[test]
+    fn review_and_pending_receipt_scans_stay_in_their_bucket_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = RocksBackend::open(dir.path()).unwrap();
+        let who: Vec<ParticipantId> = ["BW", "BY", "CA"].iter().map(|p| ParticipantId::new(p).unwrap()).collect();
+        let mut batch = Batch::default();
+        for (i, p) in who.iter().enumerate() {
+            for t in [30u64, 10, 20] {
+                let n = CertificateNumber::new(&format!("{p}-{t}-{i}")).unwrap();
+                for role in [TradeRole::Exporter, TradeRole::Importer] {
+                    batch.put(Cf::ByParticipant, participant_key(*p, role, Timestamp(t), &n), Vec::new());
+                }
+                batch.put(Cf::PendingReceipts, pending_receipt_key(*p, &n), t.to_be_bytes().to_vec());
+            }
+        }
+        db.write(batch, true).unwrap();
+        let bw = who[0];
+        let n = |t: u64| CertificateNumber::new(&format!("BW-{t}-0")).unwrap();
+        for round in ["memtable", "table files"] {
+            let prefix = participant_prefix(bw, TradeRole::Importer);
+            let mut from = prefix.clone();
+            from.extend_from_slice(&20u64.to_be_bytes());
+            let expected: Vec<Vec<u8>> =
+                [20, 30].iter().map(|&t| participant_key(bw, TradeRole::Importer, Timestamp(t), &n(t))).collect();
+            assert_eq!(scan(&db, Cf::ByParticipant, &prefix, &from), expected, "{round}");
+            let pending = scan(&db, Cf::PendingReceipts, b"BW", b"BW");
+            let expected: Vec<Vec<u8>> = [10, 20, 30].iter().map(|&t| pending_receipt_key(bw, &n(t))).collect();
+            assert_eq!(pending, expected, "{round}");
+            assert!(scan(&db, Cf::PendingReceipts, b"BX", b"BX").is_empty(), "{round}");
             db.compact().unwrap();
         }
     }

@@ -803,7 +803,7 @@ impl<B: Backend> Store<B> {
         // Issue, seal, receipt or void, and the amendments: a longer history is damage.
         let most = kp_rules::MAX_AMENDMENTS as usize + 4;
         let mut steps = Vec::new();
-        self.backend.scan_prefix(Cf::Custody, &prefix, &mut |k, v| {
+        self.backend.scan_prefix(Cf::Custody, &prefix, &prefix, &mut |k, v| {
             if steps.len() > most {
                 return false;
             }
@@ -866,8 +866,8 @@ impl<B: Backend> Store<B> {
         let limit = limit.min(MAX_PAGE);
         let mut out = Vec::new();
         let mut damaged = None;
-        self.backend.scan(Cf::ByParticipant, &start, &mut |k, _| {
-            if !k.starts_with(&prefix) || out.len() >= limit {
+        self.backend.scan_prefix(Cf::ByParticipant, &prefix, &start, &mut |k, _| {
+            if out.len() >= limit {
                 return false;
             }
             let rest = &k[prefix.len()..];
@@ -895,10 +895,7 @@ impl<B: Backend> Store<B> {
     pub fn awaiting_receipt(&self, importer: ParticipantId) -> Result<Vec<(CertificateNumber, Timestamp)>, StoreError> {
         let prefix = importer.as_str().as_bytes().to_vec();
         let mut out = Vec::new();
-        self.backend.scan(Cf::PendingReceipts, &prefix, &mut |k, v| {
-            if !k.starts_with(&prefix) {
-                return false;
-            }
+        self.backend.scan_prefix(Cf::PendingReceipts, &prefix, &prefix, &mut |k, v| {
             if let (Some(n), Some(t)) =
                 (std::str::from_utf8(&k[2..]).ok().and_then(|n| CertificateNumber::new(n).ok()), u64_at(v, 0))
             {
