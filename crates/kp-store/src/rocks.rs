@@ -48,7 +48,8 @@ fn hashing(cf: Cf) -> Option<Hashing> {
     match cf {
         Cf::EventIds | Cf::State => Some(Hashing::WholeKey),
         Cf::Custody => Some(Hashing::Certificate),
-        // Participant ids are two ASCII letters; the role is one byte.
+        // Participant ids are two ASCII letters and the role one byte; every key of these
+        // families is longer (layout.rs), as RocksDB's fixed-prefix extractor needs.
         Cf::ByParticipant => Some(Hashing::Fixed(3)),
         Cf::PendingReceipts => Some(Hashing::Fixed(2)),
         _ => None,
