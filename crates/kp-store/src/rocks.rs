@@ -327,13 +327,15 @@ mod tests {
 #[cfg(test)]
 mod hashed_memtables {
     use super::*;
-    use crate::layout::{Position, custody_key, custody_prefix};
-    use kp_domain::CertificateNumber;
+    use crate::layout::{
+        Position, TradeRole, custody_key, custody_prefix, participant_key, participant_prefix, pending_receipt_key,
+    };
+    use kp_domain::{CertificateNumber, ParticipantId, Timestamp};
 
-    fn custody_of(db: &RocksBackend, number: &CertificateNumber) -> Vec<Vec<u8>> {
+    /// The keys `scan_prefix` visits.
+    fn scan(db: &RocksBackend, cf: Cf, prefix: &[u8], from: &[u8]) -> Vec<Vec<u8>> {
         let mut keys = Vec::new();
-        let prefix = custody_prefix(number);
-        db.scan_prefix(Cf::Custody, &prefix, &prefix, &mut |k, _| {
+        db.scan_prefix(cf, prefix, from, &mut |k, _| {
             keys.push(k.to_vec());
             true
         })
@@ -341,6 +343,12 @@ mod hashed_memtables {
         keys
     }
 
+    fn custody_of(db: &RocksBackend, number: &CertificateNumber) -> Vec<Vec<u8>> {
+        let prefix = custody_prefix(number);
+        scan(db, Cf::Custody, &prefix, &prefix)
+    }
+
+    /// Every key of the family, in order (a full scan: `total_order_seek`).
     fn all(db: &RocksBackend, cf: Cf) -> Vec<Vec<u8>> {
         let mut keys = Vec::new();
         db.scan(cf, &[], &mut |k, _| {
@@ -392,23 +400,6 @@ mod hashed_memtables {
             assert_eq!(db.last(Cf::State).unwrap().map(|e| e.0), states.last().cloned(), "{round}");
             db.compact().unwrap();
         }
-    }
-}
-
-#[cfg(test)]
-mod hashed_by_participant {
-    use super::*;
-    use crate::layout::{TradeRole, participant_key, participant_prefix, pending_receipt_key};
-    use kp_domain::{CertificateNumber, ParticipantId, Timestamp};
-
-    fn scan(db: &RocksBackend, cf: Cf, prefix: &[u8], from: &[u8]) -> Vec<Vec<u8>> {
-        let mut keys = Vec::new();
-        db.scan_prefix(cf, prefix, from, &mut |k, _| {
-            keys.push(k.to_vec());
-            true
-        })
-        .unwrap();
-        keys
     }
 
     /// A participant's review entries from a time on, and an importer's pending receipts, come
