@@ -191,8 +191,14 @@ impl kp_consensus::Application for Driven<'_> {
     ) -> Result<kp_consensus::Execution, kp_consensus::ExecutionError> {
         let started = std::time::Instant::now();
         self.committed_state();
-        let known: HashMap<EventId, &kp_domain::Event> = self.pool.iter().map(|p| (p.pending.id, &p.event)).collect();
-        let x = self.app.execute_known(time, events, &|id| known.get(id).map(|e| (*e).clone()));
+        // The pool's index is built only if the proposal's events are opened here (not when
+        // the block was executed already or its events were opened before).
+        let pool = self.pool;
+        let known: std::cell::OnceCell<HashMap<EventId, &kp_domain::Event>> = std::cell::OnceCell::new();
+        let lookup = |id: &EventId| {
+            known.get_or_init(|| pool.iter().map(|p| (p.pending.id, &p.event)).collect()).get(id).map(|e| (*e).clone())
+        };
+        let x = self.app.execute_known(time, events, &lookup);
         tracing::debug!(events = events.len(), took = ?started.elapsed(), "executed a proposal");
         x
     }
