@@ -24,7 +24,7 @@ use commitment::Commitment;
 use kp_domain::*;
 use rejection::key_str;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Most tentative blocks open at once (a node's executed proposal, its pool's block on top,
 /// and a check on top of that).
@@ -122,7 +122,11 @@ pub struct Ledger {
     /// that no key serves two purposes).
     keys: BTreeMap<PublicKey, KeyOwner>,
     node_keys: BTreeSet<PublicKey>,
-    certificates: BTreeMap<CertificateNumber, CertificateRecord>,
+    /// Hashed, not ordered: nothing reads certificates in order ([`Ledger::records`] sorts), and
+    /// a lookup in an ordered map of a million certificate numbers chased a dozen pointers (a
+    /// quarter of a block's commit). std's hasher is keyed per process, so certificate numbers
+    /// chosen to collide cannot slow a node down.
+    certificates: HashMap<CertificateNumber, CertificateRecord>,
     production: BTreeMap<(ParticipantId, HalfYear), ProductionRecord>,
     acts: BTreeMap<Label, Hash32>,
     last_block_time: Timestamp,
@@ -288,7 +292,7 @@ impl Ledger {
             observers: BTreeMap::new(),
             keys: BTreeMap::new(),
             node_keys: BTreeSet::new(),
-            certificates: BTreeMap::new(),
+            certificates: HashMap::new(),
             production: BTreeMap::new(),
             acts: BTreeMap::new(),
             last_block_time: Timestamp(0),
@@ -451,6 +455,7 @@ impl Ledger {
     pub fn certificate(&self, number: &CertificateNumber) -> Option<&CertificateRecord> {
         self.certificates.get(number)
     }
+    /// Every certificate record, in no particular order.
     pub fn certificates(&self) -> impl Iterator<Item = &CertificateRecord> {
         self.certificates.values()
     }
