@@ -167,8 +167,16 @@ pub struct BatchItem<'a> {
 }
 
 /// Verifies many signatures at once (about twice as fast per signature as one by one). On
-/// failure, call [`verify`] on each item to find the culprit. Weak keys are refused up front, so
-/// that batch and single verification accept the same set.
+/// failure, call [`verify`] on each item to find the culprit. Weak keys are refused up front, as
+/// [`verify`] refuses them.
+///
+/// Known gap, as in ed25519-dalek's batch verification: the batch equation is cofactorless with
+/// weights derived from the batch, so a signer who puts a small-order component into its own
+/// signature's `R` (which [`verify`] refuses) passes whenever that item's weight is a multiple
+/// of 8, and can search batch compositions for one. No one can forge another's signature this
+/// way; the signer gets a second encoding of its own event, which an auditor batching other
+/// chunks may refuse. Closing it (the cofactored equation for single and batch verification
+/// alike, or a torsion check on `R`) is a format decision left to its own issue.
 ///
 /// The check is ed25519-dalek's batch equation, `[−Σ zᵢsᵢ]B + Σ [zᵢ]Rᵢ + Σ [zᵢhᵢ]Aᵢ = 0` with
 /// `hᵢ = H(Rᵢ || Aᵢ || Mᵢ)` and 128-bit weights `zᵢ`, with one change: the terms of one signer
