@@ -6,9 +6,9 @@
 //! into 2^16 buckets by the first two bytes of that key hash; a bucket's hash is
 //! `SHA-256(0x01 || (key hash || leaf)*)` over its leaves in key-hash order. A complete binary
 //! tree over the buckets, node = `SHA-256(0x02 || left || right)`, gives the root. An update
-//! costs two hashes for the leaf, one bucket hash (about 15 leaves per million records, 150 at ten million
-//! of records) and 16 node hashes per dirty bucket, once per block. A proof of one record is
-//! its bucket's leaves plus 16 sibling hashes.
+//! costs two hashes for the leaf, one bucket hash (about 15 leaves per million records) and 16
+//! node hashes per dirty bucket, once per block. A proof of one record is its bucket's leaves
+//! plus 16 sibling hashes.
 
 use kp_domain::Hash32;
 use sha2::{Digest, Sha256};
