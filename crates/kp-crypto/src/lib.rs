@@ -198,20 +198,24 @@ pub fn verify_batch(chain_id: &ChainId, items: &[BatchItem<'_>]) -> Result<(), C
     let failed = || CryptoError::BatchFailed(items.len());
     // What precedes the signed bytes, per tag (a batch holds one or two tags).
     let mut prefixes: Vec<(Tag, Vec<u8>)> = Vec::new();
+    // Each distinct key: checked (and decompressed) once, its point multiplied once.
     let mut signers: std::collections::HashMap<[u8; 32], usize> = std::collections::HashMap::new();
     let mut signer_points: Vec<EdwardsPoint> = Vec::new();
-    let mut signer_hashes: Vec<Vec<(usize, Scalar)>> = Vec::new();
-    let mut rs = Vec::with_capacity(items.len());
-    let mut ss = Vec::with_capacity(items.len());
+    // Per item: its signer, R, s and h = H(R || A || M).
+    let mut terms: Vec<(usize, EdwardsPoint, Scalar, Scalar)> = Vec::with_capacity(items.len());
     let mut seed = Sha512::new().chain_update(b"kp batch verification weights");
-    for (i, item) in items.iter().enumerate() {
-        let key = verifying_key(item.key)?;
-        let (r_bytes, s_bytes) = item.signature.0.split_at(32);
-        let r_bytes: [u8; 32] = r_bytes.try_into().map_err(|_| failed())?;
-        let s_bytes: [u8; 32] = s_bytes.try_into().map_err(|_| failed())?;
+    for item in items {
+        let signer = match signers.entry(*item.key.as_bytes()) {
+            std::collections::hash_map::Entry::Occupied(e) => *e.get(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                signer_points.push(verifying_key(item.key)?.to_edwards());
+                *e.insert(signer_points.len() - 1)
+            }
+        };
+        let signature = ed25519_dalek::Signature::from_bytes(&item.signature.0);
         // Canonical s only, as ed25519-dalek requires.
-        let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes)).ok_or_else(failed)?;
-        let r = CompressedEdwardsY(r_bytes).decompress().ok_or_else(failed)?;
+        let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(*signature.s_bytes())).ok_or_else(failed)?;
+        let r = CompressedEdwardsY(*signature.r_bytes()).decompress().ok_or_else(failed)?;
         let prefix = match prefixes.iter().position(|(t, _)| *t == item.tag) {
             Some(p) => &prefixes[p].1,
             None => {
@@ -220,22 +224,15 @@ pub fn verify_batch(chain_id: &ChainId, items: &[BatchItem<'_>]) -> Result<(), C
             }
         };
         let hram: [u8; 64] = Sha512::new()
-            .chain_update(r_bytes)
-            .chain_update(key.as_bytes())
+            .chain_update(signature.r_bytes())
+            .chain_update(item.key.as_bytes())
             .chain_update(prefix)
             .chain_update(item.bytes)
             .finalize()
             .into();
         seed.update(hram);
-        seed.update(s_bytes);
-        let signer = *signers.entry(*key.as_bytes()).or_insert_with(|| {
-            signer_points.push(key.to_edwards());
-            signer_hashes.push(Vec::new());
-            signer_points.len() - 1
-        });
-        signer_hashes[signer].push((i, Scalar::from_bytes_mod_order_wide(&hram)));
-        rs.push(r);
-        ss.push(s);
+        seed.update(signature.s_bytes());
+        terms.push((signer, r, s, Scalar::from_bytes_mod_order_wide(&hram)));
     }
     let seed: [u8; 64] = seed.finalize().into();
     // Four 128-bit weights from each hash of the seed and a counter.
@@ -244,15 +241,20 @@ pub fn verify_batch(chain_id: &ChainId, items: &[BatchItem<'_>]) -> Result<(), C
         let out: [u8; 64] =
             Sha512::new().chain_update(seed).chain_update((block as u64).to_le_bytes()).finalize().into();
         for w in out.chunks_exact(16) {
-            weights.push(Scalar::from(u128::from_le_bytes(w.try_into().map_err(|_| failed())?)));
+            let mut bytes = [0u8; 16];
+            bytes.copy_from_slice(w);
+            weights.push(Scalar::from(u128::from_le_bytes(bytes)));
         }
     }
-    weights.truncate(items.len());
-    let basepoint: Scalar = ss.iter().zip(&weights).map(|(s, z)| s * z).sum();
-    let signer_weights = signer_hashes.iter().map(|hs| hs.iter().map(|(i, h)| h * weights[*i]).sum::<Scalar>());
+    let mut basepoint = Scalar::ZERO;
+    let mut signer_weights = vec![Scalar::ZERO; signer_points.len()];
+    for ((signer, _, s, h), z) in terms.iter().zip(&weights) {
+        basepoint += s * z;
+        signer_weights[*signer] += h * z;
+    }
     let sum = EdwardsPoint::vartime_multiscalar_mul(
-        std::iter::once(-basepoint).chain(weights.iter().copied()).chain(signer_weights),
-        std::iter::once(ED25519_BASEPOINT_POINT).chain(rs).chain(signer_points),
+        std::iter::once(-basepoint).chain(weights.iter().take(items.len()).copied()).chain(signer_weights),
+        std::iter::once(ED25519_BASEPOINT_POINT).chain(terms.iter().map(|t| t.1)).chain(signer_points),
     );
     match sum.is_identity() {
         true => Ok(()),
