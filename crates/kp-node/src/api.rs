@@ -15,8 +15,20 @@ pub const MAX_SUBSCRIPTIONS: usize = 256;
 /// Most index pages one ListCertificates call reads while filtering by state.
 const MAX_INDEX_PAGES: usize = 50;
 
-/// A client's submission and where its answer goes.
-pub type WaitingSubmission = (Vec<u8>, tokio::sync::oneshot::Sender<Result<Submission, String>>);
+/// Most events in one SubmitBatch call.
+pub const MAX_SUBMIT_BATCH: usize = 256;
+/// Most bytes in one API request (a SubmitBatch's events together; one event is at most
+/// `kp_domain::MAX_EVENT_BYTES`).
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// A client's submission (one event, or a batch in order) and where its answers go.
+#[derive(Debug)]
+pub struct WaitingSubmission {
+    pub envelopes: Vec<Vec<u8>>,
+    pub reply: tokio::sync::oneshot::Sender<Result<Vec<Submission>, String>>,
+    /// Its place among the events waiting to be kept, given back once it is answered.
+    pub room: tokio::sync::OwnedSemaphorePermit,
+}
 
 /// What the API and the runtime share.
 #[derive(Debug, Clone)]
@@ -26,6 +38,9 @@ pub struct Shared {
     pub chain_id: kp_domain::ChainId,
     /// Submissions waiting to be checked and kept, in groups (one synced write per group).
     pub submissions: tokio::sync::mpsc::Sender<WaitingSubmission>,
+    /// Events waiting to be kept, counted (a batch takes one place per event): beyond this many,
+    /// a client is told to retry.
+    pub waiting_room: Arc<tokio::sync::Semaphore>,
     /// Wakes the runtime's loop when a submission may let a waiting leader propose.
     pub wake: Arc<tokio::sync::Notify>,
     /// Effects of API calls for the network task (events and approvals to pass on; API calls
@@ -43,6 +58,43 @@ impl Shared {
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Core>, Status> {
         self.core.lock().map_err(|_| Status::internal("the node's core failed earlier; restart the node"))
     }
+
+    /// Hands events to the group-commit task, in order, and waits for their answers.
+    async fn submit(&self, envelopes: Vec<Vec<u8>>) -> Result<Vec<Submission>, Status> {
+        let n = u32::try_from(envelopes.len()).map_err(|_| Status::invalid_argument("too many events"))?;
+        let busy = || Status::resource_exhausted("the node has too many submissions waiting; try again shortly");
+        let room = Arc::clone(&self.waiting_room).try_acquire_many_owned(n).map_err(|e| match e {
+            tokio::sync::TryAcquireError::NoPermits => busy(),
+            tokio::sync::TryAcquireError::Closed => Status::unavailable("the node is stopping"),
+        })?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.submissions.try_send(WaitingSubmission { envelopes, reply, room }).map_err(|e| match e {
+            tokio::sync::mpsc::error::TrySendError::Full(_) => busy(),
+            tokio::sync::mpsc::error::TrySendError::Closed(_) => Status::unavailable("the node is stopping"),
+        })?;
+        answer
+            .await
+            .map_err(|_| Status::unavailable("the node stopped before keeping the events"))?
+            .map_err(Status::internal)
+    }
+}
+
+fn submit_response(outcome: Submission) -> pb::SubmitResponse {
+    use pb::submit_response::Outcome;
+    let (id, outcome) = match outcome {
+        Submission::Added(id) => (id, Outcome::Accepted(pb::Accepted {})),
+        Submission::Duplicate(id, height) => (id, Outcome::Duplicate(pb::Duplicate { height })),
+        Submission::Rejected(id, kind, reason) => {
+            let kind = match kind {
+                RejectKind::Malformed => pb::rejection::Kind::Malformed,
+                RejectKind::BadSignature => pb::rejection::Kind::BadSignature,
+                RejectKind::Rules => pb::rejection::Kind::Rules,
+                RejectKind::PoolFull => pb::rejection::Kind::PoolFull,
+            };
+            (id, Outcome::Rejected(pb::Rejection { kind: kind.into(), reason }))
+        }
+    };
+    pb::SubmitResponse { event_id: id.to_string(), outcome: Some(outcome) }
 }
 
 #[derive(Debug, Clone)]
@@ -94,32 +146,32 @@ type BlockStream = Pin<Box<dyn Stream<Item = Result<pb::GetBlockResponse, Status
 impl pb::node_server::Node for Api {
     async fn submit(&self, request: Request<pb::SubmitRequest>) -> Result<Response<pb::SubmitResponse>, Status> {
         let envelope = request.into_inner().envelope;
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.shared.submissions.try_send((envelope, reply)).map_err(|e| match e {
-            tokio::sync::mpsc::error::TrySendError::Full(_) => {
-                Status::resource_exhausted("the node has too many submissions waiting; try again shortly")
-            }
-            tokio::sync::mpsc::error::TrySendError::Closed(_) => Status::unavailable("the node is stopping"),
-        })?;
-        let outcome = answer
-            .await
-            .map_err(|_| Status::unavailable("the node stopped before keeping the event"))?
-            .map_err(Status::internal)?;
-        use pb::submit_response::Outcome;
-        let (id, outcome) = match outcome {
-            Submission::Added(id) => (id, Outcome::Accepted(pb::Accepted {})),
-            Submission::Duplicate(id, height) => (id, Outcome::Duplicate(pb::Duplicate { height })),
-            Submission::Rejected(id, kind, reason) => {
-                let kind = match kind {
-                    RejectKind::Malformed => pb::rejection::Kind::Malformed,
-                    RejectKind::BadSignature => pb::rejection::Kind::BadSignature,
-                    RejectKind::Rules => pb::rejection::Kind::Rules,
-                    RejectKind::PoolFull => pb::rejection::Kind::PoolFull,
-                };
-                (id, Outcome::Rejected(pb::Rejection { kind: kind.into(), reason }))
-            }
-        };
-        Ok(Response::new(pb::SubmitResponse { event_id: id.to_string(), outcome: Some(outcome) }))
+        let answer = self.shared.submit(vec![envelope]).await?.pop();
+        answer
+            .map(|a| Response::new(submit_response(a)))
+            .ok_or_else(|| Status::internal("the node answered no submission"))
+    }
+
+    async fn submit_batch(
+        &self,
+        request: Request<pb::SubmitBatchRequest>,
+    ) -> Result<Response<pb::SubmitBatchResponse>, Status> {
+        let envelopes = request.into_inner().envelopes;
+        if envelopes.is_empty() {
+            return Err(Status::invalid_argument("a batch holds at least one event"));
+        }
+        if envelopes.len() > MAX_SUBMIT_BATCH {
+            return Err(Status::invalid_argument(format!(
+                "{} events in one batch; at most {MAX_SUBMIT_BATCH}",
+                envelopes.len()
+            )));
+        }
+        let n = envelopes.len();
+        let answers = self.shared.submit(envelopes).await?;
+        if answers.len() != n {
+            return Err(Status::internal(format!("the node answered {} of {n} submissions", answers.len())));
+        }
+        Ok(Response::new(pb::SubmitBatchResponse { results: answers.into_iter().map(submit_response).collect() }))
     }
 
     async fn get_event(&self, request: Request<pb::GetEventRequest>) -> Result<Response<pb::GetEventResponse>, Status> {

@@ -25,9 +25,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// on (API calls never step the consensus engine). Beyond this they are not passed on; the
 /// events stay in this node's pool and are proposed when it leads, so nothing is lost.
 const OUTBOX: usize = 4_096;
-/// Submissions waiting for the group-commit task; beyond this a client is told to retry.
+/// Events waiting for the group-commit task; beyond this a client is told to retry.
 const SUBMISSIONS: usize = 4_096;
-/// Most submissions checked and kept with one synced write.
+/// Most events checked and kept with one synced write (a client's batch is never split, so a
+/// group may exceed this by less than one batch).
 const GROUP: usize = 1_024;
 
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +71,8 @@ pub(crate) fn forward(shared: &Shared, effects: Vec<Effect>) {
 }
 
 /// Checks and keeps clients' submissions in groups: whatever has arrived while the previous
-/// group was being written goes into the next one, with one synced write.
+/// group was being written goes into the next one (up to [`GROUP`] events), with one synced
+/// write. A client's batch stays whole and in order within its group.
 /// Ends when the node stops (dropping its hold on the core).
 async fn group_commit(shared: Shared, mut rx: tokio::sync::mpsc::Receiver<crate::api::WaitingSubmission>) {
     let mut stopping = shared.stopping.clone();
@@ -82,14 +84,23 @@ async fn group_commit(shared: Shared, mut rx: tokio::sync::mpsc::Receiver<crate:
             },
             _ = stopping.wait_for(|s| *s) => break,
         };
+        let mut events = first.envelopes.len();
         let mut group = vec![first];
-        while group.len() < GROUP {
+        while events < GROUP {
             match rx.try_recv() {
-                Ok(w) => group.push(w),
+                Ok(w) => {
+                    events += w.envelopes.len();
+                    group.push(w);
+                }
                 Err(_) => break,
             }
         }
-        let (envelopes, replies): (Vec<Vec<u8>>, Vec<_>) = group.into_iter().unzip();
+        let mut envelopes = Vec::with_capacity(events);
+        let mut replies = Vec::with_capacity(group.len());
+        for w in group {
+            replies.push((w.envelopes.len(), w.reply, w.room));
+            envelopes.extend(w.envelopes);
+        }
         // Decoding and the signature check need no lock: consensus goes on meanwhile.
         let opened = crate::core::open_submissions(&shared.chain_id, envelopes);
         let outcome = match shared.core.lock() {
@@ -100,13 +111,16 @@ async fn group_commit(shared: Shared, mut rx: tokio::sync::mpsc::Receiver<crate:
             Ok((answers, effects)) => {
                 forward(&shared, effects);
                 shared.wake.notify_one();
-                for (reply, answer) in replies.into_iter().zip(answers) {
-                    let _ = reply.send(Ok(answer));
+                // One answer per event, in order (the core's contract): each client gets its own.
+                debug_assert_eq!(answers.len(), events);
+                let mut answers = answers.into_iter();
+                for (n, reply, _room) in replies {
+                    let _ = reply.send(Ok(answers.by_ref().take(n).collect()));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "submissions not kept");
-                for reply in replies {
+                for (_, reply, _room) in replies {
                     let _ = reply.send(Err(e.clone()));
                 }
             }
@@ -153,6 +167,7 @@ pub async fn run(
         chain_id: core.chain_id().clone(),
         core: Arc::new(Mutex::new(core)),
         submissions,
+        waiting_room: Arc::new(tokio::sync::Semaphore::new(SUBMISSIONS)),
         wake: Arc::new(tokio::sync::Notify::new()),
         outbox,
         commits,
@@ -179,7 +194,7 @@ pub async fn run(
         .add_service(reflection)
         .add_service(
             pb::node_server::NodeServer::new(Api { shared: shared.clone() })
-                .max_decoding_message_size(kp_domain::MAX_EVENT_BYTES + 1024),
+                .max_decoding_message_size(crate::api::MAX_REQUEST_BYTES),
         )
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(api), async move {
             let _ = api_stop.wait_for(|s| *s).await;

@@ -1,6 +1,6 @@
 //! A real node (consensus engine, RocksDB store, rules engine, gRPC API on loopback) of a
-//! one-participant network: submissions are checked and refused with their reason, accepted
-//! events are committed by the engine, served back, streamed to subscribers, and survive a
+//! one-participant network: submissions, one by one or in batches, are checked and refused with
+//! their reason, accepted events are committed by the engine, served back, streamed to subscribers, and survive a
 //! restart of the node.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -202,6 +202,44 @@ async fn flow() {
     assert_eq!(got.position, Some(at));
     let status = node.client.get_status(pb::GetStatusRequest {}).await.unwrap().into_inner();
     assert!(status.height >= at.height && status.committed_events == 2);
+
+    // A batch: one answer per event, in order; an event may follow one before it in the same
+    // batch, and a bad event is refused alone.
+    let c = &mut node.client;
+    let key = net.key("BW", Role::Exporting);
+    let (r2, r3) = (net.envelope_with(key, &production(2)), net.envelope_with(key, &production(3)));
+    let batch = vec![r2.clone(), b"junk".to_vec(), r3.clone(), net.envelope_with(key, &production(9)), report.clone()];
+    let answers = c.submit_batch(pb::SubmitBatchRequest { envelopes: batch }).await.unwrap().into_inner().results;
+    assert_eq!(answers.len(), 5, "{answers:?}");
+    assert!(matches!(answers[0].outcome, Some(Outcome::Accepted(_))), "{answers:?}");
+    assert_eq!(answers[0].event_id, kp_crypto::event_id(&r2).to_string());
+    assert_eq!(rejected(&answers[1]).0, pb::rejection::Kind::Malformed);
+    assert!(matches!(answers[2].outcome, Some(Outcome::Accepted(_))), "{answers:?}");
+    assert_eq!(answers[2].event_id, kp_crypto::event_id(&r3).to_string());
+    let (kind, why) = rejected(&answers[3]);
+    assert_eq!(kind, pb::rejection::Kind::Rules, "{why}");
+    assert!(matches!(&answers[4].outcome, Some(Outcome::Duplicate(d)) if d.height == Some(at.height)), "{answers:?}");
+    // An empty batch, or one over the limit, is refused whole: nothing is kept.
+    let e = c.submit_batch(pb::SubmitBatchRequest { envelopes: vec![] }).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
+    let over = vec![net.envelope_with(key, &production(4)); kp_node::api::MAX_SUBMIT_BATCH + 1];
+    let e = c.submit_batch(pb::SubmitBatchRequest { envelopes: over }).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
+    // The two accepted events are committed, in the batch's order.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let (p2, p3) = loop {
+        let got = |e: &[u8]| pb::GetEventRequest { event_id: kp_crypto::event_id(e).to_string() };
+        let p2 = c.get_event(got(&r2)).await.unwrap().into_inner().position;
+        let p3 = c.get_event(got(&r3)).await.unwrap().into_inner().position;
+        if let (Some(p2), Some(p3)) = (p2, p3) {
+            break (p2, p3);
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the batch's events not committed within 30 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!((p2.height, p2.index) < (p3.height, p3.index), "{p2:?} {p3:?}");
+    let status = c.get_status(pb::GetStatusRequest {}).await.unwrap().into_inner();
+    assert_eq!((status.committed_events, status.pending_events), (4, 0));
     node.stop.send(()).unwrap();
     node.task.await.unwrap().unwrap();
 }
