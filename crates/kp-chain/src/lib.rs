@@ -157,20 +157,28 @@ impl LedgerApp {
         let given: Vec<Option<Event>> = events.iter().map(|bytes| known(&kp_crypto::event_id(bytes))).collect();
         let unknown = events.iter().zip(&given).filter(|(_, k)| k.is_none()).map(|(bytes, _)| bytes.as_slice());
         let mut opened = kp_proto::open_events(&self.chain_id, unknown).into_iter();
-        given
-            .into_iter()
-            .enumerate()
-            .map(|(i, k)| match k {
-                Some(e) => Ok(e),
+        // Sized up front (collecting into a Result would grow it by doubling, copying every
+        // event again).
+        let mut all = Vec::with_capacity(events.len());
+        for (i, k) in given.into_iter().enumerate() {
+            let event = match k {
+                Some(e) => e,
                 None => match opened.next() {
                     Some(o) => {
-                        o.map_err(|e| ExecutionError { event_index: Some(i), reason: format!("event {i}: {e}") })
+                        o.map_err(|e| ExecutionError { event_index: Some(i), reason: format!("event {i}: {e}") })?
                     }
                     // open_events answers once per envelope: an internal invariant.
-                    None => Err(ExecutionError { event_index: Some(i), reason: format!("event {i} was not opened") }),
+                    None => {
+                        return Err(ExecutionError {
+                            event_index: Some(i),
+                            reason: format!("event {i} was not opened"),
+                        });
+                    }
                 },
-            })
-            .collect()
+            };
+            all.push(event);
+        }
+        Ok(all)
     }
 
     /// [`Application::execute`], taking the events `known` already opened (signatures verified

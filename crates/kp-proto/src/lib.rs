@@ -260,8 +260,12 @@ pub fn open_events<'a>(
     chain_id: &ChainId,
     envelopes: impl IntoIterator<Item = &'a [u8]>,
 ) -> Vec<Result<Event, EdgeError>> {
-    let decoded: Vec<Result<UnverifiedEvent, EdgeError>> = envelopes.into_iter().map(decode_event).collect();
-    let items: Vec<BatchItem<'_>> = decoded.iter().flatten().flat_map(UnverifiedEvent::batch_items).collect();
+    // Every vector is sized up front: a block's events are hundreds of large values, and a
+    // vector grown by doubling copies them into fresh memory (page faults) again and again.
+    let envelopes: Vec<&[u8]> = envelopes.into_iter().collect();
+    let decoded: Vec<Result<UnverifiedEvent, EdgeError>> = envelopes.iter().map(|e| decode_event(e)).collect();
+    let mut items: Vec<BatchItem<'_>> = Vec::with_capacity(decoded.len());
+    items.extend(decoded.iter().flatten().flat_map(UnverifiedEvent::batch_items));
     let together = items.is_empty() || kp_crypto::verify_batch(chain_id, &items).is_ok();
     drop(items);
     decoded
