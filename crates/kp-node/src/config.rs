@@ -47,6 +47,17 @@ struct RawConfig {
     consensus: ConsensusSection,
     #[serde(default)]
     joining: bool,
+    #[serde(default = "default_worker_threads")]
+    worker_threads: usize,
+}
+
+/// Threads of the node's async runtime unless the file says otherwise.
+pub const DEFAULT_WORKER_THREADS: usize = 2;
+/// Most threads the file may ask for.
+pub const MAX_WORKER_THREADS: usize = 64;
+
+fn default_worker_threads() -> usize {
+    DEFAULT_WORKER_THREADS
 }
 
 /// A checked configuration; relative paths are resolved against the file's directory.
@@ -65,6 +76,8 @@ pub struct NodeConfig {
     /// genesis; it follows the chain by catch-up and takes part in consensus once the
     /// admission is committed.
     pub joining: bool,
+    /// Threads of the node's async runtime (the API, the network and the core share them).
+    pub worker_threads: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +135,9 @@ impl NodeConfig {
             return Err(field("consensus", format!("max_block_events must be 1 to {MAX_BLOCK_EVENTS}")));
         }
         engine_config(c).check().map_err(|e| field("consensus", e.to_string()))?;
+        if raw.worker_threads == 0 || raw.worker_threads > MAX_WORKER_THREADS {
+            return Err(field("worker_threads", format!("must be 1 to {MAX_WORKER_THREADS}")));
+        }
         Ok(NodeConfig {
             genesis,
             data_dir,
@@ -132,6 +148,7 @@ impl NodeConfig {
             metrics,
             consensus: raw.consensus,
             joining: raw.joining,
+            worker_threads: raw.worker_threads,
         })
     }
 }
@@ -199,6 +216,9 @@ metrics = "127.0.0.1:27002"
         assert_eq!(c.genesis, dir.path().join("genesis.json"));
         assert_eq!(c.api.port(), 27001);
         assert_eq!(c.consensus, ConsensusSection::default());
+        assert_eq!(c.worker_threads, DEFAULT_WORKER_THREADS);
+        let one = NodeConfig::parse(&format!("worker_threads = 1\n{GOOD}"), &path).unwrap();
+        assert_eq!(one.worker_threads, 1);
     }
 
     #[test]
@@ -215,6 +235,8 @@ metrics = "127.0.0.1:27002"
             (GOOD.replace("127.0.0.1:27002", "127.0.0.1:27001"), "`metrics`"),
             (format!("{GOOD}\n[consensus]\nround_timeout_cap_ms = 99999999\n"), "`consensus`"),
             (format!("{GOOD}\n[consensus]\nmax_block_events = 0\n"), "`consensus`"),
+            (format!("worker_threads = 0\n{GOOD}"), "`worker_threads`"),
+            (format!("worker_threads = 65\n{GOOD}"), "`worker_threads`"),
             (format!("{GOOD}\ncolour = \"blue\"\n"), "unknown field"),
             ("genesis = ".to_owned(), "configuration"),
         ];

@@ -60,6 +60,7 @@ async fn start(net: &TestNet, data: &std::path::Path) -> Running {
             ..ConsensusSection::default()
         },
         joining: false,
+        worker_threads: 2,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let key = kp_crypto::SecretKey::from_seed(&net.keys[&pid("BW")].node.to_seed());

@@ -23,7 +23,7 @@ pub fn run_node(config: &Path, json_logs: bool) -> Result<()> {
         subscriber.init();
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(config.worker_threads)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
