@@ -335,7 +335,13 @@ pub fn run(dir: &Path, certificates: usize, rate: f64, seed: u64, deadline: Dura
             }
             for (node, batch) in batches.iter_mut().enumerate() {
                 while !batch.is_empty() {
-                    let rest = batch.split_off(batch.len().min(kp_node::api::MAX_SUBMIT_BATCH));
+                    // Batches of one node may be answered in any order: an issue and its seal
+                    // stay in one (an issue is the only event with neither `then` nor `after`).
+                    let mut cut = batch.len().min(kp_node::api::MAX_SUBMIT_BATCH);
+                    if cut < batch.len() && batch[cut - 1].then.is_none() && batch[cut - 1].after.is_none() {
+                        cut -= 1;
+                    }
+                    let rest = batch.split_off(cut);
                     let send = std::mem::replace(batch, rest);
                     {
                         let mut t = tracker.lock().map_err(|_| anyhow!("tracker poisoned"))?;
