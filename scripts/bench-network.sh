@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Network benchmark: live networks of `kpledger node` processes on loopback (4 and 59
 # participants, plus 2 observers each), driven by `kpledger load`: sustained events/s with every
-# node verifying every event, commit latency p50/p99, peak RSS per node, the nodes' CPU time per
-# committed event and node; then the catch-up speed
+# node verifying every event (offered more than the network takes), commit latency p50/p99
+# (under that overload, where queueing dominates, and again at a steady rate below it), peak
+# RSS per node, the nodes' CPU time per committed event and node; then the catch-up speed
 # (blocks/s) of an observer's node that missed KP_BENCH_CATCHUP_BLOCKS blocks (default 10,000)
 # of the 4-node network. Prints one JSON document and keeps it in target/bench-network.json.
 # Environment: KP_BENCH_SIZES (default "4 59"), KP_BENCH_CERTS_<N> / KP_BENCH_RATE_<N>
-# (certificates and target events/s of the run with N participants), KP_BENCH_CATCHUP_BLOCKS
+# (certificates and target events/s of the run with N participants), KP_BENCH_STEADY_RATE_<N> /
+# KP_BENCH_STEADY_CERTS_<N> (the steady run's; rate 0 skips it), KP_BENCH_CATCHUP_BLOCKS
 # (0 skips the catch-up run), KP_ROCKSDB_LIB (release by default), KP_BENCH_BIN (a kpledger
 # binary to measure instead of building this tree's: an earlier build, for a same-hour A/B).
 set -euo pipefail
@@ -72,7 +74,15 @@ for n in $sizes; do
     nodes=$(ls "$dir"/*/node.pid "$dir"/observers/*/node.pid | wc -l)
     cpu=$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v e="$(committed "$load")" -v n="$nodes" \
         'BEGIN { if (e > 0) printf "%.1f", t / hz / e / n * 1e6; else print "null" }')
-    results="$results{\"participants\": $n, \"load\": $load, \"peak_rss_mb_per_node\": $rss, \"cpu_us_per_event_per_node\": $cpu},"
+    # The same network at a steady rate below what it takes: the commit latency clients see.
+    steady_rate_var="KP_BENCH_STEADY_RATE_$n"; steady_certs_var="KP_BENCH_STEADY_CERTS_$n"
+    if [ "$n" -le 8 ]; then srate=${!steady_rate_var:-4000}; scerts=${!steady_certs_var:-2000}; else srate=${!steady_rate_var:-400}; scerts=${!steady_certs_var:-1000}; fi
+    steady="null"
+    if [ "$srate" != "0" ]; then
+        echo "== $n participants, steady: $scerts certificates ($((scerts * 3)) events) at $srate events/s" >&2
+        steady=$("$kp" load --dir "$dir" --certificates "$scerts" --rate "$srate" --seed 2 --timeout 600 || echo null)
+    fi
+    results="$results{\"participants\": $n, \"load\": $load, \"steady\": $steady, \"peak_rss_mb_per_node\": $rss, \"cpu_us_per_event_per_node\": $cpu},"
     "$kp" testnet down --dir "$dir" >&2
     running=""
 done
