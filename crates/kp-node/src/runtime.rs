@@ -101,8 +101,20 @@ async fn group_commit(shared: Shared, mut rx: tokio::sync::mpsc::Receiver<crate:
             replies.push((w.envelopes.len(), w.reply, w.room));
             envelopes.extend(w.envelopes);
         }
-        // Decoding and the signature check need no lock: consensus goes on meanwhile.
-        let opened = crate::core::open_submissions(&shared.chain_id, envelopes);
+        // Decoding and the signature check need no lock, and run on a thread of their own:
+        // consensus goes on meanwhile, even on a runtime of one thread.
+        let chain_id = shared.chain_id.clone();
+        let opened =
+            match tokio::task::spawn_blocking(move || crate::core::open_submissions(&chain_id, envelopes)).await {
+                Ok(opened) => opened,
+                Err(e) => {
+                    tracing::error!(error = %e, "checking submissions failed");
+                    for (_, reply, _room) in replies {
+                        let _ = reply.send(Err(format!("checking the submissions failed: {e}")));
+                    }
+                    continue;
+                }
+            };
         let outcome = match shared.core.lock() {
             Ok(mut core) => core.submit_opened(opened, now()).map_err(|e| format!("store: {e}")),
             Err(_) => Err("the node's core failed earlier; restart the node".to_owned()),

@@ -113,10 +113,10 @@ pub fn init(registry: &Registry, n: usize, dir: &Path, base_port: u16, now: Time
             addresses.push((*key, format!("/ip4/127.0.0.1/tcp/{p2p}/p2p/{}", kp_node::network::peer_id_of(key)?)));
         }
     }
-    // The nodes of a test network share one machine's cores. Beyond 8 nodes each gets one
-    // runtime thread: a second only adds wake-ups between the two (at 59 nodes on 2 cores,
-    // 5–9% less CPU per event with one; at 4 nodes, two do a little better).
-    let worker_threads = if node_dirs.len() > 8 { 1 } else { kp_node::config::DEFAULT_WORKER_THREADS };
+    // Written out so that it is seen. The nodes of a test network share one machine's cores;
+    // at 59 nodes on 2 cores, one thread each took about 5% less CPU per event but made the
+    // commit latency 10–20% longer at a steady rate, so test networks keep the default.
+    let worker_threads = kp_node::config::DEFAULT_WORKER_THREADS;
     for (ndir, (p2p, api, metrics), key, _) in &node_dirs {
         let bootstrap: Vec<String> =
             addresses.iter().filter(|(k, _)| k != key).map(|(_, a)| format!("\n    \"{a}\",")).collect();
