@@ -66,7 +66,7 @@ for n in $sizes; do
     if [ "$n" -le 8 ]; then certs=${!certs_var:-5000}; rate=${!rate_var:-8000}; else certs=${!certs_var:-1500}; rate=${!rate_var:-900}; fi
     echo "== $n participants: $certs certificates ($((certs * 3)) events) at $rate events/s" >&2
     ticks=$(cpu_ticks "$dir")
-    load=$("$kp" load --dir "$dir" --certificates "$certs" --rate "$rate" --timeout 600 || true)
+    load=$("$kp" load --dir "$dir" --certificates "$certs" --rate "$rate" --timeout 600 || echo null)
     ticks=$(($(cpu_ticks "$dir") - ticks))
     rss=$(peak_rss_mb "$dir")
     # CPU time of the node processes per committed event and node: steadier than events/s

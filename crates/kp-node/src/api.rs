@@ -19,7 +19,10 @@ const MAX_INDEX_PAGES: usize = 50;
 pub const MAX_SUBMIT_BATCH: usize = 256;
 /// Most bytes in one API request (a SubmitBatch's events together; one event is at most
 /// `kp_domain::MAX_EVENT_BYTES`).
-pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+/// Most API requests in progress at once, over every connection; more wait their turn. With
+/// [`MAX_REQUEST_BYTES`] this bounds the memory that clients' requests hold (128 MiB).
+pub const MAX_REQUESTS: usize = 128;
 
 /// A client's submission (one event, or a batch in order) and where its answers go.
 #[derive(Debug)]
@@ -37,7 +40,8 @@ pub struct Shared {
     /// The chain's id (submissions are opened with it before the core is locked).
     pub chain_id: kp_domain::ChainId,
     /// Submissions waiting to be checked and kept, in groups (one synced write per group).
-    pub submissions: tokio::sync::mpsc::Sender<WaitingSubmission>,
+    /// Bounded by `waiting_room`: each holds at least one of its places.
+    pub submissions: tokio::sync::mpsc::UnboundedSender<WaitingSubmission>,
     /// Events waiting to be kept, counted (a batch takes one place per event): beyond this many,
     /// a client is told to retry.
     pub waiting_room: Arc<tokio::sync::Semaphore>,
@@ -59,23 +63,36 @@ impl Shared {
         self.core.lock().map_err(|_| Status::internal("the node's core failed earlier; restart the node"))
     }
 
-    /// Hands events to the group-commit task, in order, and waits for their answers.
+    /// Hands 1 to [`MAX_SUBMIT_BATCH`] events to the group-commit task, in order, and waits for
+    /// their answers (one per event).
     async fn submit(&self, envelopes: Vec<Vec<u8>>) -> Result<Vec<Submission>, Status> {
-        let n = u32::try_from(envelopes.len()).map_err(|_| Status::invalid_argument("too many events"))?;
-        let busy = || Status::resource_exhausted("the node has too many submissions waiting; try again shortly");
-        let room = Arc::clone(&self.waiting_room).try_acquire_many_owned(n).map_err(|e| match e {
-            tokio::sync::TryAcquireError::NoPermits => busy(),
-            tokio::sync::TryAcquireError::Closed => Status::unavailable("the node is stopping"),
-        })?;
+        let n = envelopes.len();
+        if n == 0 {
+            return Err(Status::invalid_argument("a batch holds at least one event"));
+        }
+        if n > MAX_SUBMIT_BATCH {
+            return Err(Status::invalid_argument(format!("{n} events in one batch; at most {MAX_SUBMIT_BATCH}")));
+        }
+        let room = Arc::clone(&self.waiting_room)
+            .try_acquire_many_owned(u32::try_from(n).unwrap_or(u32::MAX))
+            .map_err(|e| match e {
+                tokio::sync::TryAcquireError::NoPermits => {
+                    Status::resource_exhausted("the node has too many submissions waiting; try again shortly")
+                }
+                tokio::sync::TryAcquireError::Closed => Status::unavailable("the node is stopping"),
+            })?;
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.submissions.try_send(WaitingSubmission { envelopes, reply, room }).map_err(|e| match e {
-            tokio::sync::mpsc::error::TrySendError::Full(_) => busy(),
-            tokio::sync::mpsc::error::TrySendError::Closed(_) => Status::unavailable("the node is stopping"),
-        })?;
-        answer
+        self.submissions
+            .send(WaitingSubmission { envelopes, reply, room })
+            .map_err(|_| Status::unavailable("the node is stopping"))?;
+        let answers = answer
             .await
             .map_err(|_| Status::unavailable("the node stopped before keeping the events"))?
-            .map_err(Status::internal)
+            .map_err(Status::internal)?;
+        if answers.len() != n {
+            return Err(Status::internal(format!("the node answered {} of {n} submissions", answers.len())));
+        }
+        Ok(answers)
     }
 }
 
@@ -156,21 +173,7 @@ impl pb::node_server::Node for Api {
         &self,
         request: Request<pb::SubmitBatchRequest>,
     ) -> Result<Response<pb::SubmitBatchResponse>, Status> {
-        let envelopes = request.into_inner().envelopes;
-        if envelopes.is_empty() {
-            return Err(Status::invalid_argument("a batch holds at least one event"));
-        }
-        if envelopes.len() > MAX_SUBMIT_BATCH {
-            return Err(Status::invalid_argument(format!(
-                "{} events in one batch; at most {MAX_SUBMIT_BATCH}",
-                envelopes.len()
-            )));
-        }
-        let n = envelopes.len();
-        let answers = self.shared.submit(envelopes).await?;
-        if answers.len() != n {
-            return Err(Status::internal(format!("the node answered {} of {n} submissions", answers.len())));
-        }
+        let answers = self.shared.submit(request.into_inner().envelopes).await?;
         Ok(Response::new(pb::SubmitBatchResponse { results: answers.into_iter().map(submit_response).collect() }))
     }
 

@@ -26,7 +26,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// events stay in this node's pool and are proposed when it leads, so nothing is lost.
 const OUTBOX: usize = 4_096;
 /// Events waiting for the group-commit task; beyond this a client is told to retry.
-const SUBMISSIONS: usize = 4_096;
+const WAITING_EVENTS: usize = 4_096;
 /// Most events checked and kept with one synced write (a client's batch is never split, so a
 /// group may exceed this by less than one batch).
 const GROUP: usize = 1_024;
@@ -74,7 +74,7 @@ pub(crate) fn forward(shared: &Shared, effects: Vec<Effect>) {
 /// group was being written goes into the next one (up to [`GROUP`] events), with one synced
 /// write. A client's batch stays whole and in order within its group.
 /// Ends when the node stops (dropping its hold on the core).
-async fn group_commit(shared: Shared, mut rx: tokio::sync::mpsc::Receiver<crate::api::WaitingSubmission>) {
+async fn group_commit(shared: Shared, mut rx: tokio::sync::mpsc::UnboundedReceiver<crate::api::WaitingSubmission>) {
     let mut stopping = shared.stopping.clone();
     loop {
         let first = tokio::select! {
@@ -174,12 +174,12 @@ pub async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (commits, _) = broadcast::channel(64);
     let (outbox, mut outbox_rx) = tokio::sync::mpsc::channel::<Vec<Effect>>(OUTBOX);
-    let (submissions, submissions_rx) = tokio::sync::mpsc::channel(SUBMISSIONS);
+    let (submissions, submissions_rx) = tokio::sync::mpsc::unbounded_channel();
     let shared = Shared {
         chain_id: core.chain_id().clone(),
         core: Arc::new(Mutex::new(core)),
         submissions,
-        waiting_room: Arc::new(tokio::sync::Semaphore::new(SUBMISSIONS)),
+        waiting_room: Arc::new(tokio::sync::Semaphore::new(WAITING_EVENTS)),
         wake: Arc::new(tokio::sync::Notify::new()),
         outbox,
         commits,
@@ -202,6 +202,7 @@ pub async fn run(
         .map_err(|e| NodeError::Api(e.to_string()))?;
     let mut api_stop = stop_rx.clone();
     let server = tonic::transport::Server::builder()
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(crate::api::MAX_REQUESTS))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(

@@ -226,6 +226,10 @@ async fn flow() {
     let over = vec![net.envelope_with(key, &production(4)); kp_node::api::MAX_SUBMIT_BATCH + 1];
     let e = c.submit_batch(pb::SubmitBatchRequest { envelopes: over }).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e}");
+    // A request over the API's size limit is refused before it is decoded.
+    let huge = vec![vec![0u8; kp_node::api::MAX_REQUEST_BYTES]];
+    let e = c.submit_batch(pb::SubmitBatchRequest { envelopes: huge }).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::OutOfRange, "{e}");
     // The two accepted events are committed, in the batch's order.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let (p2, p3) = loop {

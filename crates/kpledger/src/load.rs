@@ -105,6 +105,7 @@ type Receipt = (usize, Vec<u8>);
 
 /// An event to send to one node, in its batch.
 struct Outgoing {
+    id: EventId,
     envelope: Vec<u8>,
     /// The receipt to send once this event (a seal) commits.
     then: Option<Receipt>,
@@ -114,6 +115,12 @@ struct Outgoing {
 
 /// A receipt whose seal was seen committed: (its node, the receipt, the seal, tries so far).
 type Ready = (Receipt, EventId, u32);
+
+impl Outgoing {
+    fn new(envelope: Vec<u8>, then: Option<Receipt>, after: Option<(EventId, u32)>) -> Outgoing {
+        Outgoing { id: kp_crypto::event_id(&envelope), envelope, then, after }
+    }
+}
 
 /// Shared between the submitters and the block watcher.
 #[derive(Default)]
@@ -150,22 +157,26 @@ async fn send_batch(
     tracker: Arc<Mutex<Tracker>>,
     again: tokio::sync::mpsc::UnboundedSender<Ready>,
 ) {
-    let ids: Vec<EventId> = batch.iter().map(|o| kp_crypto::event_id(&o.envelope)).collect();
-    // The envelopes stay here too: a receipt may be sent again.
-    let envelopes = batch.iter().map(|o| o.envelope.clone()).collect();
+    // Only a receipt may be sent again: its bytes are kept, the others go with the request.
+    let mut sent = Vec::with_capacity(batch.len());
+    let mut envelopes = Vec::with_capacity(batch.len());
+    for o in batch {
+        sent.push((o.id, o.after.map(|(seal, tries)| (seal, tries, o.envelope.clone()))));
+        envelopes.push(o.envelope);
+    }
     let results = match client.submit_batch(pb::SubmitBatchRequest { envelopes }).await {
         Ok(a) => a.into_inner().results,
         Err(s) => {
             let Ok(mut t) = tracker.lock() else { return };
-            for id in &ids {
+            for (id, _) in &sent {
                 t.refuse(id, s.message().to_owned());
             }
             return;
         }
     };
-    for ((id, o), result) in ids.iter().zip(batch).zip(results) {
+    for ((id, receipt), result) in sent.into_iter().zip(results) {
         let Some(pb::submit_response::Outcome::Rejected(r)) = result.outcome else { continue };
-        if let Some((seal, tries)) = o.after
+        if let Some((seal, tries, envelope)) = receipt
             && r.kind() == pb::rejection::Kind::Rules
             && tries < RETRIES
         {
@@ -174,13 +185,13 @@ async fn send_batch(
                 let again = again.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(RETRY_AFTER).await;
-                    let _ = again.send(((node, o.envelope), seal, tries + 1));
+                    let _ = again.send(((node, envelope), seal, tries + 1));
                 });
                 continue;
             }
         }
         if let Ok(mut t) = tracker.lock() {
-            t.refuse(id, r.reason);
+            t.refuse(&id, r.reason);
         }
     }
 }
@@ -317,7 +328,7 @@ pub fn run(dir: &Path, certificates: usize, rate: f64, seed: u64, deadline: Dura
             // Receipts first (they complete certificates), then new certificates.
             while credit >= 1.0 {
                 if let Ok(((node, envelope), seal, tries)) = ready_rx.try_recv() {
-                    batches[node].push(Outgoing { envelope, then: None, after: Some((seal, tries)) });
+                    batches[node].push(Outgoing::new(envelope, None, Some((seal, tries))));
                     if tries == 0 {
                         submitted += 1;
                         credit -= 1.0;
@@ -325,8 +336,8 @@ pub fn run(dir: &Path, certificates: usize, rate: f64, seed: u64, deadline: Dura
                 } else if credit >= 2.0
                     && let Some((node, issue, seal, receipt)) = first_wave.pop_front()
                 {
-                    batches[node].push(Outgoing { envelope: issue, then: None, after: None });
-                    batches[node].push(Outgoing { envelope: seal, then: Some(receipt), after: None });
+                    batches[node].push(Outgoing::new(issue, None, None));
+                    batches[node].push(Outgoing::new(seal, Some(receipt), None));
                     submitted += 2;
                     credit -= 2.0;
                 } else {
@@ -342,13 +353,13 @@ pub fn run(dir: &Path, certificates: usize, rate: f64, seed: u64, deadline: Dura
                         cut -= 1;
                     }
                     let rest = batch.split_off(cut);
-                    let send = std::mem::replace(batch, rest);
+                    let mut send = std::mem::replace(batch, rest);
                     {
                         let mut t = tracker.lock().map_err(|_| anyhow!("tracker poisoned"))?;
                         let now = Instant::now();
-                        for o in &send {
+                        for o in &mut send {
                             // A receipt sent again keeps its first submission time.
-                            t.waiting.entry(kp_crypto::event_id(&o.envelope)).or_insert((now, o.then.clone()));
+                            t.waiting.entry(o.id).or_insert((now, o.then.take()));
                         }
                     }
                     let permit = Arc::clone(&permits).acquire_owned().await?;
