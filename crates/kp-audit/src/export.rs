@@ -170,7 +170,9 @@ fn decode<M: Message + Default>(bytes: &[u8], index: u64) -> Result<M, ExportErr
 
 /// Reads one length-delimited message; `None` at a clean end of the stream.
 fn read_message<R: BufRead>(input: &mut R, index: u64) -> Result<Option<Vec<u8>>, ExportError> {
-    // A varint of at most 10 bytes; the stream may end only before its first byte.
+    // A varint of at most 10 bytes; the stream may end only before its first byte. Only its
+    // shortest form is read (as the writer writes it), so that one ledger has one export: a
+    // last byte of 0 after the first adds nothing, and a tenth byte may hold only bit 63.
     let mut size: u64 = 0;
     for i in 0..10u32 {
         let byte = match input.fill_buf()?.first() {
@@ -179,6 +181,9 @@ fn read_message<R: BufRead>(input: &mut R, index: u64) -> Result<Option<Vec<u8>>
             None => return Err(ExportError::Truncated { index }),
         };
         input.consume(1);
+        if (i > 0 && byte == 0) || (i == 9 && byte > 1) {
+            return Err(ExportError::BadLength { index });
+        }
         size |= u64::from(byte & 0x7f) << (7 * i);
         if byte & 0x80 == 0 {
             if size > MAX_EXPORT_MESSAGE_BYTES {
@@ -245,6 +250,42 @@ mod tests {
         let mut huge = header.encode_length_delimited_to_vec();
         huge.extend([0xff, 0xff, 0xff, 0xff, 0x0f]);
         assert!(matches!(read_all(&huge), Err(ExportError::TooLarge { index: 1, .. })));
+    }
+
+    /// `bytes` with the length prefix at `at` in a form `extra` bytes longer than its shortest,
+    /// and with a tenth byte carrying bit 64 (lost in a `u64`) when `wrap`.
+    fn longer_prefix(bytes: &[u8], at: usize, extra: usize, wrap: bool) -> Vec<u8> {
+        let len = prost::decode_length_delimiter(&bytes[at..]).unwrap();
+        let mut prefix = Vec::new();
+        prost::encode_length_delimiter(len, &mut prefix).unwrap();
+        let short = prefix.len();
+        *prefix.last_mut().unwrap() |= 0x80;
+        if wrap {
+            prefix.resize(9, 0x80);
+            prefix.push(0x02);
+        } else {
+            prefix.extend(std::iter::repeat_n(0x80, extra - 1));
+            prefix.push(0x00);
+        }
+        [&bytes[..at], &prefix, &bytes[at + short..]].concat()
+    }
+
+    /// Found by the `export_reader` fuzz target (tests/fuzz): a length prefix in a longer form
+    /// than its shortest (0x85 0x00 for 5) was read, so that two files held one export.
+    #[test]
+    fn a_length_prefix_not_in_its_shortest_form_is_refused() {
+        let full = export(1);
+        let header = prost::decode_length_delimiter(full.as_slice()).unwrap();
+        let block_at = prost::length_delimiter_len(header) + header;
+        for (at, index) in [(0, 0), (block_at, 1)] {
+            for extra in [1, 2] {
+                let r = read_all(&longer_prefix(&full, at, extra, false));
+                assert!(matches!(r, Err(ExportError::BadLength { index: i }) if i == index), "{at} {extra}: {r:?}");
+            }
+            let r = read_all(&longer_prefix(&full, at, 0, true));
+            assert!(matches!(r, Err(ExportError::BadLength { index: i }) if i == index), "{at} wrapped: {r:?}");
+        }
+        assert_eq!(read_all(&full).unwrap().len(), 1);
     }
 
     #[test]
