@@ -1,0 +1,21 @@
+//! `kp_proto::open_event` on the fixed test network's chain: any bytes, as a node opens a
+//! client's submission. Beyond never panicking: an event that opens has SHA-256 of its bytes as
+//! its id and is what `decode_event` + `verify` give; opening it in a batch (`open_events`, one
+//! batch signature check) answers exactly as opening it alone, error included.
+#![no_main]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use libfuzzer_sys::fuzz_target;
+use sha2::{Digest, Sha256};
+
+fuzz_target!(|data: &[u8]| {
+    let chain = kp_fuzz::net().chain_id();
+    let single = kp_proto::open_event(chain, data);
+    let batch = kp_proto::open_events(chain, [data]).pop();
+    assert_eq!(batch.as_ref(), Some(&single), "a batch of one answers as the event alone");
+    if let Ok(event) = &single {
+        assert_eq!(&event.id.0[..], Sha256::digest(data).as_slice(), "the id is SHA-256 of the bytes");
+        let decoded = kp_proto::decode_event(data).expect("an opened event decodes").assume_verified();
+        assert_eq!(&decoded, event);
+    }
+});
