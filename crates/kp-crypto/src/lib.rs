@@ -4,8 +4,10 @@
 //! - Every signature covers `tag || 0x00 || len(chain_id) || chain_id || bytes`, where `bytes`
 //!   are the exact bytes stored; nothing is re-encoded to verify. Each kind of signed thing has
 //!   its own [`Tag`], so a signature made for one purpose is never valid for another.
-//! - Verification is strict (RFC 8032 with canonical `S`, small-order keys and `R` refused) so
-//!   that one message has one valid signature per key.
+//! - Verification is strict (RFC 8032 with canonical `S`; keys and `R` must lie in the
+//!   prime-order subgroup, so small-order points and points with a small-order component are
+//!   refused) so that one message has one valid signature per key, and batch verification
+//!   accepts exactly what single verification accepts.
 //! - No I/O but the OS random source in [`SecretKey::generate`].
 
 mod merkle;
@@ -49,6 +51,13 @@ pub enum CryptoError {
     BadSignatureLength(usize),
     #[error("signature does not verify for key {0}")]
     BadSignature(String),
+    /// `R` (the signature's first half) is of small order or has a small-order component: no
+    /// honest signer makes one, and batch verification could accept it where single
+    /// verification refuses it, so both refuse it.
+    #[error(
+        "signature by key {key} has R = {r}, which is not in the prime-order subgroup (small order or with a small-order component)"
+    )]
+    SmallOrderR { key: String, r: String },
     #[error("a batch of {0} signatures failed to verify")]
     BatchFailed(usize),
     #[error("the operating system's random source failed: {0}")]
@@ -130,10 +139,13 @@ fn verifying_key(key: &PublicKey) -> Result<VerifyingKey, CryptoError> {
         return Ok(vk);
     }
     let vk = VerifyingKey::from_bytes(key.as_bytes()).map_err(|_| CryptoError::BadPublicKey(key.short()))?;
-    if vk.is_weak() {
+    // Small-order keys (`is_weak`) and keys with a small-order component: with a key in the
+    // prime-order subgroup, `[s]B − [h]A` is in it too, so a signature single verification
+    // accepts has its `R` there, and batch verification cannot accept more than it.
+    if vk.is_weak() || !in_prime_order_subgroup(&vk.to_edwards()) {
         return Err(CryptoError::BadPublicKey(key.short()));
     }
-    // Only keys that passed both checks are kept: a cached key is one this function accepts.
+    // Only keys that passed the checks are kept: a cached key is one this function accepts.
     KEYS.with(|k| {
         let mut k = k.borrow_mut();
         if k.len() >= KEY_CACHE_ENTRIES {
@@ -144,7 +156,37 @@ fn verifying_key(key: &PublicKey) -> Result<VerifyingKey, CryptoError> {
     Ok(vk)
 }
 
-/// Verifies one signature, strictly.
+/// Whether `point` lies in the prime-order subgroup and is not the identity: `[ℓ]P = 0`
+/// (computed in variable time as `[ℓ − 1]P + P`, since `ℓ` itself is no canonical scalar; the
+/// same as curve25519-dalek's constant-time `is_torsion_free`, at about half its cost — the
+/// points checked are public). A point with no small-order component is of small order only if
+/// it is the identity.
+fn in_prime_order_subgroup(point: &curve25519_dalek::edwards::EdwardsPoint) -> bool {
+    use curve25519_dalek::edwards::EdwardsPoint;
+    use curve25519_dalek::scalar::Scalar;
+    use curve25519_dalek::traits::IsIdentity as _;
+    let l_minus_one = EdwardsPoint::vartime_double_scalar_mul_basepoint(&-Scalar::ONE, point, &Scalar::ZERO);
+    !point.is_identity() && (l_minus_one + point).is_identity()
+}
+
+fn small_order_r(key: &PublicKey, r: &[u8; 32]) -> CryptoError {
+    CryptoError::SmallOrderR { key: key.short(), r: hex_of(r) }
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(2 * bytes.len()), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Verifies one signature, strictly: RFC 8032 with canonical `S` and `R`, the key and `R` in
+/// the prime-order subgroup ([`CryptoError::SmallOrderR`] for an `R` that is not).
+///
+/// The subgroup check on `R` costs nothing when the signature verifies: the key is checked to
+/// be in the prime-order subgroup (once, then cached), so `R = [s]B − [h]A` is in it too. Only a
+/// signature that fails is examined further, to say why.
 pub fn verify(
     key: &PublicKey,
     tag: Tag,
@@ -152,9 +194,16 @@ pub fn verify(
     bytes: &[u8],
     signature: &Signature,
 ) -> Result<(), CryptoError> {
+    use curve25519_dalek::edwards::CompressedEdwardsY;
     let vk = verifying_key(key)?;
     let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
-    vk.verify_strict(&signing_message(tag, chain_id, bytes), &sig).map_err(|_| CryptoError::BadSignature(key.short()))
+    match vk.verify_strict(&signing_message(tag, chain_id, bytes), &sig) {
+        Ok(()) => Ok(()),
+        Err(_) => match CompressedEdwardsY(*sig.r_bytes()).decompress() {
+            Some(r) if !in_prime_order_subgroup(&r) => Err(small_order_r(key, sig.r_bytes())),
+            _ => Err(CryptoError::BadSignature(key.short())),
+        },
+    }
 }
 
 /// One item of a batch: who signed what.
@@ -166,17 +215,21 @@ pub struct BatchItem<'a> {
     pub signature: &'a Signature,
 }
 
-/// Verifies many signatures at once (about twice as fast per signature as one by one). On
-/// failure, call [`verify`] on each item to find the culprit. Weak keys are refused up front, as
-/// [`verify`] refuses them.
+/// Verifies many signatures at once (faster per signature than one by one). On failure, call
+/// [`verify`] on each item to find the culprit. Keys that [`verify`] refuses (small order, or
+/// with a small-order component) are refused up front, and so is any item whose `R` is not in
+/// the prime-order subgroup, with [`CryptoError::SmallOrderR`] naming the first.
 ///
-/// Known gap, as in ed25519-dalek's batch verification: the batch equation is cofactorless with
-/// weights derived from the batch, so a signer who puts a small-order component into its own
-/// signature's `R` (which [`verify`] refuses) passes whenever that item's weight is a multiple
-/// of 8, and can search batch compositions for one. No one can forge another's signature this
-/// way; the signer gets a second encoding of its own event, which an auditor batching other
-/// chunks may refuse. Closing it (the cofactored equation for single and batch verification
-/// alike, or a torsion check on `R`) is a format decision left to its own issue.
+/// That check is what makes the batch accept exactly what [`verify`] accepts. The batch
+/// equation is cofactorless with weights derived from the batch, so without it a signer who put
+/// a small-order component `T` into its own signature's `R` (which [`verify`] refuses) would
+/// pass whenever that item's weight `z` kills `T` (`[z]T = 0`, a multiple of 8 for `T` of order
+/// 8) and could search batch compositions for one — an event committed by nodes that an
+/// auditor checking it alone refuses. With every key and every `R` in the prime-order subgroup,
+/// each item's term `Rᵢ − [sᵢ]B + [hᵢ]Aᵢ` is in it too, and 128-bit weights make the sum vanish
+/// only when every term does (but with probability 2⁻¹²⁸). The check costs one
+/// variable-base scalar multiplication per item (`[ℓ]R`), on the `R` decompressed for the
+/// equation anyway.
 ///
 /// The check is ed25519-dalek's batch equation, `[−Σ zᵢsᵢ]B + Σ [zᵢ]Rᵢ + Σ [zᵢhᵢ]Aᵢ = 0` with
 /// `hᵢ = H(Rᵢ || Aᵢ || Mᵢ)` and 128-bit weights `zᵢ`, with one change: the terms of one signer
@@ -216,6 +269,9 @@ pub fn verify_batch(chain_id: &ChainId, items: &[BatchItem<'_>]) -> Result<(), C
         // Canonical s only, as ed25519-dalek requires.
         let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(*signature.s_bytes())).ok_or_else(failed)?;
         let r = CompressedEdwardsY(*signature.r_bytes()).decompress().ok_or_else(failed)?;
+        if !in_prime_order_subgroup(&r) {
+            return Err(small_order_r(item.key, signature.r_bytes()));
+        }
         let prefix = match prefixes.iter().position(|(t, _)| *t == item.tag) {
             Some(p) => &prefixes[p].1,
             None => {
@@ -332,6 +388,123 @@ mod tests {
         let batch: Vec<BatchItem<'_>> =
             owned.iter().map(|(k, m, s)| BatchItem { key: k, tag: Tag::Vote, bytes: m, signature: s }).collect();
         assert_eq!(verify_batch(&chain(), &batch), Err(CryptoError::BatchFailed(10)));
+    }
+
+    /// A signature of `message` by `seed`'s key whose `R` carries the small-order component
+    /// `EIGHT_TORSION[torsion]`, with the equation kept consistent: `R' = [r]B + T`, `s = r + h·a`
+    /// with `h = H(R' || A || M)`. Then `[s]B − [h]A = R' − T`, so the cofactorless single
+    /// equation fails, while each batch term is `[z]T`, which vanishes whenever the item's weight
+    /// `z` is a multiple of T's order.
+    fn small_order_r_signature(seed: &[u8; 32], message: &[u8], torsion: usize) -> Signature {
+        use curve25519_dalek::constants::EIGHT_TORSION;
+        use curve25519_dalek::edwards::EdwardsPoint;
+        use curve25519_dalek::scalar::Scalar;
+        use sha2::Sha512;
+        let signing = SigningKey::from_bytes(seed);
+        let a = signing.to_scalar();
+        let public = signing.verifying_key().to_bytes();
+        let nonce: [u8; 64] = Sha512::new()
+            .chain_update(b"kp small-order R vector")
+            .chain_update(seed)
+            .chain_update(message)
+            .finalize()
+            .into();
+        let r = Scalar::from_bytes_mod_order_wide(&nonce);
+        let big_r = (EdwardsPoint::mul_base(&r) + EIGHT_TORSION[torsion]).compress().to_bytes();
+        let hram: [u8; 64] = Sha512::new()
+            .chain_update(big_r)
+            .chain_update(public)
+            .chain_update(signing_message(Tag::Event, &chain(), message))
+            .finalize()
+            .into();
+        let s = r + Scalar::from_bytes_mod_order_wide(&hram) * a;
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&big_r);
+        sig[32..].copy_from_slice(s.as_bytes());
+        Signature(sig)
+    }
+
+    /// The golden vector of a signature with a small-order component in `R` (order 8), which
+    /// single and batch verification both refuse, naming that `R`.
+    const SMALL_ORDER_R_SEED: [u8; 32] = [7; 32];
+    const SMALL_ORDER_R_MESSAGE: &[u8] = b"a signer's own event, R with a small-order component";
+    const SMALL_ORDER_R_SIGNATURE: &str = "05acc2b799c652d2c696a8345c6591cbe1b6f378f3b04e446fcd09e05d4924c0f622a78fc98f823dbc73f563206c20bfa710340214bc99629393e089cb66270d";
+
+    #[test]
+    fn small_order_r_golden_vector_is_refused_singly_and_in_batches() {
+        let key = SecretKey::from_seed(&SMALL_ORDER_R_SEED).public();
+        let sig = small_order_r_signature(&SMALL_ORDER_R_SEED, SMALL_ORDER_R_MESSAGE, 1);
+        assert_eq!(hex_of(&sig.0), SMALL_ORDER_R_SIGNATURE, "the crafted vector changed");
+        let expected = CryptoError::SmallOrderR { key: key.short(), r: SMALL_ORDER_R_SIGNATURE[..64].to_owned() };
+        assert_eq!(verify(&key, Tag::Event, &chain(), SMALL_ORDER_R_MESSAGE, &sig), Err(expected.clone()));
+        let alone = [BatchItem { key: &key, tag: Tag::Event, bytes: SMALL_ORDER_R_MESSAGE, signature: &sig }];
+        assert_eq!(verify_batch(&chain(), &alone), Err(expected.clone()));
+        assert!(expected.to_string().contains(&SMALL_ORDER_R_SIGNATURE[..64]), "{expected}");
+    }
+
+    #[test]
+    fn no_batch_composition_admits_a_small_order_r() {
+        // Before `R` was checked, about one batch in eight (the crafted item's weight a
+        // multiple of 8) accepted the crafted signature that single verification refuses: a
+        // signer could search compositions for one. Now every composition refuses it.
+        let seed = [9u8; 32];
+        let crafted_key = SecretKey::from_seed(&seed).public();
+        let other = SecretKey::from_seed(&[10; 32]);
+        let other_key = other.public();
+        for torsion in [1usize, 2, 3, 4, 5, 6, 7] {
+            let crafted = small_order_r_signature(&seed, b"mine", torsion);
+            let r = hex_of(&crafted.0[..32]);
+            let expected = CryptoError::SmallOrderR { key: crafted_key.short(), r };
+            assert_eq!(verify(&crafted_key, Tag::Event, &chain(), b"mine", &crafted), Err(expected.clone()));
+            let results: Vec<Result<(), CryptoError>> = (0..64u32)
+                .map(|j| {
+                    let message = j.to_le_bytes();
+                    let honest = other.sign(Tag::Event, &chain(), &message);
+                    let batch = [
+                        BatchItem { key: &other_key, tag: Tag::Event, bytes: &message, signature: &honest },
+                        BatchItem { key: &crafted_key, tag: Tag::Event, bytes: b"mine", signature: &crafted },
+                    ];
+                    verify_batch(&chain(), &batch)
+                })
+                .collect();
+            let accepted: Vec<usize> = (0..results.len()).filter(|j| results[*j].is_ok()).collect();
+            assert!(
+                accepted.is_empty(),
+                "torsion {torsion}: batches {accepted:?} accept what single verification refuses"
+            );
+            for (j, got) in results.into_iter().enumerate() {
+                assert_eq!(got, Err(expected.clone()), "torsion {torsion}, batch {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_subgroup_check_agrees_with_curve25519_dalek() {
+        use curve25519_dalek::constants::EIGHT_TORSION;
+        use curve25519_dalek::edwards::EdwardsPoint;
+        use curve25519_dalek::scalar::Scalar;
+        for k in 1..6u64 {
+            let p = EdwardsPoint::mul_base(&Scalar::from(k * 7919));
+            for (i, t) in EIGHT_TORSION.iter().enumerate() {
+                let q = p + t;
+                assert_eq!(in_prime_order_subgroup(&q), q.is_torsion_free() && !q.is_small_order(), "{k} {i}");
+                assert_eq!(in_prime_order_subgroup(&q), i == 0);
+                assert!(!in_prime_order_subgroup(t));
+            }
+        }
+    }
+
+    #[test]
+    fn keys_with_a_small_order_component_are_refused() {
+        use curve25519_dalek::constants::EIGHT_TORSION;
+        use curve25519_dalek::edwards::CompressedEdwardsY;
+        let honest = SecretKey::from_seed(&[3; 32]);
+        let point = CompressedEdwardsY(honest.public().0).decompress().unwrap();
+        let mixed = PublicKey((point + EIGHT_TORSION[1]).compress().to_bytes());
+        let sig = honest.sign(Tag::Event, &chain(), b"x");
+        assert_eq!(verify(&mixed, Tag::Event, &chain(), b"x", &sig), Err(CryptoError::BadPublicKey(mixed.short())));
+        let batch = [BatchItem { key: &mixed, tag: Tag::Event, bytes: b"x", signature: &sig }];
+        assert_eq!(verify_batch(&chain(), &batch), Err(CryptoError::BadPublicKey(mixed.short())));
     }
 
     proptest::proptest! {
