@@ -14,4 +14,7 @@ cargo fmt --all -- --check
 bash scripts/check-deps.sh
 cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo test --locked --workspace
+# A smoke pass of every fuzz target (nightly Rust, 15 s each, no sanitizer; a soak takes
+# --seconds): scripts/fuzz.sh.
+bash scripts/fuzz.sh
 echo "test.sh: target/ holds $(du -sh target | cut -f1)"
