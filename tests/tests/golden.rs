@@ -84,3 +84,24 @@ fn golden_envelope_opens_with_only_the_file() {
     let approver = PublicKey::from_hex(&s("/approval/signer_public_key")).unwrap();
     kp_crypto::verify(&approver, Tag::Approval, &chain, &hex::decode(s("/approval/act")).unwrap(), &sig).unwrap();
 }
+
+#[test]
+fn small_order_r_vector_is_refused_singly_and_in_a_batch() {
+    // tests/vectors/small-order-r-v1.json: a signer's own signature with a small-order
+    // component in R. Both verifications refuse it, naming that R (kp-crypto crafts the same
+    // bytes in its unit tests).
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/vectors/small-order-r-v1.json");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let s = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap().to_owned();
+    let chain = ChainId::new(&s("/chain_id")).unwrap();
+    let seed: [u8; 32] = hex::decode(s("/signer_seed")).unwrap().try_into().unwrap();
+    let key = SecretKey::from_seed(&seed).public();
+    assert_eq!(key.to_hex(), s("/signer_public_key"));
+    let bytes = hex::decode(s("/bytes")).unwrap();
+    assert_eq!(hex::encode(signing_message(Tag::Event, &chain, &bytes)), s("/signed_message"));
+    let sig = kp_crypto::Signature::from_slice(&hex::decode(s("/signature")).unwrap()).unwrap();
+    let expected = kp_crypto::CryptoError::SmallOrderR { key: key.short(), r: s("/signature")[..64].to_owned() };
+    assert_eq!(kp_crypto::verify(&key, Tag::Event, &chain, &bytes, &sig), Err(expected.clone()));
+    let item = kp_crypto::BatchItem { key: &key, tag: Tag::Event, bytes: &bytes, signature: &sig };
+    assert_eq!(kp_crypto::verify_batch(&chain, &[item]), Err(expected));
+}
