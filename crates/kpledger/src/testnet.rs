@@ -39,6 +39,7 @@ pub fn init(registry: &Registry, n: usize, dir: &Path, base_port: u16, now: Time
         usize::from(base_port) + ports_needed <= usize::from(u16::MAX),
         "--base-port {base_port} leaves no room for {ports_needed} ports"
     );
+    check_ports(base_port, ports_needed, ephemeral_port_range())?;
     let genesis_path = dir.join("genesis.json");
     if genesis_path.exists() {
         bail!(
@@ -145,6 +146,39 @@ pub fn init(registry: &Registry, n: usize, dir: &Path, base_port: u16, now: Time
         participants: genesis.participants.iter().map(|p| p.id.to_string()).collect(),
         observers: genesis.observers.iter().map(|o| o.id.to_string()).collect(),
     })
+}
+
+/// The kernel's ephemeral port range, from which outgoing connections take their local ports
+/// (Linux's default when it cannot be read).
+pub fn ephemeral_port_range() -> (u16, u16) {
+    const DEFAULT: (u16, u16) = (32768, 60999);
+    let Ok(text) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range") else { return DEFAULT };
+    let mut bounds = text.split_whitespace().map(str::parse::<u16>);
+    match (bounds.next(), bounds.next()) {
+        (Some(Ok(lo)), Some(Ok(hi))) if lo <= hi => (lo, hi),
+        _ => DEFAULT,
+    }
+}
+
+/// Refuses a network whose ports (`needed` from `base`) reach into the ephemeral range
+/// `(lo, hi)`: there the nodes' own outgoing connections (and every other program's) take ports
+/// at random, and a node then fails at start with "address already in use".
+fn check_ports(base: u16, needed: usize, (lo, hi): (u16, u16)) -> Result<()> {
+    let last = usize::from(base) + needed.saturating_sub(1);
+    if usize::from(base) <= usize::from(hi) && last >= usize::from(lo) {
+        let below = usize::from(lo).checked_sub(needed).filter(|b| *b > 0);
+        bail!(
+            "--base-port {base}: the network needs ports {base} to {last} ({needed} ports), which reach into the \
+             kernel's ephemeral port range {lo}-{hi} (/proc/sys/net/ipv4/ip_local_port_range), where outgoing \
+             connections take ports at random and a node would fail with \"address already in use\"; choose a \
+             --base-port {}",
+            match below {
+                Some(b) => format!("of at most {b} (or above {hi})"),
+                None => format!("above {hi}"),
+            }
+        );
+    }
+    Ok(())
 }
 
 /// Reads and validates a genesis file.
@@ -318,4 +352,22 @@ pub fn down(dir: &Path, grace: std::time::Duration) -> Result<DownReport> {
         let _ = std::fs::remove_file(ndir.join("node.pid"));
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::check_ports;
+
+    #[test]
+    fn ports_in_the_ephemeral_range_are_refused() {
+        let range = (32768, 60999);
+        assert!(check_ports(27000, 183, range).is_ok());
+        assert!(check_ports(32768 - 183, 183, range).is_ok());
+        assert!(check_ports(61000, 9, range).is_ok());
+        for (base, needed) in [(32768 - 182, 183), (40000, 9), (60999, 9), (20000, 20000)] {
+            let e = check_ports(base, needed, range).unwrap_err().to_string();
+            assert!(e.contains("32768-60999") && e.contains(&format!("{}", usize::from(base) + needed - 1)), "{e}");
+        }
+    }
 }
