@@ -3,7 +3,7 @@
 //! node. With `--wait`, the command returns once the event is committed, with its height.
 
 use crate::keyfile;
-use crate::node::connect;
+use crate::node::{ExpectedGenesis, connect};
 use anyhow::{Context, Result, anyhow, bail};
 use kp_domain::{
     Carats, CertificateNumber, CertificateVoided, EventPayload, Label, ReceiptConfirmed, ShipmentSealed, Text,
@@ -102,13 +102,19 @@ pub fn void_payload(certificate: &str, reason: &str) -> Result<EventPayload> {
     }))
 }
 
-/// Signs `payload` with the key in `key_file` for the node's chain and submits it; with `wait`,
-/// waits up to `wait` for the commit.
-pub fn submit(node: &str, key_file: &Path, payload: &EventPayload, wait: Option<Duration>) -> Result<Submitted> {
+/// Signs `payload` with the key in `key_file` for the node's chain — once the node's genesis is
+/// `expected` — and submits it; with `wait`, waits up to `wait` for the commit.
+pub fn submit(
+    node: &str,
+    key_file: &Path,
+    expected: &ExpectedGenesis,
+    payload: &EventPayload,
+    wait: Option<Duration>,
+) -> Result<Submitted> {
     let key = keyfile::read(key_file)?;
     crate::node::block_on(async {
         let mut client = connect(node).await?;
-        let chain_id = crate::node::chain_id(&mut client).await?;
+        let chain_id = crate::node::chain_id(&mut client, expected).await?;
         let envelope = kp_proto::sign_event(&key, &chain_id, kp_proto::encode_payload(payload)?);
         let answer = client
             .submit(pb::SubmitRequest { envelope })

@@ -7,7 +7,7 @@
 //! carrying every approval, signed by that approver, which the nodes commit in a block of its own.
 
 use crate::keyfile;
-use crate::node::{block_on, chain_id, connect};
+use crate::node::{ExpectedGenesis, block_on, chain_id, connect};
 use anyhow::{Context, Result, anyhow, bail};
 use kp_domain::{
     AuthorityKey, ChainId, GovernanceAct, GovernanceAction, Label, Participant, ParticipantId, PublicKey, Role, Text,
@@ -192,10 +192,11 @@ async fn approve_bytes(
     Ok(report(&current, submitted))
 }
 
-/// Drafts an act and approves it with the proposer's key.
+/// Drafts an act and approves it with the proposer's key, for the network of `expected`.
 pub fn propose(
     node: &str,
     key_file: &Path,
+    expected: &ExpectedGenesis,
     spec: &ActSpec,
     reference: &str,
     rationale: &str,
@@ -210,16 +211,22 @@ pub fn propose(
     let act_bytes = kp_proto::encode_act(&act);
     block_on(async {
         let mut client = connect(node).await?;
-        let chain_id = chain_id(&mut client).await?;
+        let chain_id = chain_id(&mut client, expected).await?;
         approve_bytes(&mut client, &chain_id, key_file, act_bytes, wait).await
     })
 }
 
-/// Approves the act the node holds under `reference`.
-pub fn approve(node: &str, key_file: &Path, reference: &str, wait: Option<Duration>) -> Result<ActReport> {
+/// Approves the act the node holds under `reference`, for the network of `expected`.
+pub fn approve(
+    node: &str,
+    key_file: &Path,
+    expected: &ExpectedGenesis,
+    reference: &str,
+    wait: Option<Duration>,
+) -> Result<ActReport> {
     block_on(async {
         let mut client = connect(node).await?;
-        let chain_id = chain_id(&mut client).await?;
+        let chain_id = chain_id(&mut client, expected).await?;
         let status = fetch(&mut client, reference).await?;
         if let Some(h) = status.committed_height {
             bail!("act {reference} was already applied at height {h}");

@@ -216,6 +216,20 @@ struct Submit {
     /// Seconds --wait waits for the commit.
     #[arg(long, default_value_t = 120)]
     timeout: u64,
+    /// The genesis hash of the network to sign for (as `kpledger genesis-hash` prints it): a
+    /// node serving another network is refused. Default: that of --genesis.
+    #[arg(long, conflicts_with = "genesis")]
+    genesis_hash: Option<String>,
+    /// The genesis file of the network to sign for. Default: genesis.json of the test network
+    /// the key file belongs to (DIR/<participant>/<key>, as `kpledger testnet init` writes it).
+    #[arg(long)]
+    genesis: Option<PathBuf>,
+}
+
+impl Submit {
+    fn expected(&self) -> Result<kpledger::node::ExpectedGenesis> {
+        kpledger::node::ExpectedGenesis::resolve(self.genesis_hash.as_deref(), self.genesis.as_deref(), &self.key)
+    }
 }
 
 #[derive(Subcommand)]
@@ -509,7 +523,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
             };
             let wait = submit.wait.then(|| std::time::Duration::from_secs(submit.timeout));
-            let r = cert::submit(&submit.node, &submit.key, &payload, wait)?;
+            let r = cert::submit(&submit.node, &submit.key, &submit.expected()?, &payload, wait)?;
             if cli.json {
                 return print_json(&r);
             }
@@ -541,11 +555,19 @@ fn run(cli: Cli) -> Result<()> {
                     let spec =
                         governance::ActSpec { action, participant, zones, participant_file, new_key, role, revoke_key };
                     let wait = submit.wait.then(|| std::time::Duration::from_secs(submit.timeout));
-                    vec![governance::propose(&submit.node, &submit.key, &spec, &reference, &rationale, wait)?]
+                    vec![governance::propose(
+                        &submit.node,
+                        &submit.key,
+                        &submit.expected()?,
+                        &spec,
+                        &reference,
+                        &rationale,
+                        wait,
+                    )?]
                 }
                 GovernanceCommand::Approve { reference, submit } => {
                     let wait = submit.wait.then(|| std::time::Duration::from_secs(submit.timeout));
-                    vec![governance::approve(&submit.node, &submit.key, &reference, wait)?]
+                    vec![governance::approve(&submit.node, &submit.key, &submit.expected()?, &reference, wait)?]
                 }
                 GovernanceCommand::Status { reference, node } => governance::status(&node, reference.as_deref())?,
             };

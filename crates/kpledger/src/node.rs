@@ -80,12 +80,72 @@ pub fn block_on<T>(call: impl std::future::Future<Output = Result<T>>) -> Result
     tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(call)
 }
 
-/// The chain a node serves, as its status reports it (what a client signs for).
-pub async fn chain_id(client: &mut NodeClient<tonic::transport::Channel>) -> Result<kp_domain::ChainId> {
-    let status =
-        client.get_status(pb::GetStatusRequest {}).await.map_err(|e| anyhow::anyhow!("{}", e.message()))?.into_inner();
-    kp_domain::ChainId::new(&status.chain_id)
-        .map_err(|e| anyhow::anyhow!("the node reports an invalid chain id {:?}: {e}", status.chain_id))
+/// The network a client means to sign for, by its genesis hash, and where that came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedGenesis {
+    pub hash: kp_domain::Hash32,
+    /// `--genesis-hash`, a genesis file's path, for error messages.
+    pub from: String,
+}
+
+impl ExpectedGenesis {
+    /// The expected genesis: `--genesis-hash HEX`, else `--genesis FILE`, else the genesis.json
+    /// of the test network `key_file` belongs to (`DIR/<participant>/<role>.key`, as
+    /// `kpledger testnet init` writes them). Without any, an error naming the flags: a client
+    /// never signs for whatever network a node says it serves.
+    pub fn resolve(hash: Option<&str>, file: Option<&Path>, key_file: &Path) -> Result<ExpectedGenesis> {
+        if let Some(hex) = hash {
+            let hash = kp_domain::Hash32::from_hex(hex.trim()).map_err(|e| {
+                anyhow::anyhow!("--genesis-hash {hex:?} is not a genesis hash (64 hex digits, as `kpledger genesis-hash` prints it): {e}")
+            })?;
+            return Ok(ExpectedGenesis { hash, from: "--genesis-hash".into() });
+        }
+        if let Some(file) = file {
+            return Self::of_file(file);
+        }
+        let testnet = std::path::absolute(key_file)
+            .ok()
+            .and_then(|k| k.parent().and_then(Path::parent).map(|d| d.join("genesis.json")))
+            .filter(|g| g.is_file());
+        match testnet {
+            Some(g) => Self::of_file(&g),
+            None => anyhow::bail!(
+                "which network to sign for? Pass --genesis FILE (the network's genesis.json) or --genesis-hash HEX \
+                 (as `kpledger genesis-hash` prints it); no genesis.json was found in the test network directory \
+                 above the key file {} either, and a node's own word is not taken for it",
+                key_file.display()
+            ),
+        }
+    }
+
+    fn of_file(file: &Path) -> Result<ExpectedGenesis> {
+        let genesis = crate::testnet::read_genesis(file)?;
+        Ok(ExpectedGenesis { hash: kp_proto::genesis_hash(&genesis), from: file.display().to_string() })
+    }
+}
+
+/// The chain a node serves, once its genesis is the expected one (what a client signs for): the
+/// chain id is taken from the genesis whose hash was checked, never from the node's word alone.
+pub async fn chain_id(
+    client: &mut NodeClient<tonic::transport::Channel>,
+    expected: &ExpectedGenesis,
+) -> Result<kp_domain::ChainId> {
+    let g = client
+        .get_genesis(pb::GetGenesisRequest {})
+        .await
+        .map_err(|e| anyhow::anyhow!("asking the node for its genesis: {}", e.message()))?
+        .into_inner();
+    let genesis = kp_proto::decode_genesis(&g.genesis).context("the node's genesis does not decode")?;
+    let hash = kp_proto::genesis_hash(&genesis);
+    anyhow::ensure!(
+        hash == expected.hash,
+        "the node serves another network: its genesis hash is {hash} (chain {}), the expected one is {} (from {}); \
+         nothing was signed",
+        genesis.chain_id,
+        expected.hash,
+        expected.from
+    );
+    Ok(genesis.chain_id)
 }
 
 /// A node's committed ledger as it streams it: the genesis (canonical bytes, decoded) and the
