@@ -107,18 +107,27 @@ type Receipt = (usize, Vec<u8>);
 struct Outgoing {
     id: EventId,
     envelope: Vec<u8>,
+    /// For an issue: its certificate's number (a number issued before means an earlier run).
+    issues: Option<String>,
     /// The receipt to send once this event (a seal) commits.
     then: Option<Receipt>,
     /// For a receipt: the seal it follows, and how many times it was sent before.
     after: Option<(EventId, u32)>,
 }
 
+/// A certificate's issue and seal: (the exporter's node, the certificate number, issue, seal, the
+/// receipt to submit once the seal commits).
+type FirstWave = (usize, String, Vec<u8>, Vec<u8>, Receipt);
+
 /// A receipt whose seal was seen committed: (its node, the receipt, the seal, tries so far).
 type Ready = (Receipt, EventId, u32);
 
 impl Outgoing {
     fn new(envelope: Vec<u8>, then: Option<Receipt>, after: Option<(EventId, u32)>) -> Outgoing {
-        Outgoing { id: kp_crypto::event_id(&envelope), envelope, then, after }
+        Outgoing { id: kp_crypto::event_id(&envelope), envelope, issues: None, then, after }
+    }
+    fn issue(envelope: Vec<u8>, number: String) -> Outgoing {
+        Outgoing { issues: Some(number), ..Outgoing::new(envelope, None, None) }
     }
 }
 
@@ -133,6 +142,8 @@ struct Tracker {
     refusals: Vec<String>,
     last_commit: Option<Instant>,
     blocks: u64,
+    /// A certificate of this run found issued already (by an earlier run with the same seed).
+    existing: Option<String>,
 }
 
 impl Tracker {
@@ -159,9 +170,11 @@ async fn send_batch(
 ) {
     // Only a receipt may be sent again: its bytes are kept, the others go with the request.
     let mut sent = Vec::with_capacity(batch.len());
+    let mut issues = Vec::with_capacity(batch.len());
     let mut envelopes = Vec::with_capacity(batch.len());
     for o in batch {
         sent.push((o.id, o.after.map(|(seal, tries)| (seal, tries, o.envelope.clone()))));
+        issues.push(o.issues);
         envelopes.push(o.envelope);
     }
     let results = match client.submit_batch(pb::SubmitBatchRequest { envelopes }).await {
@@ -174,7 +187,25 @@ async fn send_batch(
             return;
         }
     };
-    for ((id, receipt), result) in sent.into_iter().zip(results) {
+    for (((id, receipt), issues), result) in sent.into_iter().zip(issues).zip(results) {
+        // An issue the node holds already (the same bytes: an earlier run with this seed the
+        // same day), or refused because its number is taken (another day's run): this run's
+        // certificates exist, and waiting for them would only run into the timeout.
+        if let Some(number) = issues {
+            let taken = match &result.outcome {
+                Some(pb::submit_response::Outcome::Duplicate(_)) => true,
+                Some(pb::submit_response::Outcome::Rejected(r)) if r.kind() == pb::rejection::Kind::Rules => {
+                    issued_by_another(&mut client, &number, &id).await
+                }
+                _ => false,
+            };
+            if taken {
+                if let Ok(mut t) = tracker.lock() {
+                    t.existing.get_or_insert(number);
+                }
+                continue;
+            }
+        }
         let Some(pb::submit_response::Outcome::Rejected(r)) = result.outcome else { continue };
         if let Some((seal, tries, envelope)) = receipt
             && r.kind() == pb::rejection::Kind::Rules
@@ -196,7 +227,31 @@ async fn send_batch(
     }
 }
 
+/// Whether the node's ledger holds certificate `number` issued by another event than `ours`.
+async fn issued_by_another(client: &mut Client, number: &str, ours: &EventId) -> bool {
+    match client.get_custody(pb::GetCustodyRequest { certificate: number.to_owned() }).await {
+        Ok(c) => c.into_inner().steps.first().is_some_and(|s| s.event_id != ours.to_hex()),
+        Err(_) => false,
+    }
+}
+
+/// The error of a run whose certificates exist on the network already.
+fn already_run(number: &str, seed: u64) -> anyhow::Error {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let mut suggestion = now & 0xF_FFFF;
+    if suggestion == seed & 0xF_FFFF || suggestion == 0 {
+        suggestion = (suggestion + 1) & 0xF_FFFF;
+    }
+    anyhow!(
+        "certificate {number} of this workload is already on this network: an earlier `kpledger load` ran with \
+         --seed {seed} (the default is 1), and a seed fixes the run's certificate numbers. Pass --seed N with a \
+         value not used on this network before (its low 20 bits name the certificates), for example --seed {suggestion}"
+    )
+}
+
 /// Runs the workload: `certificates` certificates (3 events each) at about `rate` events/s.
+/// Refuses to start, or stops at the first answer that shows it, when the run's certificates
+/// exist already (an earlier run with the same seed).
 pub fn run(dir: &Path, certificates: usize, rate: f64, seed: u64, deadline: Duration) -> Result<LoadReport> {
     ensure!(certificates > 0, "--certificates must be at least 1");
     ensure!(rate > 0.0 && rate.is_finite(), "--rate must be a positive number of events per second");
@@ -221,8 +276,7 @@ pub fn run(dir: &Path, certificates: usize, rate: f64, seed: u64, deadline: Dura
     let run_tag = format!("L{:05X}", seed & 0xF_FFFF);
 
     // Issue + seal of each certificate, in order; the receipts follow their seals' commits.
-    // (exporter's node, issue, seal, the receipt to submit once the seal commits)
-    let mut first_wave: VecDeque<(usize, Vec<u8>, Vec<u8>, Receipt)> = VecDeque::new();
+    let mut first_wave: VecDeque<FirstWave> = VecDeque::new();
     for i in 0..certificates {
         let e = rng.random_range(0..keys.len());
         let mut m = rng.random_range(0..keys.len() - 1);
@@ -232,6 +286,7 @@ pub fn run(dir: &Path, certificates: usize, rate: f64, seed: u64, deadline: Dura
         let (exporter, ek) = (&keys[e].0, &keys[e].1);
         let (importer, ik) = (&keys[m].0, &keys[m].1);
         let number = format!("{exporter}-{}-{run_tag}-{i:07}", today.year());
+        let label = number.clone();
         let c = certificate(&mut rng, number.clone(), *exporter, *importer, today, ek.validity_days)?;
         let carats = c.carats;
         let parcels = c.parcels;
@@ -260,7 +315,7 @@ pub fn run(dir: &Path, certificates: usize, rate: f64, seed: u64, deadline: Dura
                 remarks: Text::new("synthetic load")?,
             }),
         )?;
-        first_wave.push_back((e, issue, seal, (m, receipt)));
+        first_wave.push_back((e, label, issue, seal, (m, receipt)));
     }
     let total = certificates * 3;
 
@@ -273,6 +328,18 @@ pub fn run(dir: &Path, certificates: usize, rate: f64, seed: u64, deadline: Dura
         let tracker = Arc::new(Mutex::new(Tracker::default()));
         // Receipts whose seals are committed, and receipts to send again.
         let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<Ready>();
+
+        // An earlier run with this seed issued the same numbers: say so before sending anything.
+        if let Some((_, number, ..)) = first_wave.front() {
+            let c = clients[0]
+                .get_custody(pb::GetCustodyRequest { certificate: number.clone() })
+                .await
+                .map_err(|e| anyhow!("{}", e.message()))?
+                .into_inner();
+            if !c.steps.is_empty() {
+                return Err(already_run(number, seed));
+            }
+        }
 
         // Watch commits on the first participant's node.
         let mut watcher = connect(&keys[0].1.api).await?;
@@ -317,6 +384,10 @@ pub fn run(dir: &Path, certificates: usize, rate: f64, seed: u64, deadline: Dura
         loop {
             let done = {
                 let t = tracker.lock().map_err(|_| anyhow!("tracker poisoned"))?;
+                if let Some(number) = &t.existing {
+                    watch.abort();
+                    return Err(already_run(number, seed));
+                }
                 t.committed + t.refused >= total
             };
             if done || Instant::now() >= end {
@@ -334,9 +405,9 @@ pub fn run(dir: &Path, certificates: usize, rate: f64, seed: u64, deadline: Dura
                         credit -= 1.0;
                     }
                 } else if credit >= 2.0
-                    && let Some((node, issue, seal, receipt)) = first_wave.pop_front()
+                    && let Some((node, number, issue, seal, receipt)) = first_wave.pop_front()
                 {
-                    batches[node].push(Outgoing::new(issue, None, None));
+                    batches[node].push(Outgoing::issue(issue, number));
                     batches[node].push(Outgoing::new(seal, Some(receipt), None));
                     submitted += 2;
                     credit -= 2.0;
@@ -347,9 +418,9 @@ pub fn run(dir: &Path, certificates: usize, rate: f64, seed: u64, deadline: Dura
             for (node, batch) in batches.iter_mut().enumerate() {
                 while !batch.is_empty() {
                     // Batches of one node may be answered in any order: an issue and its seal
-                    // stay in one (an issue is the only event with neither `then` nor `after`).
+                    // stay in one.
                     let mut cut = batch.len().min(kp_node::api::MAX_SUBMIT_BATCH);
-                    if cut < batch.len() && batch[cut - 1].then.is_none() && batch[cut - 1].after.is_none() {
+                    if cut < batch.len() && batch[cut - 1].issues.is_some() {
                         cut -= 1;
                     }
                     let rest = batch.split_off(cut);
