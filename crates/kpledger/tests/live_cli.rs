@@ -58,7 +58,7 @@ fn certificate(dir: &Path, number: &str) -> PathBuf {
 }
 
 #[test]
-fn clients_sign_only_for_the_expected_network_and_load_runs_are_not_repeated() {
+fn clients_sign_only_for_the_expected_network() {
     let work = tempfile::tempdir().unwrap();
     // Below the ephemeral range (32768 and up), apart from other test processes.
     let base = 12_000 + (std::process::id() % 600) * 30;
@@ -143,7 +143,22 @@ fn clients_sign_only_for_the_expected_network_and_load_runs_are_not_repeated() {
         ours,
     ]);
     assert_eq!(r["outcome"], "accepted", "{r}");
+}
 
+/// A started two-participant network on ports of this test process (`slot` 0 or 1).
+fn started(work: &Path, slot: u32) -> (PathBuf, Up) {
+    // Below the ephemeral range (32768 and up), apart from other test processes.
+    let base = 12_000 + (std::process::id() % 600) * 30 + slot * 15;
+    let net = work.join("net");
+    ok(&["testnet", "init", "--participants", "2", "--dir", path(&net), "--base-port", &base.to_string()]);
+    ok(&["testnet", "up", "--dir", path(&net), "--timeout", "60"]);
+    (net.clone(), Up(net))
+}
+
+#[test]
+fn a_second_load_run_with_the_same_seed_stops_at_once_naming_the_seed() {
+    let work = tempfile::tempdir().unwrap();
+    let (net, _up) = started(work.path(), 1);
     // A load run, then the same run again: the second stops at once and names --seed.
     let load = ["load", "--dir", path(&net), "--certificates", "4", "--rate", "100", "--timeout", "60"];
     let first = ok(&load);
