@@ -4,7 +4,7 @@
 //! bundles from a store holding it, consensus messages, configurations and key files — and a
 //! few hand-made invalid ones. Deterministic: the same files on every machine.
 //!
-//!     cargo run --manifest-path tests/fuzz/Cargo.toml --locked --example make-corpus
+//!     scripts/fuzz.sh --make-corpus
 //!
 //! (an example, not a bin, so that `cargo fuzz build` never builds it with instrumentation).
 
