@@ -15,8 +15,9 @@ use std::collections::{BTreeMap, HashMap};
 
 /// Most submitted events waiting in the pool; a submission beyond it is refused.
 pub const MAX_PENDING: usize = 100_000;
-/// Most consensus records kept for one height (a round writes at most four).
-pub const MAX_RECORDS_PER_HEIGHT: u32 = 4_096;
+/// Most consensus records kept for one height: one per [`RecordSlot`], whatever the number of
+/// rounds (a voter away for a day, or a Byzantine voter's `NewRound`s, runs thousands).
+pub const MAX_RECORDS_PER_HEIGHT: u32 = RecordSlot::ALL.len() as u32;
 /// Most pieces of evidence kept for one height.
 pub const MAX_EVIDENCE_PER_HEIGHT: u32 = 256;
 /// Most entries one review query returns.
@@ -47,8 +48,37 @@ pub enum StoreError {
     PoolFull(usize),
     #[error("a submitted event of {0} bytes is over the limit of {max} bytes", max = kp_domain::MAX_EVENT_BYTES)]
     TooLarge(usize),
-    #[error("too many consensus records for height {0}")]
-    TooManyRecords(u64),
+}
+
+/// Where a consensus record of the open height is kept. What a restarted engine needs for
+/// safety is, per height, its prevote and precommit of the highest round it voted in, its
+/// proposal of the highest round it proposed in, and its highest lock: rounds only go up, so a
+/// restarted engine resumes at the highest round it recorded and never signs in an earlier one
+/// (`kp_consensus::Engine::new`). A record replaces its slot's only if its round is higher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordSlot {
+    Prevote = 0,
+    Precommit = 1,
+    Proposal = 2,
+    Lock = 3,
+}
+
+impl RecordSlot {
+    pub const ALL: [RecordSlot; 4] =
+        [RecordSlot::Prevote, RecordSlot::Precommit, RecordSlot::Proposal, RecordSlot::Lock];
+
+    /// The record's height, slot and round.
+    pub fn of(record: &Record) -> (u64, RecordSlot, u32) {
+        use kp_consensus::block::VoteKind;
+        match record {
+            Record::Voted(v) => {
+                let slot = if v.kind == VoteKind::Prevote { RecordSlot::Prevote } else { RecordSlot::Precommit };
+                (v.height, slot, v.round)
+            }
+            Record::Proposed(p) => (p.height, RecordSlot::Proposal, p.round),
+            Record::Locked { certificate, .. } => (certificate.body.height, RecordSlot::Lock, certificate.body.round),
+        }
+    }
 }
 
 fn integrity(height: u64, reason: impl Into<String>) -> StoreError {
@@ -109,8 +139,8 @@ pub struct Store<B: Backend> {
     pending: HashMap<EventId, u64>,
     pending_limit: usize,
     next_pending_seq: u64,
-    /// (height, next seq) of the consensus records of the open height.
-    next_record: (u64, u32),
+    /// The round of the record in each [`RecordSlot`] of the open height (head + 1).
+    record_rounds: [Option<u32>; 4],
 }
 
 fn decode_header(height: u64, bytes: &[u8]) -> Result<BlockHeader, StoreError> {
@@ -444,7 +474,7 @@ impl<B: Backend> Store<B> {
             pending: HashMap::new(),
             pending_limit: MAX_PENDING,
             next_pending_seq: 0,
-            next_record: (head.height + 1, 0),
+            record_rounds: [None; 4],
         })
     }
 
@@ -670,12 +700,56 @@ impl<B: Backend> Store<B> {
         }
         self.pending = pending;
         self.next_pending_seq = self.backend.last(Cf::Pending)?.and_then(|(k, _)| u64_at(&k, 0)).map_or(0, |s| s + 1);
-        if let Some((k, _)) = self.backend.last(Cf::Consensus)?
-            && let (Some(h), Some(s)) = (u64_at(&k, 0), k.get(8..12).and_then(|s| <[u8; 4]>::try_from(s).ok()))
-            && h == self.head.height + 1
-        {
-            self.next_record = (h, u32::from_be_bytes(s) + 1);
+        self.load_records()
+    }
+
+    /// Reads the open height's consensus records into their slots. A store written before the
+    /// records were kept in slots (one key per record, in order) is compacted to the slots here,
+    /// in one synced batch, keeping in each slot the record of the highest round.
+    fn load_records(&mut self) -> Result<(), StoreError> {
+        let height = self.head.height + 1;
+        let prefix = height_key(height);
+        let mut stored = Vec::new();
+        let mut damaged = None;
+        self.backend.scan(Cf::Consensus, &prefix, &mut |k, v| {
+            if !k.starts_with(&prefix) {
+                return false;
+            }
+            match wire::decode_record(v) {
+                Ok(r) => stored.push((k.to_vec(), r)),
+                Err(e) => damaged = Some(format!("consensus record {}: {e}", hex(k))),
+            }
+            damaged.is_none()
+        })?;
+        if let Some(why) = damaged {
+            return Err(integrity(height, why));
         }
+        let mut best: [Option<(u32, &Record)>; 4] = [None; 4];
+        for (_, r) in &stored {
+            let (h, slot, round) = RecordSlot::of(r);
+            if h != height {
+                return Err(integrity(
+                    height,
+                    format!("a consensus record of height {h} is kept under height {height}"),
+                ));
+            }
+            let kept = &mut best[slot as usize];
+            if kept.is_none_or(|(r, _)| r < round) {
+                *kept = Some((round, r));
+            }
+        }
+        let in_slots = stored.iter().all(|(k, r)| *k == seq_key(height, RecordSlot::of(r).1 as u32));
+        if !in_slots {
+            let mut batch = Batch::default();
+            batch.delete_range(Cf::Consensus, prefix.to_vec(), height_key(height + 1).to_vec());
+            for (slot, kept) in best.iter().enumerate() {
+                if let Some((_, r)) = kept {
+                    batch.put(Cf::Consensus, seq_key(height, slot as u32), wire::encode_record(r));
+                }
+            }
+            self.backend.write(batch, true)?;
+        }
+        self.record_rounds = best.map(|b| b.map(|(round, _)| round));
         Ok(())
     }
 
@@ -733,7 +807,7 @@ impl<B: Backend> Store<B> {
         for id in &ids {
             self.pending.remove(id);
         }
-        self.next_record = (head.height + 1, 0);
+        self.record_rounds = [None; 4];
         Ok(())
     }
 
@@ -1006,22 +1080,31 @@ impl<B: Backend> Store<B> {
     // ----- consensus records -----
 
     /// Persists the engine's records of the open height, durably, before the host sends the
-    /// messages that follow them.
+    /// messages that follow them: each into its [`RecordSlot`], replacing a record of a lower
+    /// round (one of a lower or equal round than the slot holds is already covered, and not
+    /// written). A record of another height than the open one is refused as an integrity error
+    /// (the engine persists only for the height after the store's head).
     pub fn persist_records(&mut self, records: &[Record]) -> Result<(), StoreError> {
-        let (height, mut seq) = self.next_record;
-        if records.is_empty() {
-            return Ok(());
-        }
+        let height = self.head.height + 1;
+        let mut rounds = self.record_rounds;
         let mut batch = Batch::default();
         for r in records {
-            if seq >= MAX_RECORDS_PER_HEIGHT {
-                return Err(StoreError::TooManyRecords(height));
+            let (h, slot, round) = RecordSlot::of(r);
+            if h != height {
+                return Err(integrity(
+                    height,
+                    format!("a consensus record of height {h} while height {height} is open"),
+                ));
             }
-            batch.put(Cf::Consensus, seq_key(height, seq), wire::encode_record(r));
-            seq += 1;
+            if rounds[slot as usize].is_none_or(|kept| kept < round) {
+                rounds[slot as usize] = Some(round);
+                batch.put(Cf::Consensus, seq_key(height, slot as u32), wire::encode_record(r));
+            }
         }
-        self.backend.write(batch, true)?;
-        self.next_record = (height, seq);
+        if !batch.is_empty() {
+            self.backend.write(batch, true)?;
+            self.record_rounds = rounds;
+        }
         Ok(())
     }
 

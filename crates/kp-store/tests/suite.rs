@@ -12,7 +12,9 @@ use kp_consensus::{Application, Evidence, Record, Vote};
 use kp_crypto::Signature;
 use kp_domain::{CertificateNumber, Hash32, ParticipantId, Timestamp};
 use kp_rules::CertificateState;
-use kp_store::{Backend, Batch, Cf, MemBackend, Position, RocksBackend, Store, StoreError, Submitted, TradeRole};
+use kp_store::{
+    Backend, Batch, Cf, MemBackend, Position, RecordSlot, RocksBackend, Store, StoreError, Submitted, TradeRole,
+};
 
 /// A place a store lives, that can be opened again after the store is dropped.
 trait Env {
@@ -242,7 +244,9 @@ fn consensus_records_survive_and_are_pruned_at_commit<E: Env>() {
     let (mut store, mut app, blocks) = filled(&env, &w, 2);
     let (b, c) = &blocks[1];
     let body = VoteBody { kind: VoteKind::Prevote, height: 3, round: 1, block_hash: Hash32([5; 32]) };
-    let records = vec![Record::Voted(body), Record::Locked { block: b.clone(), certificate: c.clone() }];
+    // A lock at the open height (the store does not verify what the engine hands it).
+    let lock = Certificate { body: VoteBody { block_hash: b.hash(), ..body }, signatures: c.signatures.clone() };
+    let records = vec![Record::Voted(body), Record::Locked { block: b.clone(), certificate: lock }];
     store.persist_records(&records[..1]).unwrap();
     store.persist_records(&records[1..]).unwrap();
     let aa = ParticipantId::new("AA").unwrap();
@@ -258,7 +262,18 @@ fn consensus_records_survive_and_are_pruned_at_commit<E: Env>() {
     let (mut store, mut reopened) = Store::open(env.backend(), &w.net.genesis).unwrap();
     assert_eq!(store.records().unwrap(), records);
     store.persist_records(&[Record::Voted(VoteBody { round: 2, ..body })]).unwrap();
-    assert_eq!(store.records().unwrap().len(), 3, "a restarted node appends after its earlier records");
+    assert_eq!(
+        store.records().unwrap(),
+        vec![Record::Voted(VoteBody { round: 2, ..body }), records[1].clone()],
+        "a prevote of a higher round replaces the lower one; the lock stays"
+    );
+    // One of a lower round than its slot holds is covered already: not written.
+    store.persist_records(&records[..1]).unwrap();
+    assert_eq!(store.records().unwrap()[0], Record::Voted(VoteBody { round: 2, ..body }));
+    // A record of another height than the open one is an integrity error, and writes nothing.
+    let stray = Record::Voted(VoteBody { height: 9, ..body });
+    assert!(matches!(store.persist_records(&[stray]), Err(StoreError::Integrity { height: 3, .. })));
+    assert_eq!(store.records().unwrap().len(), 2);
     let (b3, c3) = w.next_block(&mut reopened);
     store.commit(&b3, &c3, &mut reopened).unwrap();
     assert!(store.records().unwrap().is_empty());
@@ -468,6 +483,76 @@ fn an_amendment_moves_the_certificate_to_its_new_importer<E: Env>() {
     assert_eq!(ledger_contents(&store), contents);
 }
 
+/// A voter away for a day, or one flooded with `NewRound`s, votes in thousands of rounds of one
+/// height: the records stay one per slot and the store never fails for them (it used to refuse
+/// the 4,097th record with an error that stopped the node, again after every restart).
+fn consensus_records_stay_bounded_over_thousands_of_rounds<E: Env>() {
+    let env = E::new();
+    let w = Workload::new(PARTICIPANTS, 4, 12);
+    let (mut store, _app, blocks) = filled(&env, &w, 2);
+    let (b, c) = &blocks[1];
+    for round in 0..10_000u32 {
+        let body = VoteBody { kind: VoteKind::Prevote, height: 3, round, block_hash: b.hash() };
+        let lock = Certificate { body, signatures: c.signatures.clone() };
+        let records = [
+            Record::Voted(body),
+            Record::Locked { block: b.clone(), certificate: lock },
+            Record::Voted(VoteBody { kind: VoteKind::Precommit, ..body }),
+        ];
+        store.persist_records(&records).unwrap();
+    }
+    let kept = store.records().unwrap();
+    assert_eq!(kept.len(), 3);
+    assert!(kept.iter().all(|r| RecordSlot::of(r).2 == 9_999), "each slot keeps the highest round: {kept:?}");
+    let mut stored = 0;
+    store
+        .backend()
+        .scan(Cf::Consensus, &[], &mut |_, _| {
+            stored += 1;
+            true
+        })
+        .unwrap();
+    assert!(stored <= kp_store::MAX_RECORDS_PER_HEIGHT);
+    drop(store);
+    let (store, _) = Store::open(env.backend(), &w.net.genesis).unwrap();
+    assert_eq!(store.records().unwrap(), kept);
+}
+
+/// A store written when every record had a key of its own (in order) is compacted to the slots
+/// when it is opened, keeping the highest round of each.
+fn records_in_the_earlier_layout_are_compacted_at_open<E: Env>() {
+    let env = E::new();
+    let w = Workload::new(PARTICIPANTS, 4, 12);
+    let (store, _app, _) = filled(&env, &w, 2);
+    drop(store);
+    let vote = |kind, round| Record::Voted(VoteBody { kind, height: 3, round, block_hash: Hash32([7; 32]) });
+    let old = [
+        vote(VoteKind::Prevote, 0),
+        vote(VoteKind::Precommit, 0),
+        vote(VoteKind::Prevote, 1),
+        vote(VoteKind::Prevote, 5),
+        vote(VoteKind::Prevote, 3),
+    ];
+    let mut batch = Batch::default();
+    for (seq, r) in old.iter().enumerate() {
+        let mut key = 3u64.to_be_bytes().to_vec();
+        key.extend_from_slice(&(seq as u32).to_be_bytes());
+        batch.put(Cf::Consensus, key, kp_consensus::wire::encode_record(r));
+    }
+    env.backend().write(batch, true).unwrap();
+    let (store, _) = Store::open(env.backend(), &w.net.genesis).unwrap();
+    assert_eq!(store.records().unwrap(), vec![old[3].clone(), old[1].clone()]);
+    let mut stored = 0;
+    store
+        .backend()
+        .scan(Cf::Consensus, &[], &mut |_, _| {
+            stored += 1;
+            true
+        })
+        .unwrap();
+    assert_eq!(stored, 2, "the earlier keys are gone");
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod in_memory {
@@ -484,6 +569,8 @@ suite!(
     commit_refuses_a_block_that_does_not_fit,
     pending_pool_survives_restarts_and_empties_on_commit,
     consensus_records_survive_and_are_pruned_at_commit,
+    consensus_records_stay_bounded_over_thousands_of_rounds,
+    records_in_the_earlier_layout_are_compacted_at_open,
     another_chain_genesis_or_format_is_refused,
     damage_is_found_with_its_height,
     an_amendment_moves_the_certificate_to_its_new_importer,
