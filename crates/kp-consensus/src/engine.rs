@@ -18,6 +18,11 @@ pub const MAX_ROUNDS_AHEAD: Round = 64;
 /// Next-height messages kept per voter until this node reaches that height: a proposal, a vote
 /// of each phase and a certificate.
 pub const MAX_FUTURE_PER_VOTER: usize = 4;
+/// Rounds before the current one whose proposals, votes and reports an engine keeps.
+pub const KEPT_ROUNDS: Round = 16;
+/// Most blocks whose execution (the voters each requires) an engine remembers at one height;
+/// beyond it, those no longer in play are forgotten.
+pub const MAX_EXECUTED_PER_HEIGHT: usize = 64;
 /// The longest a round may last: a network must never sit for long because its timers grew.
 pub const MAX_ROUND_TIMEOUT_MS: u64 = 30_000;
 
@@ -222,6 +227,9 @@ pub struct Engine {
     /// Rounds for which this leader asked its host for events.
     requested: BTreeSet<Round>,
     missing_reported: BTreeSet<Round>,
+    /// The highest round each voter reported beyond this engine's window (see
+    /// [`Engine::far_round`]): at most one entry per voter.
+    far_rounds: BTreeMap<ParticipantId, Round>,
     /// Messages to handle next: this node's own, and those kept for the height it just reached.
     inbox: VecDeque<(ParticipantId, Message)>,
     /// Messages for the next height that arrived before this node committed the current one
@@ -269,6 +277,7 @@ impl Engine {
             proposed: BTreeSet::new(),
             requested: BTreeSet::new(),
             missing_reported: BTreeSet::new(),
+            far_rounds: BTreeMap::new(),
             inbox: VecDeque::new(),
             future: Vec::new(),
             out: vec![],
@@ -359,6 +368,7 @@ impl Engine {
         self.proposed.clear();
         self.requested.clear();
         self.missing_reported.clear();
+        self.far_rounds.clear();
         self.inbox.clear();
         let h = self.height;
         // What arrived early for this height is handled now (checked like any message).
@@ -400,6 +410,7 @@ impl Engine {
     fn enter_round(&mut self, round: Round, now: Timestamp, missing: Vec<ParticipantId>) {
         self.round = round;
         self.round_started = now;
+        self.forget_old_rounds();
         // A later-round leader is woken a quarter into the round to propose with the reports it
         // has; everyone else (and then the leader again) at the round's end.
         let full = self.config.round_timeout_ms(round);
@@ -516,13 +527,37 @@ impl Engine {
         }
     }
 
+    /// Forgets what it kept of rounds more than [`KEPT_ROUNDS`] behind the current one, so that
+    /// what an engine holds for one height is bounded whatever the number of rounds (a voter away
+    /// for a day leaves the others running thousands, each with a proposal and its events). The
+    /// lock and the highest prevote certificate are kept apart with their blocks; this node never
+    /// votes or proposes in a round before the current one, so nothing of its safety is lost; a
+    /// late commit certificate of a forgotten round makes the host fetch the block.
+    fn forget_old_rounds(&mut self) {
+        let keep_from = self.round.saturating_sub(KEPT_ROUNDS);
+        if keep_from == 0 {
+            return;
+        }
+        self.proposals.retain(|r, _| *r >= keep_from);
+        self.my_proposals.retain(|r, _| *r >= keep_from);
+        self.my_votes.retain(|(r, _), _| *r >= keep_from);
+        self.votes.retain(|(r, _), _| *r >= keep_from);
+        self.certified.retain(|(r, _)| *r >= keep_from);
+        self.new_rounds.retain(|r, _| *r >= keep_from);
+        self.proposed.retain(|r| *r >= keep_from);
+        self.requested.retain(|r| *r >= keep_from);
+        self.missing_reported.retain(|r| *r >= keep_from);
+    }
+
     /// Whether a message for (height, round) concerns this engine now; reports being behind.
     fn relevant(&mut self, height: Height, round: Round) -> bool {
         if height > self.height {
             self.out.push(Output::Behind { height });
             return false;
         }
-        height == self.height && round <= self.round.saturating_add(MAX_ROUNDS_AHEAD)
+        // Rounds forgotten (see `forget_old_rounds`) stay forgotten.
+        let window = self.round.saturating_sub(KEPT_ROUNDS)..=self.round.saturating_add(MAX_ROUNDS_AHEAD);
+        height == self.height && window.contains(&round)
     }
 
     fn on_message(&mut self, from: ParticipantId, message: Message, now: Timestamp, app: &mut dyn Application) {
@@ -542,6 +577,12 @@ impl Engine {
                 self.future.push((from, message));
             }
             return;
+        }
+        if let Message::NewRound(n) = &message
+            && n.height == self.height
+            && n.round > self.round.saturating_add(MAX_ROUNDS_AHEAD)
+        {
+            return self.far_round(from, n.round, now);
         }
         match message {
             Message::Proposal(p) => self.on_proposal(from, *p, now, app),
@@ -570,7 +611,20 @@ impl Engine {
                 Ok(x.required)
             }
         });
-        self.required.insert(block.hash(), result.as_ref().ok().cloned());
+        if self.required.len() >= MAX_EXECUTED_PER_HEIGHT {
+            // Only blocks still in play are kept: proposals of this height, the lock, the valid.
+            let in_play = |hash: &Hash32| {
+                self.proposals.values().any(|p| p.block.hash() == *hash)
+                    || self.lock.as_ref().is_some_and(|l| l.1.hash() == *hash)
+                    || self.valid.as_ref().is_some_and(|v| v.1.hash() == *hash)
+            };
+            let kept: BTreeMap<Hash32, Option<Vec<(ParticipantId, PublicKey)>>> =
+                std::mem::take(&mut self.required).into_iter().filter(|(h, _)| in_play(h)).collect();
+            self.required = kept;
+        }
+        if self.required.len() < MAX_EXECUTED_PER_HEIGHT {
+            self.required.insert(block.hash(), result.as_ref().ok().cloned());
+        }
         result
     }
 
@@ -791,6 +845,30 @@ impl Engine {
         }
     }
 
+    /// A voter reports a round beyond this engine's window (a node back after a long absence:
+    /// the others ran thousands of rounds meanwhile, and a node follows a single voter's
+    /// `NewRound` only within [`MAX_ROUNDS_AHEAD`]). Once every other voter but at most one
+    /// (every other, in a network of three or fewer) reports being that far ahead, this node
+    /// enters the lowest round they report: at or below an honest reporter's round whenever at
+    /// most one reporter is faulty, so no single voter drags the others ahead. Rounds are
+    /// liveness only: entering a later round changes nothing of what the locks protect.
+    fn far_round(&mut self, from: ParticipantId, round: Round, now: Timestamp) {
+        if from == self.me {
+            return;
+        }
+        let seen = self.far_rounds.entry(from).or_insert(round);
+        *seen = (*seen).max(round);
+        let others = self.voters.iter().filter(|(id, _)| *id != self.me).count();
+        let needed = if others <= 2 { others } else { others - 1 };
+        if self.far_rounds.len() >= needed.max(1) {
+            let target = self.far_rounds.values().copied().min().unwrap_or(round);
+            self.far_rounds.clear();
+            if target > self.round {
+                self.enter_round(target, now, vec![]);
+            }
+        }
+    }
+
     fn on_new_round(&mut self, from: ParticipantId, n: NewRound, now: Timestamp, app: &mut dyn Application) {
         if !self.relevant(n.height, n.round) || n.round == 0 {
             return;
@@ -807,17 +885,38 @@ impl Engine {
                 && cert.body.block_hash == block.hash();
             let higher = self.valid.as_ref().is_none_or(|(r, _, _)| *r < cert.body.round);
             if !ok {
-                return self.refuse(
-                    from,
-                    Refusal::InvalidCertificate(
-                        "reported lock is not a prevote certificate of this height for its block".into(),
-                    ),
-                );
+                return self
+                    .refuse(from, Refusal::BadLock("not a prevote certificate of this height for its block".into()));
             }
             if higher && from != self.me {
-                match self.required_for(&block, app).map(|req| cert.verify(&self.chain_id, &req)) {
-                    Ok(Ok(())) => self.valid = Some((cert.body.round, block, cert)),
-                    _ => return self.refuse(from, Refusal::InvalidCertificate("reported lock does not verify".into())),
+                // The signatures are checked before the block is executed (executing costs the
+                // block; anyone can make up a block): a block needs the prevote of every voter of
+                // the height, or of every voter but its subject's, so fewer signers, or one that
+                // is no voter or does not verify, is refused at the cost of one batch check.
+                let signers: Vec<(ParticipantId, PublicKey)> = self
+                    .voters
+                    .iter()
+                    .filter(|(id, _)| cert.signatures.iter().any(|(signer, _)| signer == id))
+                    .copied()
+                    .collect();
+                let enough = signers.len() == cert.signatures.len() && signers.len() + 1 >= self.voters.len();
+                let checked = match enough {
+                    true => cert.verify(&self.chain_id, &signers).map_err(|e| e.to_string()),
+                    false => Err(format!("{} signatures of {} voters", cert.signatures.len(), self.voters.len())),
+                };
+                if let Err(why) = checked {
+                    return self.refuse(from, Refusal::BadLock(why));
+                }
+                // Then the block, and whether those are exactly the voters it requires.
+                match self.required_for(&block, app) {
+                    Ok(required) if cert.keys_for(&required).is_ok() => {
+                        self.valid = Some((cert.body.round, block, cert));
+                    }
+                    Ok(_) => {
+                        return self
+                            .refuse(from, Refusal::BadLock("not signed by the voters its block requires".into()));
+                    }
+                    Err(why) => return self.refuse(from, Refusal::BadLock(format!("its block: {why}"))),
                 }
             }
         }

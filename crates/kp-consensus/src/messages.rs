@@ -108,6 +108,10 @@ pub enum Refusal {
     InvalidCertificate(String),
     #[error("vote for a block this node does not know")]
     UnknownBlock,
+    /// A `NewRound`'s reported lock that is no prevote certificate of its block by the voters
+    /// it requires: an honest voter only reports a lock it verified itself at the same height.
+    #[error("reported lock refused: {0}")]
+    BadLock(String),
 }
 
 /// What the engine asks its host to do, in order.
