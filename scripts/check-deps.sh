@@ -17,6 +17,16 @@ for crate in kp-domain kp-crypto kp-rules kp-consensus; do
     echo "check-deps: $crate is free of tokio, libp2p, rocksdb and prost"
   fi
 done
+# The node's core is driven by the node's runtime and by the simulator: it reaches the disk
+# through kp-store, but has no async runtime and no network of its own.
+bad=$(cargo tree --locked -p kp-core -e normal --prefix none --format '{p}' 2>/dev/null | grep -E '^(tokio|libp2p|tonic|hyper|axum)( |$)' | sort -u || true)
+if [ -n "$bad" ]; then
+  echo "check-deps: kp-core must not depend on:" >&2
+  echo "$bad" | sed 's/^/  /' >&2
+  status=1
+else
+  echo "check-deps: kp-core is free of tokio, libp2p, tonic and hyper"
+fi
 # Only the storage crate talks to RocksDB directly; the others reach the disk through it.
 for dir in crates/*/; do
   crate=$(basename "$dir")

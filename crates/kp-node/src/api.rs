@@ -390,7 +390,7 @@ impl pb::node_server::Node for Api {
         request: Request<pb::GetGovernanceRequest>,
     ) -> Result<Response<pb::GetGovernanceResponse>, Status> {
         let reference = request.into_inner().reference;
-        let mut core = self.shared.lock()?;
+        let core = self.shared.lock()?;
         let drafts = core.drafts((!reference.is_empty()).then_some(reference.as_str()));
         if drafts.is_empty() && !reference.is_empty() {
             return Err(Status::not_found(format!("this node collects no approvals for an act {reference:?}")));

@@ -10,10 +10,12 @@ pub mod pb {
 
 pub mod api;
 pub mod config;
-pub mod core;
-pub mod metrics;
 pub mod network;
 pub mod runtime;
 
 pub use config::NodeConfig;
+/// The node's core lives in its own crate (no runtime, network or clock), driven here by the
+/// runtime and in `kp-sim` by the simulator.
+pub use kp_core as core;
+pub use kp_core::metrics;
 pub use runtime::{now, run};

@@ -1,8 +1,12 @@
 //! The node's core: the consensus engine, the rules engine (`LedgerApp`) and the store, wired
-//! together synchronously. No tokio, no network: the runtime hands it submissions, peer
-//! messages and the time, and carries out the [`Effect`]s it returns. Every engine record is
-//! persisted (synced) before the messages that follow it are returned, and every committed
-//! block is in the store before anything else happens.
+//! together synchronously. No tokio, no network, no clock: the host (the node's runtime, or the
+//! deterministic simulator in `kp-sim`) hands it submissions, peer messages and the time, and
+//! carries out the [`Effect`]s it returns. Every engine record is persisted (synced) before the
+//! messages that follow it are returned, and every committed block is in the store before
+//! anything else happens. [`Core`] is generic over the store's [`Backend`]: RocksDB in the
+//! node, memory in the simulator, so that the code that ships is the code simulated.
+
+pub mod metrics;
 
 use crate::metrics::Metrics;
 use kp_chain::{LedgerApp, PendingEvent};
@@ -11,7 +15,7 @@ use kp_consensus::{Engine, Height, Input, Message, Output, Round};
 use kp_crypto::SecretKey;
 use kp_domain::{ChainId, EventId, Genesis, ParticipantId, Timestamp};
 use kp_proto::EdgeError;
-use kp_store::{RocksBackend, Store, StoreError, Submitted};
+use kp_store::{Backend, RocksBackend, Store, StoreError, Submitted};
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
@@ -272,6 +276,7 @@ fn refusal_code(r: &kp_consensus::Refusal) -> &'static str {
         InvalidBlock(_) => "consensus_invalid_block",
         InvalidCertificate(_) => "consensus_invalid_certificate",
         UnknownBlock => "consensus_unknown_block",
+        BadLock(_) => "consensus_bad_lock",
     }
 }
 
@@ -284,10 +289,10 @@ fn reject_code(k: RejectKind) -> &'static str {
     }
 }
 
-/// The state of one node.
+/// The state of one node, over the store's backend `B`.
 #[derive(Debug)]
-pub struct Core {
-    store: Store<RocksBackend>,
+pub struct Core<B: Backend = RocksBackend> {
+    store: Store<B>,
     app: LedgerApp,
     /// `None` on an observer's node (no vote).
     engine: Option<Engine>,
@@ -313,6 +318,9 @@ pub struct Core {
     /// The latest time an event was applied at in the tentative block (later events are applied
     /// no earlier: API calls reach the core in any order of their clocks).
     overlay_time: Timestamp,
+    /// A submission group's scratch block is open on top of the pool's (see
+    /// [`Core::begin_group`]).
+    group_open: bool,
     /// Governance acts collecting approvals, oldest first.
     drafts: Vec<Draft>,
     /// What rebuilding the engine after a catch-up needs.
@@ -327,8 +335,8 @@ pub struct Core {
     last_forward: Option<Timestamp>,
 }
 
-impl Core {
-    /// Opens (or creates) the store in `data_dir` and starts the engine at the stored head.
+impl Core<RocksBackend> {
+    /// Opens (or creates) the RocksDB store in `data_dir` and starts the engine at the stored head.
     pub fn open(
         genesis: &Genesis,
         key: SecretKey,
@@ -337,7 +345,7 @@ impl Core {
         max_block_events: usize,
         now: Timestamp,
         joining: bool,
-    ) -> Result<(Core, Vec<Effect>), CoreError> {
+    ) -> Result<(Core<RocksBackend>, Vec<Effect>), CoreError> {
         let public = key.public();
         let observer = genesis.observers.iter().any(|o| o.node_key == public);
         let in_genesis = observer || genesis.participants.iter().any(|p| p.node_key == public);
@@ -349,6 +357,23 @@ impl Core {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError::Backend(kp_store::BackendError::Io(format!("{}: {e}", data_dir.display()))))?;
         let backend = RocksBackend::open(data_dir).map_err(StoreError::Backend)?;
+        Core::open_with(backend, genesis, key, config, max_block_events, now, joining)
+    }
+}
+
+impl<B: Backend> Core<B> {
+    /// Opens (or creates) the store on `backend` and starts the engine at the stored head.
+    pub fn open_with(
+        backend: B,
+        genesis: &Genesis,
+        key: SecretKey,
+        config: kp_consensus::Config,
+        max_block_events: usize,
+        now: Timestamp,
+        joining: bool,
+    ) -> Result<(Core<B>, Vec<Effect>), CoreError> {
+        let public = key.public();
+        let observer = genesis.observers.iter().any(|o| o.node_key == public);
         let (mut store, mut app) = Store::open(backend, genesis)?;
         // The participant this node serves, as the committed ledger has it (admissions included).
         let me = participant_of(app.ledger(), &public);
@@ -406,6 +431,7 @@ impl Core {
             metrics: Arc::new(Metrics::new()),
             overlay: false,
             overlay_time: Timestamp(0),
+            group_open: false,
             drafts: Vec::new(),
             engine_config,
             key,
@@ -424,7 +450,7 @@ impl Core {
         Ok((core, effects))
     }
 
-    pub fn store(&self) -> &Store<RocksBackend> {
+    pub fn store(&self) -> &Store<B> {
         &self.store
     }
     /// The committed state (the pool's tentative block, and a proposal executed but not yet
@@ -461,6 +487,34 @@ impl Core {
         Arc::clone(&self.metrics)
     }
 
+    /// Events in the pending pool (the own and those peers passed on).
+    pub fn pool_len(&self) -> usize {
+        self.pool.len()
+    }
+
+    /// Caps the pending pool at `limit` events (at most [`kp_store::MAX_PENDING`]).
+    pub fn set_pending_limit(&mut self, limit: usize) {
+        self.store.set_pending_limit(limit);
+    }
+
+    /// Whether the pool is applied as a tentative block now (reads never undo it; the engine's
+    /// executing or committing a block does).
+    pub fn pool_block_applied(&self) -> bool {
+        self.overlay
+    }
+
+    /// Executes `events` at `time` on the committed state as a proposal's execution would (the
+    /// block executed last is replaced): for the simulator's Byzantine proposers, which sign
+    /// blocks the honest engine would not. The engine copes with any block executed last.
+    pub fn execute_on_committed(
+        &mut self,
+        time: Timestamp,
+        events: &[Vec<u8>],
+    ) -> Result<kp_consensus::Execution, kp_consensus::ExecutionError> {
+        self.end_overlay();
+        kp_consensus::Application::execute(&mut self.app, time, events)
+    }
+
     /// A pending event's envelope.
     pub fn pending(&self, id: &EventId) -> Option<&[u8]> {
         self.pool.iter().find(|p| p.pending.id == *id).map(|p| p.pending.envelope.as_slice())
@@ -485,6 +539,13 @@ impl Core {
 
     /// [`Core::submit_batch`] for submissions already opened by [`open_submissions`] (which
     /// needs no lock on the core: the runtime opens a group before taking it).
+    ///
+    /// The pool's room is counted before any rule runs: beyond it a submission is refused as
+    /// [`RejectKind::PoolFull`] at the cost of a duplicate check, and the pool's tentative block
+    /// is not touched (a full pool never costs a re-application). The group's events are checked
+    /// in a scratch block of their own on top of the pool's, kept there only once they are
+    /// durably in the pool; if the store fails, that block alone is undone and nothing of the
+    /// group remains, so the same events can be submitted again.
     pub fn submit_opened(
         &mut self,
         opened: Vec<Opened>,
@@ -493,12 +554,29 @@ impl Core {
         let mut answers: Vec<Option<Submission>> = (0..opened.len()).map(|_| None).collect();
         let mut checked = Vec::new();
         let mut slots = Vec::new();
+        let mut room = self.store.pending_limit().saturating_sub(self.store.pending_len());
+        let mut group = std::collections::HashSet::new();
+        let mut fresh = Vec::new();
         for (i, o) in opened.into_iter().enumerate() {
-            let outcome = match self.already_here(&o.id)? {
-                Some(duplicate) => Err(duplicate),
-                None => self.admit(o.id, o.envelope, o.event, now)?,
-            };
-            match outcome {
+            if let Some(duplicate) = self.already_here(&o.id)? {
+                answers[i] = Some(duplicate);
+            } else if !group.insert(o.id) {
+                // The same bytes twice in one group: the second is the first's duplicate.
+                answers[i] = Some(Submission::Duplicate(o.id, None));
+            } else if o.event.is_ok() && room == 0 {
+                let why = format!("the pending pool is full ({} events)", self.store.pending_limit());
+                answers[i] = Some(Submission::Rejected(o.id, RejectKind::PoolFull, why));
+            } else {
+                room = room.saturating_sub(usize::from(o.event.is_ok()));
+                fresh.push((i, o));
+            }
+        }
+        if fresh.iter().any(|(_, o)| o.event.is_ok()) {
+            self.begin_group(now);
+        }
+        let grouped = self.group_open;
+        for (i, o) in fresh {
+            match self.admit(o.id, o.envelope, o.event, now) {
                 Ok(c) => {
                     slots.push(i);
                     checked.push(c);
@@ -506,7 +584,11 @@ impl Core {
                 Err(refused) => answers[i] = Some(refused),
             }
         }
-        let (kept, effects) = self.keep(checked, now, true)?;
+        let kept = self.keep(checked, now, true);
+        if grouped && self.group_open {
+            self.end_group(kept.is_ok());
+        }
+        let (kept, effects) = kept?;
         for (i, answer) in slots.into_iter().zip(kept) {
             answers[i] = Some(answer);
         }
@@ -532,16 +614,25 @@ impl Core {
         let mut checked = Vec::new();
         // Those not already here are opened together: one batch check of their signatures
         // (about half the cost of checking each), each checked alone only if the batch fails.
+        // Beyond the pool's room (which a peer's events share with the own), and second copies,
+        // are dropped before anything is checked: their origin passes them on again.
+        let mut room = self.store.pending_limit().saturating_sub(self.pool.len());
         let mut fresh = Vec::new();
+        let mut batch = std::collections::HashSet::new();
         for envelope in envelopes {
             let id = kp_crypto::event_id(&envelope);
-            if self.already_here(&id)?.is_none() {
+            if room > 0 && self.already_here(&id)?.is_none() && batch.insert(id) {
+                room -= 1;
                 fresh.push((id, envelope));
             }
         }
         let opened = kp_proto::open_events(&self.chain_id, fresh.iter().map(|(_, e)| e.as_slice()));
+        if opened.iter().any(Result::is_ok) {
+            self.begin_group(now);
+        }
+        let grouped = self.group_open;
         for ((id, envelope), opened) in fresh.into_iter().zip(opened) {
-            match self.admit(id, envelope, opened, now)? {
+            match self.admit(id, envelope, opened, now) {
                 Ok(c) => checked.push(c),
                 Err(Submission::Rejected(id, RejectKind::Malformed | RejectKind::BadSignature, why)) => {
                     received.bad += 1;
@@ -550,7 +641,15 @@ impl Core {
                 Err(_) => {}
             }
         }
-        let (answers, effects) = self.keep(checked, now, false)?;
+        let kept = self.keep(checked, now, false);
+        if grouped && self.group_open {
+            self.end_group(kept.is_ok());
+        }
+        let (answers, mut effects) = kept?;
+        // A leader waiting for events is answered now that the group is closed (a client's call
+        // never carries consensus messages: the runtime's next tick, which the API wakes,
+        // answers it then).
+        effects.extend(self.answer_events(now, false)?);
         received.added = answers.iter().filter(|a| matches!(a, Submission::Added(_))).count();
         self.metrics.pending_events.set(i64::try_from(self.pool.len()).unwrap_or(i64::MAX));
         Ok((received, effects))
@@ -578,7 +677,9 @@ impl Core {
             Ok(c) => c,
             Err(e) => return Ok((Err(e), Vec::new())),
         };
-        let owner = match self.ledger().key_owner(&key) {
+        // Read on the ledger as it stands, tentative blocks included: a read never undoes the
+        // pool's tentative block (re-applying it costs the whole pool, under the core's lock).
+        let owner = match self.app.ledger().key_owner(&key) {
             Some(o) if !o.revoked => o.participant,
             _ => return Ok((Err(ApprovalError::UnknownKey(key.to_string())), Vec::new())),
         };
@@ -597,8 +698,7 @@ impl Core {
                 if self.drafts.len() >= MAX_DRAFTS {
                     // Room is made by forgetting the oldest act already applied, or one that can
                     // no longer apply whoever approves it.
-                    self.end_overlay();
-                    let ledger = self.app.committed();
+                    let ledger = self.app.ledger();
                     let decided = self.drafts.iter().position(|d| d.committed.is_some());
                     let dead = || self.drafts.iter().position(|d| ledger.missing_approvals(&d.event()).is_err());
                     match decided.or_else(dead) {
@@ -651,23 +751,28 @@ impl Core {
     }
 
     /// The acts this node collects approvals for (one by reference, or all).
-    pub fn drafts(&mut self, reference: Option<&str>) -> Vec<DraftStatus> {
+    pub fn drafts(&self, reference: Option<&str>) -> Vec<DraftStatus> {
         let chosen: Vec<usize> = (0..self.drafts.len())
             .filter(|i| reference.is_none_or(|r| self.drafts[*i].act.reference.as_str() == r))
             .collect();
         chosen.into_iter().map(|i| self.draft_status(i)).collect()
     }
 
-    fn draft_status(&mut self, i: usize) -> DraftStatus {
+    /// What the rules say of a draft, on the ledger as it stands (the committed state followed
+    /// by the proposal executed last and the pending pool, which a read never undoes): an act
+    /// applied there but not committed yet is pending, and needs no one.
+    fn draft_status(&self, i: usize) -> DraftStatus {
         let draft = self.drafts[i].clone();
-        let (missing, refused) = if draft.committed.is_some() {
-            (Vec::new(), None)
-        } else {
-            match self.ledger().missing_approvals(&draft.event()) {
-                Ok(m) => (m, None),
-                Err(r) => (Vec::new(), Some(r.to_string())),
-            }
-        };
+        let ledger = self.app.ledger();
+        let (missing, refused) =
+            if draft.committed.is_some() || ledger.applied_act(&draft.act.reference) == Some(draft.digest) {
+                (Vec::new(), None)
+            } else {
+                match ledger.missing_approvals(&draft.event()) {
+                    Ok(m) => (m, None),
+                    Err(r) => (Vec::new(), Some(r.to_string())),
+                }
+            };
         DraftStatus { draft, missing, refused }
     }
 
@@ -688,6 +793,7 @@ impl Core {
         }
         let now = self.block_time(now);
         self.overlay_time = now;
+        self.metrics.pool_reapplied.inc();
         let ledger = self.app.ledger_mut();
         ledger.begin_scratch();
         for p in &self.pool {
@@ -714,34 +820,54 @@ impl Core {
         Ok(pending.then_some(Submission::Duplicate(*id, None)))
     }
 
-    /// The rules' check of an event once opened (see [`Core::submit_opened`]).
+    /// The rules' check of an event once opened (see [`Core::submit_opened`]), inside the
+    /// group's scratch block ([`Core::begin_group`]): an admitted event stays applied there.
     fn admit(
         &mut self,
         id: EventId,
         envelope: Vec<u8>,
         opened: Result<kp_domain::Event, EdgeError>,
         now: Timestamp,
-    ) -> Result<Result<Checked, Submission>, CoreError> {
+    ) -> Result<Checked, Submission> {
         let event = match opened {
             Ok(e) => e,
             Err(e @ EdgeError::Signature { .. }) => {
-                return Ok(Err(Submission::Rejected(id, RejectKind::BadSignature, e.to_string())));
+                return Err(Submission::Rejected(id, RejectKind::BadSignature, e.to_string()));
             }
-            Err(e) => return Ok(Err(Submission::Rejected(id, RejectKind::Malformed, e.to_string()))),
+            Err(e) => return Err(Submission::Rejected(id, RejectKind::Malformed, e.to_string())),
         };
-        // Checked against the committed state followed by the pool; if admitted, the event stays
-        // applied to the pool's tentative block (a rejected event changes nothing).
-        if !self.overlay {
-            let started = std::time::Instant::now();
-            self.begin_overlay(now);
-            tracing::debug!(pool = self.pool.len(), took = ?started.elapsed(), "pool applied as a tentative block");
-        }
+        debug_assert!(self.group_open, "internal invariant: events are checked inside a group");
         let at = self.block_time(now).max(self.overlay_time);
         self.overlay_time = at;
+        // A rejected event changes nothing (the rules' own invariant).
         if let Err(r) = self.app.ledger_mut().apply(&event, at) {
-            return Ok(Err(Submission::Rejected(id, RejectKind::Rules, r.to_string())));
+            return Err(Submission::Rejected(id, RejectKind::Rules, r.to_string()));
         }
-        Ok(Ok(Checked { id, envelope, event }))
+        Ok(Checked { id, envelope, event })
+    }
+
+    /// Opens a group's scratch block on top of the pool's tentative block (applying the pool
+    /// first if it is not applied).
+    fn begin_group(&mut self, now: Timestamp) {
+        debug_assert!(!self.group_open, "internal invariant: one group at a time");
+        if !self.overlay {
+            self.begin_overlay(now);
+        }
+        self.app.ledger_mut().begin_scratch();
+        self.group_open = true;
+    }
+
+    /// Closes the group's scratch block: its events join the pool's tentative block if they were
+    /// kept, and are undone — alone, the pool's block staying applied — if they were not.
+    fn end_group(&mut self, kept: bool) {
+        debug_assert!(self.group_open && self.overlay, "internal invariant: a group is open on the pool's block");
+        let ledger = self.app.ledger_mut();
+        if kept {
+            ledger.commit_block();
+        } else {
+            ledger.rollback_block();
+        }
+        self.group_open = false;
     }
 
     /// Keeps checked events durably in the pool (one write, synced for `own` events: those
@@ -756,45 +882,26 @@ impl Core {
             return Ok((Vec::new(), Vec::new()));
         }
         let kept = if own {
-            // A client's events are synced before it is answered.
+            // A client's events are synced before it is answered. The room was counted and the
+            // duplicates answered before the rules ran, so the store adds every one of them.
             let envelopes: Vec<Vec<u8>> = checked.iter().map(|c| c.envelope.clone()).collect();
-            match self.store.add_pending(&envelopes) {
-                Ok(kept) => kept,
-                Err(e @ (StoreError::PoolFull(_) | StoreError::TooLarge(_))) => {
-                    // Applied to the tentative block but not kept: the block is rebuilt next time.
-                    self.end_overlay();
-                    let (kind, why) = match e {
-                        StoreError::PoolFull(n) => {
-                            (RejectKind::PoolFull, format!("the pending pool is full ({n} events)"))
-                        }
-                        other => (RejectKind::Malformed, other.to_string()),
-                    };
-                    let answers = checked.iter().map(|c| Submission::Rejected(c.id, kind, why.clone())).collect();
-                    return Ok((answers, Vec::new()));
-                }
-                Err(e) => return Err(e.into()),
-            }
+            let kept = self.store.add_pending(&envelopes)?;
+            debug_assert!(kept.iter().all(|k| matches!(k, Submitted::Added)), "internal invariant: {kept:?}");
+            kept
         } else {
             // A peer's events are held in memory only: their origin keeps them durably and
-            // passes them on again to a node that restarted. The pool's cap counts them too.
-            let room = self.store.pending_limit().saturating_sub(self.pool.len());
-            let mut batch = std::collections::HashSet::new();
-            checked
-                .iter()
-                .enumerate()
-                // Beyond the cap, or a second copy: not kept (no one is answered for a peer's
-                // events; their origin passes them on again).
-                .map(|(i, c)| match i < room && batch.insert(c.id) && !self.held.contains(&c.id) {
-                    true => Submitted::Added,
-                    false => Submitted::AlreadyPending,
-                })
-                .collect()
+            // passes them on again to a node that restarted (the room and the copies were
+            // counted in `receive_events`).
+            vec![Submitted::Added; checked.len()]
         };
         if kept.iter().any(|k| !matches!(k, Submitted::Added)) {
+            // Never expected (see above); were it to happen, what the group applied but did not
+            // keep is undone, and the pool is applied afresh next time.
+            self.end_group(false);
             self.end_overlay();
         }
         let mut answers = Vec::with_capacity(checked.len());
-        let mut effects = Vec::new();
+        let effects = Vec::new();
         for (c, k) in checked.into_iter().zip(kept) {
             match k {
                 Submitted::AlreadyCommitted(at) => answers.push(Submission::Duplicate(c.id, Some(at.height))),
@@ -814,11 +921,6 @@ impl Core {
                     });
                 }
             }
-        }
-        // A leader waiting for events is answered by the runtime's next tick (which the API
-        // wakes), so that a client's call never carries consensus messages.
-        if !own {
-            effects.extend(self.answer_events(now, false)?);
         }
         Ok((answers, effects))
     }
@@ -1166,7 +1268,9 @@ impl Core {
                     tracing::debug!(%from, %reason, "consensus message refused");
                     if matches!(
                         reason,
-                        kp_consensus::Refusal::BadSignature(_) | kp_consensus::Refusal::WrongSender { .. }
+                        kp_consensus::Refusal::BadSignature(_)
+                            | kp_consensus::Refusal::WrongSender { .. }
+                            | kp_consensus::Refusal::BadLock(_)
                     ) {
                         effects.push(Effect::Misbehaved(from, reason.to_string()));
                     }

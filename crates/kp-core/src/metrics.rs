@@ -33,6 +33,9 @@ pub struct Metrics {
     pub missing_now: Family<ParticipantLabel, Gauge>,
     /// Submissions and consensus messages refused, by reason.
     pub rejected: Family<ReasonLabel, Counter>,
+    /// Times the whole pending pool was applied afresh as a tentative block (after the engine
+    /// executed or committed a block, or a catch-up): its cost grows with the pool.
+    pub pool_reapplied: Counter,
 }
 
 impl Default for Metrics {
@@ -55,6 +58,7 @@ impl Metrics {
             missed_votes: Family::default(),
             missing_now: Family::default(),
             rejected: Family::default(),
+            pool_reapplied: Counter::default(),
         };
         registry.register("height", "Height of the last committed block", m.height.clone());
         registry.register("round", "Consensus round at the current height", m.round.clone());
@@ -69,6 +73,11 @@ impl Metrics {
         registry.register("missed_votes", "Rounds each voter held up", m.missed_votes.clone());
         registry.register("missing_voters", "Voters the current round is waiting for (1 each)", m.missing_now.clone());
         registry.register("rejected", "Submissions and consensus messages refused, by reason", m.rejected.clone());
+        registry.register(
+            "pool_reapplied",
+            "Times the whole pending pool was applied afresh as a tentative block",
+            m.pool_reapplied.clone(),
+        );
         Metrics { registry, ..m }
     }
 
