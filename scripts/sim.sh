@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The consensus simulator (crates/kp-sim), in release mode.
-#   scripts/sim.sh --seed S --nodes N [--governance] [--verbose]   rerun one seed
+#   scripts/sim.sh --seed S --nodes N [--kind K] [--verbose]   rerun one seed (K: faults,
+#       governance, offline, flood, pool-flood, disk-failure; the failing run's line names it)
 #   scripts/sim.sh --seeds N [--start S] [--nodes 4,7,19,59]      soak: N seeded runs
 #   scripts/sim.sh --broken-lock                                   the CI seed set against an
 #       engine built with a deliberately broken locking rule: the agreement check must fail
@@ -8,6 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
+# The simulator drives the node's core, whose store links RocksDB (never used here: its disks
+# are in memory). The unoptimised library compiled once per machine is linked, release or not.
+source scripts/rocksdb-lib.sh debug
 case "${1:-}" in
   --seed)
     exec cargo run --quiet --release --locked -p kp-sim -- run "$@" ;;

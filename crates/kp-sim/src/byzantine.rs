@@ -2,9 +2,10 @@
 //! node key, so what it sends is signed like an honest node's message.
 
 use crate::{Behaviour, Sim};
+use kp_consensus::block::Certificate;
 use kp_consensus::block::{Block, BlockHeader, VoteBody, VoteKind, events_root, voters_hash};
 use kp_consensus::wire::encode_message;
-use kp_consensus::{Application, Message, Proposal, Vote, leader_of, proposal_signing_bytes};
+use kp_consensus::{Message, NewRound, Proposal, Vote, leader_of, proposal_signing_bytes};
 use kp_crypto::Tag;
 use kp_domain::{Hash32, Timestamp};
 use rand::Rng;
@@ -116,8 +117,8 @@ pub(crate) fn rewrite(sim: &mut Sim, i: usize, b: Behaviour, to: Option<usize>, 
 pub(crate) fn observe(sim: &mut Sim, i: usize, message: &Message) -> Sends {
     let Some(hidden) = sim.hidden.get(&i).cloned() else { return vec![] };
     let h = hidden.body.height;
-    let voters = match &sim.nodes[i].engine {
-        Some(e) => e.voters().to_vec(),
+    let voters = match &sim.nodes[i].core {
+        Some(c) => c.voters().to_vec(),
         None => return vec![],
     };
     let leader = |round| leader_of(&voters, h, round).and_then(|id| sim.index.get(&id).copied());
@@ -170,7 +171,7 @@ fn alternative_proposal(
         Some(events) => (events, old.state_root, old.voters_hash),
         None => {
             let events = p.block.events().to_vec();
-            let x = sim.nodes[i].app.execute(time, &events).ok()?;
+            let x = sim.nodes[i].core.as_mut()?.execute_on_committed(time, &events).ok()?;
             (events, x.state_root, voters_hash(&x.required))
         }
     };
@@ -186,4 +187,35 @@ fn alternative_proposal(
     let bytes = proposal_signing_bytes(p.height, p.round, &block.hash(), None);
     let signature = sim.key(i).sign(Tag::Proposal, &sim.net.genesis.chain_id, &bytes);
     Some(Proposal { block, signature, justify: None, ..p.clone() })
+}
+
+/// A flooding node's next `NewRound`s, one to every voter's node: a round up to the engines'
+/// window ahead of its own, half of them reporting a lock that is a made-up block of the height
+/// with a certificate whose signatures do not verify.
+pub(crate) fn flood(sim: &mut Sim, i: usize) -> Sends {
+    let Some(core) = sim.nodes[i].core.as_ref() else { return vec![] };
+    let height = core.height() + 1;
+    let round = core.round().saturating_add(sim.rng.random_range(1..=kp_consensus::engine::MAX_ROUNDS_AHEAD));
+    let voters = core.voters().to_vec();
+    let head = core.store().head();
+    let lock = sim.rng.random_bool(0.5).then(|| {
+        let header = BlockHeader {
+            chain_id: sim.net.genesis.chain_id.clone(),
+            height,
+            round: 0,
+            prev_hash: head.hash,
+            proposer: sim.nodes[i].id,
+            time: Timestamp(head.time.0 + 1),
+            events_root: events_root(&[]),
+            event_count: 0,
+            state_root: Hash32(sim.rng.random()),
+            voters_hash: voters_hash(&voters),
+        };
+        let block = Block::new(header, vec![]).ok()?;
+        let body = VoteBody { kind: VoteKind::Prevote, height, round: round - 1, block_hash: block.hash() };
+        let signatures = voters.iter().map(|(id, _)| (*id, kp_crypto::Signature(sim.rng.random()))).collect();
+        Some(Box::new((block, Certificate { body, signatures })))
+    });
+    let message = Message::NewRound(NewRound { height, round, lock: lock.flatten(), missing: vec![] });
+    vec![(None, encode_message(&message))]
 }

@@ -1,40 +1,52 @@
-//! Deterministic simulation of the full-consensus network (issue 3).
+//! Deterministic simulation of the full-consensus network, driving the node's own core.
 //!
-//! One seed drives everything: N real consensus engines (`kp-consensus`) over the real ledger
-//! (`kp-chain`: edge and rules engine), virtual time, a simulated network carrying the real wire
-//! bytes (latency, jitter, loss, duplication, delay spikes, partitions that heal), crashes that
-//! lose every unsynced write and restart from what was durably persisted, catch-up that verifies
-//! every certificate itself, and Byzantine nodes. After each run the checks of [`Report`] say
-//! whether agreement, validity, liveness and accountability held; a run's trace digest makes
+//! One seed drives everything. Each simulated node is `kp_core::Core` — the code the node runs:
+//! consensus engine, rules engine, store (on `kp-store`'s in-memory backend, [`SimBackend`]),
+//! pending pool with its tentative block, governance approvals, forwarding to upcoming
+//! proposers, catch-up and consensus-record persistence — on virtual time. The simulator plays
+//! the part of the node's runtime and network: it carries out the core's effects over a
+//! simulated network carrying the real wire bytes (latency, jitter, loss, duplication, delay
+//! spikes, partitions that heal), crashes nodes (a crash drops the core; what it wrote is on
+//! its disk, what it had not sent is lost) and restarts them from their disk, injects disk
+//! failures, plays clients that submit, retry and read, and Byzantine nodes. After each run the
+//! checks of [`Report`] say whether agreement, validity, durability, liveness and
+//! accountability held, and that no honest node's core failed; a run's trace digest makes
 //! determinism checkable. Nothing here reads a clock or an unseeded random source.
 
 #![allow(clippy::cast_possible_truncation)] // Node indices and counts are small.
 
+mod backend;
 mod byzantine;
 pub mod scenario;
 
+pub use backend::SimBackend;
 pub use scenario::{Behaviour, Crash, NetworkFaults, Partition, Scenario};
 
-use kp_chain::{LedgerApp, PendingEvent, select_events};
-use kp_consensus::wire::{self, CommittedBlock, MAX_SYNC_BLOCKS};
-use kp_consensus::{Config, Engine, Evidence, Input, Message, Output, Record, Refusal, apply_committed};
+use kp_consensus::wire;
+use kp_consensus::{Config, Evidence, Message, apply_committed};
+use kp_core::{ApprovalBytes, Core, CoreError, Effect, Submission};
 use kp_crypto::SecretKey;
-use kp_domain::{EventPayload, GovernanceAction, Hash32, ParticipantId, Role, Timestamp};
+use kp_domain::{EventId, EventPayload, GovernanceAction, Hash32, ParticipantId, Role, Timestamp};
 use kp_testkit::{TestNet, act, at, certificate, receipt, seal};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-/// Most catch-up blocks sent in one answer.
-const SYNC_BATCH: usize = 64;
 /// How long a node waits for a catch-up answer before asking another peer.
 const SYNC_RETRY_MS: u64 = 1_000;
+/// How long a client waits before submitting again what a node could not take (it was down,
+/// its pool was full, its disk failed).
+const CLIENT_RETRY_MS: u64 = 500;
+/// How long a node whose core failed stays down before its operator's supervisor restarts it.
+const RESTART_AFTER_EXIT_MS: u64 = 5_000;
+/// How often a flooding Byzantine node sends its `NewRound`s.
+const FLOOD_EVERY_MS: u64 = 200;
 /// Hard cap on processed simulation steps: a run never loops without end.
-const MAX_STEPS: u64 = 20_000_000;
+const MAX_STEPS: u64 = 40_000_000;
 
 /// The engine configuration of simulated nodes.
 pub fn engine_config() -> Config {
@@ -52,10 +64,13 @@ pub fn participant_codes(n: usize) -> Vec<String> {
 }
 
 /// What travels between simulated nodes. The bytes are shared: a broadcast is encoded once and
-/// every receiver gets the same bytes, as from one send buffer.
+/// every receiver gets the same bytes, as from one send buffer. Every message carries its
+/// sender's committed height, as every answer on the node's network does.
 #[derive(Debug, Clone)]
 enum Payload {
     Consensus(Rc<[u8]>),
+    Events(Rc<Vec<Vec<u8>>>),
+    Approval(Rc<ApprovalBytes>),
     SyncRequest(u64),
     SyncResponse(Rc<[u8]>),
 }
@@ -64,9 +79,19 @@ impl Payload {
     fn len(&self) -> usize {
         match self {
             Payload::Consensus(b) | Payload::SyncResponse(b) => b.len(),
+            Payload::Events(e) => e.iter().map(Vec::len).sum(),
+            Payload::Approval(a) => a.act.len() + a.key.len() + a.signature.len(),
             Payload::SyncRequest(_) => 8,
         }
     }
+}
+
+/// A client's read, as the API makes it (`GetGovernance`, `ListCertificates`, `GetCustody`).
+#[derive(Debug, Clone, Copy)]
+enum Read {
+    Governance,
+    Certificates,
+    Custody,
 }
 
 #[derive(Debug)]
@@ -74,17 +99,13 @@ enum Event {
     Deliver {
         to: usize,
         from: usize,
+        height: u64,
         payload: Payload,
     },
-    Timer {
+    /// The node's next deadline (round timer, request for events, forwarding).
+    Wake {
         node: usize,
         generation: u64,
-    },
-    /// The deadline of a leader's request for events.
-    EventsDue {
-        node: usize,
-        height: u64,
-        round: u32,
     },
     Crash {
         node: usize,
@@ -93,7 +114,29 @@ enum Event {
     Restart {
         node: usize,
     },
-    Submit(Vec<Vec<u8>>),
+    /// A client submits events to a node, in order, in one batch.
+    Submit {
+        node: usize,
+        envelopes: Vec<Vec<u8>>,
+    },
+    /// An authority approves a governance act at its participant's node.
+    Approve {
+        node: usize,
+        approval: ApprovalBytes,
+    },
+    Read {
+        node: usize,
+        read: Read,
+    },
+    /// The next `n` writes into a node's pending pool fail.
+    FailWrites {
+        node: usize,
+        n: u32,
+    },
+    /// A flooding Byzantine node sends its next `NewRound`s (see [`Behaviour::FloodNewRound`]).
+    Flood {
+        node: usize,
+    },
     PartitionEnd(usize),
     FaultsEnd,
 }
@@ -121,44 +164,61 @@ impl Ord for Scheduled {
     }
 }
 
-/// What a node keeps on disk: committed blocks (with the state they imply) and the consensus
-/// records that were synced.
-#[derive(Debug, Default)]
-struct Durable {
-    blocks: Vec<CommittedBlock>,
-    records: Vec<Record>,
-}
-
 #[derive(Debug)]
 struct Node {
     id: ParticipantId,
     key_seed: [u8; 32],
     skew_ms: i64,
-    up: bool,
-    engine: Option<Engine>,
-    app: LedgerApp,
-    durable: Durable,
-    unsynced: Vec<Record>,
-    timer_generation: u64,
-    pool: Vec<PendingEvent>,
-    committed_ids: HashSet<kp_domain::EventId>,
-    /// The engine's open request for events (height, round): answered when events arrive or at
-    /// its deadline.
-    wants_events: Option<(u64, u32)>,
-    /// A crash armed to strike after this many outputs of the node's next step.
+    /// The node's disk: kept across crashes.
+    disk: SimBackend,
+    /// The running node's core (`None` while it is down).
+    core: Option<Core<SimBackend>>,
+    wake_generation: u64,
+    wake_at: Option<u64>,
+    /// A crash armed to strike after this many effects of the node's next step.
     crash_mid: Option<usize>,
     sync_until: u64,
     /// Every block this node ever reported committed: (height, hash), across restarts.
     commits: Vec<(u64, Hash32)>,
-    missing_reports: Vec<(u64, u32, Vec<ParticipantId>)>,
-    evidence: Vec<Evidence>,
+    /// Every voter this node's core ever named as holding up a round.
+    missing_seen: BTreeSet<ParticipantId>,
+    /// (sender index, why, excused): messages this node's core refused as its sender's fault.
     refusals: Vec<(usize, String, bool)>,
+    /// Errors that would have stopped the node's process (the runtime exits on them).
+    exits: Vec<String>,
+}
+
+impl Node {
+    fn up(&self) -> bool {
+        self.core.is_some()
+    }
+
+    fn height(&self) -> u64 {
+        self.core.as_ref().map_or(0, Core::height)
+    }
+
+    fn pool(&self) -> usize {
+        self.core.as_ref().map_or(0, Core::pool_len)
+    }
+
+    /// One line on where the node stands, for failure reports.
+    fn describe(&self) -> String {
+        let (h, r, missing) =
+            self.core.as_ref().map_or((0, 0, vec![]), |c| (c.height(), c.round(), c.missing().to_vec()));
+        let refused = self.refusals.last().map(|r| r.1.clone()).unwrap_or_default();
+        format!(
+            "{} up={} at {h}/{r} pool {} missing {missing:?} last refusal {refused}",
+            self.id,
+            self.up(),
+            self.pool()
+        )
+    }
 }
 
 /// Counters of one run.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Stats {
-    /// Deliveries scheduled (a broadcast counts once per receiver), consensus and catch-up.
+    /// Deliveries scheduled (a broadcast counts once per receiver), of every kind.
     pub messages: u64,
     pub bytes: u64,
     pub consensus_messages: u64,
@@ -167,7 +227,15 @@ pub struct Stats {
     pub decode_errors: u64,
     pub crashes: u64,
     pub syncs_applied: u64,
-    /// Wall-clock time spent in decoding, the engines and catch-up verification, all nodes.
+    /// Client submissions the node could not take (down, pool full, disk failure) and retried.
+    pub client_retries: u64,
+    /// Submissions refused as the pool being full.
+    pub pool_full: u64,
+    /// Writes the simulated disks failed.
+    pub failed_writes: u64,
+    /// Reads made by clients.
+    pub reads: u64,
+    /// Wall-clock time spent in the nodes' cores, all nodes.
     pub cpu: Duration,
     pub steps: u64,
 }
@@ -195,8 +263,11 @@ impl Report {
 
     /// The command that reruns this run.
     pub fn rerun(&self) -> String {
-        let gov = if self.kind == "governance" { " --governance" } else { "" };
-        format!("scripts/sim.sh --seed {} --nodes {}{gov}", self.seed, self.nodes)
+        let kind = match self.kind {
+            "faults" => String::new(),
+            other => format!(" --kind {other}"),
+        };
+        format!("scripts/sim.sh --seed {} --nodes {}{kind}", self.seed, self.nodes)
     }
 }
 
@@ -212,15 +283,19 @@ pub struct Sim {
     index: BTreeMap<ParticipantId, usize>,
     queue: BinaryHeap<Reverse<Scheduled>>,
     seq: u64,
-    held: Vec<(usize, usize, usize, Payload)>,
+    held: Vec<(usize, usize, usize, u64, Payload)>,
     faults_on: bool,
-    /// Byzantine behaviour per node, while `faults_on` (or forced on, for governance).
+    /// Byzantine behaviour per node, while `faults_on` (or forced on).
     byzantine: BTreeMap<usize, Behaviour>,
     byzantine_forced: BTreeSet<usize>,
     /// Commit certificates kept back by commit-hiding nodes.
     hidden: BTreeMap<usize, kp_consensus::block::Certificate>,
+    /// Events clients submitted: each must end up committed.
+    submitted: BTreeSet<EventId>,
+    /// A node's core failing is expected (an injected disk failure on that node).
+    exits_expected: BTreeSet<usize>,
     digest: Sha256,
-    /// Print every output (KP_SIM_TRACE set).
+    /// Print every effect (KP_SIM_TRACE set).
     trace: bool,
     pub stats: Stats,
     violations: Vec<String>,
@@ -242,21 +317,16 @@ impl Sim {
                 id: p.id,
                 key_seed: net.keys[&p.id].node.to_seed(),
                 skew_ms: if skew > 0 { rng.random_range(-skew..=skew) } else { 0 },
-                up: false,
-                engine: None,
-                app: LedgerApp::new(&net.genesis).unwrap_or_else(|e| unreachable(&e.to_string())),
-                durable: Durable::default(),
-                unsynced: vec![],
-                timer_generation: 0,
-                pool: vec![],
-                committed_ids: HashSet::new(),
-                wants_events: None,
+                disk: SimBackend::default(),
+                core: None,
+                wake_generation: 0,
+                wake_at: None,
                 crash_mid: None,
                 sync_until: 0,
                 commits: vec![],
-                missing_reports: vec![],
-                evidence: vec![],
+                missing_seen: BTreeSet::new(),
                 refusals: vec![],
+                exits: vec![],
             });
         }
         let byzantine = scenario.byzantine.iter().copied().collect();
@@ -275,6 +345,8 @@ impl Sim {
             byzantine,
             byzantine_forced: BTreeSet::new(),
             hidden: BTreeMap::new(),
+            submitted: BTreeSet::new(),
+            exits_expected: BTreeSet::new(),
             digest: Sha256::new(),
             trace: std::env::var_os("KP_SIM_TRACE").is_some(),
             stats: Stats::default(),
@@ -300,6 +372,7 @@ impl Sim {
         self.schedule(delay, event);
     }
 
+    /// Node `i`'s wall clock (skewed).
     fn clock(&self, i: usize) -> Timestamp {
         Timestamp(self.now.saturating_add_signed(self.nodes[i].skew_ms))
     }
@@ -314,135 +387,161 @@ impl Sim {
         }
     }
 
-    /// Starts (or restarts) node `i` from its durable state: the ledger replayed from its
-    /// committed blocks, the engine restored from its synced records.
+    /// Starts (or restarts) node `i` from its disk, as `kpledger node` does: the store opened
+    /// and checked, the engine restored from its records, the pool reloaded; its peers see it
+    /// connect (they pass it their events and approvals again), and it sees them.
     fn boot(&mut self, i: usize) {
-        let genesis = &self.net.genesis;
-        let node = &mut self.nodes[i];
-        node.app = LedgerApp::new(genesis).unwrap_or_else(|e| unreachable(&e.to_string()));
-        for b in &node.durable.blocks {
-            use kp_consensus::Application;
-            node.app.commit(&b.block, &b.certificate);
-        }
-        node.unsynced.clear();
-        node.crash_mid = None;
-        node.up = true;
-        node.sync_until = 0;
-        self.start_engine(i);
-    }
-
-    /// Builds node `i`'s engine at the height after its ledger's last block, restored from the
-    /// records it synced, and carries out what it asks first.
-    fn start_engine(&mut self, i: usize) {
         let now = self.clock(i);
-        let node = &mut self.nodes[i];
-        let key = SecretKey::from_seed(&node.key_seed);
+        let key = self.key(i);
+        let disk = self.nodes[i].disk.clone();
         let started = Instant::now();
-        let result = Engine::new(
-            engine_config(),
-            self.net.genesis.chain_id.clone(),
-            node.id,
-            key,
-            node.durable.records.clone(),
-            now,
-            &mut node.app,
-        );
+        let opened =
+            Core::open_with(disk, &self.net.genesis, key, engine_config(), self.scenario.max_block_events, now, false);
         self.stats.cpu += started.elapsed();
-        match result {
-            Ok((engine, out)) => {
-                self.nodes[i].engine = Some(engine);
-                self.carry_out(i, out);
+        let (mut core, effects) = match opened {
+            Ok(x) => x,
+            Err(e) => {
+                let id = self.nodes[i].id;
+                self.violation(format!("restart: {id}'s node does not start from its disk: {e}"));
+                return;
             }
-            Err(e) => unreachable(&format!("engine configuration refused: {e}")),
+        };
+        if let Some(limit) = self.scenario.pool_limit {
+            core.set_pending_limit(limit);
+        }
+        let node = &mut self.nodes[i];
+        node.core = Some(core);
+        node.crash_mid = None;
+        node.sync_until = 0;
+        self.carry_out(i, effects);
+        let me = self.nodes[i].id;
+        for j in 0..self.nodes.len() {
+            if j == i || !self.nodes[j].up() {
+                continue;
+            }
+            let peer = self.nodes[j].id;
+            let approvals = self.with_core(j, |c, _| {
+                c.peer_connected(me);
+                Ok((c.open_approvals(), Vec::new()))
+            });
+            for a in approvals.into_iter().flatten() {
+                self.send(j, i, Payload::Approval(Rc::new(a)));
+            }
+            let mine = self.with_core(i, |c, _| {
+                c.peer_connected(peer);
+                Ok((c.open_approvals(), Vec::new()))
+            });
+            for a in mine.into_iter().flatten() {
+                self.send(i, j, Payload::Approval(Rc::new(a)));
+            }
         }
     }
 
+    /// The node's process stops: its core (memory) is gone; its disk stays.
     fn crash(&mut self, i: usize) {
         let node = &mut self.nodes[i];
-        if !node.up {
+        if node.core.take().is_none() {
             return;
         }
-        node.up = false;
-        node.engine = None;
-        node.unsynced.clear(); // Unsynced writes are lost.
-        node.wants_events = None;
-        node.timer_generation += 1;
+        node.wake_generation += 1;
+        node.wake_at = None;
         node.crash_mid = None;
         self.stats.crashes += 1;
         self.digest.update(b"crash");
         self.digest.update((i as u64).to_be_bytes());
     }
 
-    fn sync_records(&mut self, i: usize) {
-        let node = &mut self.nodes[i];
-        let unsynced = std::mem::take(&mut node.unsynced);
-        node.durable.records.extend(unsynced);
-    }
-
-    /// Hands `input` to node `i`'s engine and carries out what it asks.
-    fn step(&mut self, i: usize, input: Input) {
+    /// Calls node `i`'s core, as the runtime does for one event, then its `tick` (the runtime
+    /// ticks after every event), and carries out the effects of both. A core error is what
+    /// stops the node's process: the node is down, and its supervisor restarts it a little later.
+    fn with_core<R>(
+        &mut self,
+        i: usize,
+        call: impl FnOnce(&mut Core<SimBackend>, Timestamp) -> Result<(R, Vec<Effect>), CoreError>,
+    ) -> Option<R> {
         let now = self.clock(i);
-        let node = &mut self.nodes[i];
-        let Some(engine) = node.engine.as_mut() else { return };
+        let core = self.nodes[i].core.as_mut()?;
         let started = Instant::now();
-        let out = engine.handle(input, now, &mut node.app);
+        let result = call(core, now).and_then(|(r, mut effects)| {
+            effects.extend(core.tick(now)?);
+            Ok((r, effects))
+        });
         self.stats.cpu += started.elapsed();
-        self.carry_out(i, out);
+        match result {
+            Ok((r, effects)) => {
+                self.carry_out(i, effects);
+                self.after_step(i);
+                Some(r)
+            }
+            Err(e) => {
+                self.exit(i, e.to_string());
+                None
+            }
+        }
     }
 
-    fn carry_out(&mut self, i: usize, outputs: Vec<Output>) {
+    fn exit(&mut self, i: usize, why: String) {
+        let id = self.nodes[i].id;
+        if !self.exits_expected.contains(&i) && !self.byzantine.contains_key(&i) {
+            self.violation(format!("exit: {id}'s node stopped on a core error: {why}"));
+        }
+        self.nodes[i].exits.push(why);
+        self.crash(i);
+        self.schedule(RESTART_AFTER_EXIT_MS, Event::Restart { node: i });
+    }
+
+    /// What the runtime's loop does between events: note who holds up the round, and sleep
+    /// until the core's next deadline.
+    fn after_step(&mut self, i: usize) {
+        let skew = self.nodes[i].skew_ms;
+        let node = &mut self.nodes[i];
+        let Some(core) = node.core.as_ref() else { return };
+        node.missing_seen.extend(core.missing().iter().copied());
+        let Some(deadline) = core.next_deadline() else { return };
+        let at = deadline.0.saturating_add_signed(-skew).max(self.now);
+        if node.wake_at.is_none_or(|w| at < w || w < self.now) {
+            node.wake_generation += 1;
+            node.wake_at = Some(at);
+            let generation = node.wake_generation;
+            self.schedule(at - self.now, Event::Wake { node: i, generation });
+        }
+    }
+
+    /// Carries out a core's effects as the node's network does.
+    fn carry_out(&mut self, i: usize, effects: Vec<Effect>) {
         let crash_after = self.nodes[i].crash_mid;
-        for (k, o) in outputs.into_iter().enumerate() {
-            if crash_after == Some(k) || !self.nodes[i].up {
+        for (k, e) in effects.into_iter().enumerate() {
+            if crash_after == Some(k) || !self.nodes[i].up() {
                 return self.crash(i);
             }
-            self.digest_output(i, &o);
             if self.trace {
-                let brief = format!("{o:?}");
+                let brief = format!("{e:?}");
                 println!("t={} {} {}", self.now - self.start, self.nodes[i].id, &brief[..brief.len().min(220)]);
             }
-            match o {
-                Output::Persist(r) => self.nodes[i].unsynced.push(r),
-                Output::Send { to, message } => {
-                    self.sync_records(i);
+            match e {
+                Effect::Send(to, message) => {
                     if let Some(&to) = self.index.get(&to) {
                         self.transmit(i, Some(to), message);
                     }
                 }
-                Output::Broadcast(message) => {
-                    self.sync_records(i);
-                    self.transmit(i, None, message);
-                }
-                Output::SetTimer { at, .. } => {
-                    let node = &mut self.nodes[i];
-                    node.timer_generation += 1;
-                    let generation = node.timer_generation;
-                    let delay = at.0.saturating_sub(self.clock(i).0);
-                    self.schedule(delay, Event::Timer { node: i, generation });
-                }
-                Output::RequestEvents { height, round, deadline } => {
-                    self.nodes[i].wants_events = Some((height, round));
-                    if self.nodes[i].pool.is_empty() {
-                        let delay = deadline.0.saturating_sub(self.clock(i).0);
-                        self.schedule(delay, Event::EventsDue { node: i, height, round });
-                    } else {
-                        self.answer_events(i);
+                Effect::Broadcast(message) => self.transmit(i, None, message),
+                Effect::Forward(to, envelopes) => {
+                    if let Some(&to) = self.index.get(&to) {
+                        self.send(i, to, Payload::Events(Rc::new(envelopes)));
                     }
                 }
-                Output::Committed { block, certificate } => {
-                    self.sync_records(i);
-                    self.record_commit(i, CommittedBlock { block, certificate });
+                Effect::Behind(_) => self.request_sync(i),
+                Effect::Misbehaved(who, why) => {
+                    let from = self.index.get(&who).copied().unwrap_or(usize::MAX);
+                    self.nodes[i].refusals.push((from, why, false));
                 }
-                Output::Evidence(e) => self.nodes[i].evidence.push(e),
-                Output::Missing { height, round, voters } => {
-                    self.nodes[i].missing_reports.push((height, round, voters));
+                Effect::GossipApproval(a) => {
+                    let a = Rc::new(a);
+                    for to in self.voters_of(i) {
+                        self.send(i, to, Payload::Approval(Rc::clone(&a)));
+                    }
                 }
-                Output::Refused { from, reason } => {
-                    let from = self.index.get(&from).copied().unwrap_or(usize::MAX);
-                    let excused = matches!(reason, Refusal::NotAVoter(_));
-                    self.nodes[i].refusals.push((from, reason.to_string(), excused));
-                }
-                Output::Behind { .. } => self.request_sync(i),
+                Effect::Committed(height) => self.record_commit(i, height),
             }
         }
         if crash_after.is_some() {
@@ -450,27 +549,29 @@ impl Sim {
         }
     }
 
-    fn answer_events(&mut self, i: usize) {
-        if let Some((height, round)) = self.nodes[i].wants_events.take() {
-            let events = select_events(&self.nodes[i].pool, self.scenario.max_block_events);
-            self.step(i, Input::EventsReady { height, round, events });
-        }
+    /// The nodes of the voters of node `i`'s next height, but `i` (a broadcast's receivers).
+    fn voters_of(&self, i: usize) -> Vec<usize> {
+        let Some(core) = self.nodes[i].core.as_ref() else { return vec![] };
+        core.voters().iter().filter_map(|(id, _)| self.index.get(id).copied()).filter(|to| *to != i).collect()
     }
 
-    /// A committed block, durable before anything else happens on the node.
-    fn record_commit(&mut self, i: usize, cb: CommittedBlock) {
-        let node = &mut self.nodes[i];
-        let height = cb.block.header().height;
-        node.commits.push((height, cb.block.hash()));
-        let ids: HashSet<_> = cb.block.events().iter().map(|e| kp_crypto::event_id(e)).collect();
-        node.pool.retain(|p| !ids.contains(&p.id));
-        node.committed_ids.extend(ids);
-        node.durable.records.retain(|r| match r {
-            Record::Voted(v) => v.height > height,
-            Record::Locked { certificate, .. } => certificate.body.height > height,
-            Record::Proposed(p) => p.height > height,
-        });
-        node.durable.blocks.push(cb);
+    /// A committed block: noted with its hash (from the node's store, where it already is).
+    fn record_commit(&mut self, i: usize, height: u64) {
+        let Some(core) = self.nodes[i].core.as_ref() else { return };
+        match core.store().header(height) {
+            Ok(Some(header)) => {
+                let hash = kp_consensus::block::block_hash(&header.encode());
+                self.digest.update(height.to_be_bytes());
+                self.digest.update(hash.0);
+                self.nodes[i].commits.push((height, hash));
+            }
+            other => {
+                let id = self.nodes[i].id;
+                self.violation(format!(
+                    "durability: {id} reported height {height} committed, its store says {other:?}"
+                ));
+            }
+        }
     }
 
     fn request_sync(&mut self, i: usize) {
@@ -482,69 +583,46 @@ impl Sim {
         if peer >= i {
             peer += 1;
         }
-        let from = self.nodes[i].app_height() + 1;
+        let from = self.nodes[i].height() + 1;
         self.send(i, peer, Payload::SyncRequest(from));
     }
 
     fn on_sync_request(&mut self, i: usize, from: usize, height: u64) {
-        let blocks = &self.nodes[i].durable.blocks;
-        let start = usize::try_from(height.saturating_sub(1)).unwrap_or(usize::MAX);
-        if start >= blocks.len() {
+        if height > self.nodes[i].height() {
             return;
         }
-        let end = (start + SYNC_BATCH.min(MAX_SYNC_BLOCKS)).min(blocks.len());
-        let bytes = wire::encode_blocks(&blocks[start..end]);
-        self.send(i, from, Payload::SyncResponse(bytes.into()));
+        if let Some(bytes) = self.with_core(i, |c, _| Ok((c.serve_blocks(height)?, Vec::new()))) {
+            self.send(i, from, Payload::SyncResponse(bytes.into()));
+        }
     }
 
-    fn on_sync_response(&mut self, i: usize, from: usize, bytes: &[u8]) {
+    fn on_sync_response(&mut self, i: usize, from: usize, claimed: u64, bytes: &[u8]) {
         self.nodes[i].sync_until = 0;
-        let started = Instant::now();
         let blocks = match wire::decode_blocks(bytes) {
             Ok(b) => b,
             Err(e) => {
-                self.stats.cpu += started.elapsed();
                 self.stats.decode_errors += 1;
                 self.nodes[i].refusals.push((from, format!("catch-up batch: {e}"), false));
                 return;
             }
         };
-        let full = blocks.len() >= SYNC_BATCH;
-        let mut applied = 0;
-        for cb in blocks {
-            let node = &mut self.nodes[i];
-            if cb.block.header().height <= node.app_height() {
-                continue;
-            }
-            let chain_id = self.net.genesis.chain_id.clone();
-            match apply_committed(&chain_id, &mut node.app, &cb.block, &cb.certificate) {
-                Ok(()) => {
-                    self.record_commit(i, cb);
-                    applied += 1;
-                }
-                Err(e) => {
-                    node.refusals.push((from, format!("catch-up block: {e}"), false));
-                    break;
-                }
-            }
+        let Some(applied) = self.with_core(i, |c, now| c.apply_blocks(blocks, now)) else { return };
+        if let Some(why) = applied.refused {
+            self.nodes[i].refusals.push((from, format!("catch-up block: {why}"), false));
         }
-        self.stats.cpu += started.elapsed();
-        if applied > 0 {
-            self.stats.syncs_applied += applied;
-            // The engine starts again at the new height, with the records it persisted.
-            self.start_engine(i);
-            if full {
-                self.request_sync(i);
-            }
+        self.stats.syncs_applied += applied.applied as u64;
+        if applied.applied > 0 && claimed > self.nodes[i].height() {
+            self.request_sync(i);
         }
     }
 
-    /// Sends a consensus message from node `i` (to one node, or to all others), through the
-    /// node's Byzantine behaviour if it has one now.
+    /// Node `i`'s Byzantine behaviour now, if any.
     fn behaviour(&self, i: usize) -> Option<Behaviour> {
         self.byzantine.get(&i).copied().filter(|_| self.faults_on || self.byzantine_forced.contains(&i))
     }
 
+    /// Sends a consensus message from node `i` (to one node, or to every voter's node), through
+    /// the node's Byzantine behaviour if it has one now.
     fn transmit(&mut self, i: usize, to: Option<usize>, message: Message) {
         let sends = match self.behaviour(i) {
             Some(b) => byzantine::rewrite(self, i, b, to, message),
@@ -555,14 +633,13 @@ impl Sim {
 
     fn send_all(&mut self, i: usize, sends: byzantine::Sends) {
         for (to, bytes) in sends {
+            self.digest.update(kp_crypto::sha256(&bytes).0);
             let bytes: Rc<[u8]> = bytes.into();
             match to {
                 Some(to) => self.send(i, to, Payload::Consensus(bytes)),
                 None => {
-                    for to in 0..self.nodes.len() {
-                        if to != i {
-                            self.send(i, to, Payload::Consensus(bytes.clone()));
-                        }
+                    for to in self.voters_of(i) {
+                        self.send(i, to, Payload::Consensus(Rc::clone(&bytes)));
                     }
                 }
             }
@@ -587,9 +664,10 @@ impl Sim {
             self.stats.consensus_messages += 1;
             self.stats.consensus_bytes += payload.len() as u64;
         }
+        let height = self.nodes[from].height();
         if let Some((k, hold)) = self.cut(from, to) {
             if hold {
-                self.held.push((k, to, from, payload));
+                self.held.push((k, to, from, height, payload));
             } else {
                 self.stats.dropped += 1;
             }
@@ -607,56 +685,154 @@ impl Sim {
             if faulty && net.spike_ms > 0 && self.rng.random_range(0..1000) < net.spike_permille {
                 delay += self.rng.random_range(0..=net.spike_ms);
             }
-            self.schedule(delay, Event::Deliver { to, from, payload: payload.clone() });
+            self.schedule(delay, Event::Deliver { to, from, height, payload: payload.clone() });
         }
     }
 
-    fn deliver(&mut self, to: usize, from: usize, payload: Payload) {
-        if !self.nodes[to].up {
+    fn deliver(&mut self, to: usize, from: usize, height: u64, payload: Payload) {
+        if !self.nodes[to].up() {
             return;
         }
+        // A peer two blocks ahead: fetch what this node lacks (the network does so on the height
+        // every answer carries).
+        if height >= self.nodes[to].height() + 2 {
+            self.request_sync(to);
+        }
+        let sender = self.nodes[from].id;
         match payload {
-            Payload::Consensus(bytes) => {
-                self.digest.update(kp_crypto::sha256(&bytes).0);
-                let started = Instant::now();
-                let decoded = wire::decode_message(&bytes);
-                self.stats.cpu += started.elapsed();
-                match decoded {
-                    Ok(message) => {
-                        if self.behaviour(to) == Some(Behaviour::HideCommit) {
-                            let sends = byzantine::observe(self, to, &message);
-                            self.send_all(to, sends);
-                        }
-                        let from = self.nodes[from].id;
-                        self.step(to, Input::Message { from, message });
+            Payload::Consensus(bytes) => match wire::decode_message(&bytes) {
+                Ok(message) => {
+                    if self.behaviour(to) == Some(Behaviour::HideCommit) {
+                        let sends = byzantine::observe(self, to, &message);
+                        self.send_all(to, sends);
                     }
-                    Err(e) => {
-                        self.stats.decode_errors += 1;
-                        self.nodes[to].refusals.push((from, format!("undecodable message: {e}"), false));
-                    }
+                    self.with_core(to, |c, now| Ok(((), c.on_message(sender, message, now)?)));
+                }
+                Err(e) => {
+                    self.stats.decode_errors += 1;
+                    self.nodes[to].refusals.push((from, format!("undecodable message: {e}"), false));
+                }
+            },
+            Payload::Events(envelopes) => {
+                let received = self.with_core(to, |c, now| c.receive_events(envelopes.to_vec(), now));
+                if let Some(why) = received.and_then(|r| r.first_bad) {
+                    self.nodes[to].refusals.push((from, why, false));
+                }
+            }
+            Payload::Approval(a) => {
+                let outcome = self.with_core(to, |c, _| c.approve((*a).clone(), false));
+                if let Some(Err(e @ (kp_core::ApprovalError::Malformed(_) | kp_core::ApprovalError::BadSignature(_)))) =
+                    outcome
+                {
+                    self.nodes[to].refusals.push((from, e.to_string(), false));
                 }
             }
             Payload::SyncRequest(h) => self.on_sync_request(to, from, h),
-            Payload::SyncResponse(bytes) => self.on_sync_response(to, from, &bytes),
+            Payload::SyncResponse(bytes) => self.on_sync_response(to, from, height, &bytes),
+        }
+        // Every request is answered with the receiver's height: a sender two blocks behind
+        // fetches what it lacks (a node no voter sends to any more, one suspended, learns so).
+        if self.nodes[from].up() && self.nodes[to].height() >= self.nodes[from].height() + 2 {
+            self.request_sync(from);
         }
     }
 
-    fn digest_output(&mut self, i: usize, o: &Output) {
-        let now = self.now;
-        let d = &mut self.digest;
-        d.update(now.to_be_bytes());
-        d.update((i as u64).to_be_bytes());
-        match o {
-            Output::Persist(Record::Voted(v)) => d.update(v.signing_bytes()),
-            Output::Persist(Record::Locked { block, .. }) => d.update(block.hash().0),
-            Output::Persist(Record::Proposed(p)) => d.update(p.block.hash().0),
-            Output::Committed { block, .. } => d.update(block.hash().0),
-            Output::SetTimer { height, round, at } => {
-                d.update(height.to_be_bytes());
-                d.update(round.to_be_bytes());
-                d.update(at.0.to_be_bytes());
+    /// A client's batch at node `i`: what the node takes is its to commit; what it could not
+    /// take (down, pool full, disk failure) is submitted again a little later. An event the
+    /// rules refuse is a failure of the run: the workload is valid.
+    fn submit(&mut self, i: usize, envelopes: Vec<Vec<u8>>) {
+        let now = self.clock(i);
+        let Some(core) = self.nodes[i].core.as_mut() else {
+            self.stats.client_retries += 1;
+            self.schedule(CLIENT_RETRY_MS, Event::Submit { node: i, envelopes });
+            return;
+        };
+        let started = Instant::now();
+        let applied = (core.pool_block_applied(), core.metrics().pool_reapplied.get());
+        let answer = core.submit_batch(envelopes.clone(), now);
+        let after = (core.pool_block_applied(), core.metrics().pool_reapplied.get());
+        self.stats.cpu += started.elapsed();
+        let (answers, effects) = match answer {
+            Ok(x) => x,
+            Err(e) => {
+                // The runtime answers the clients of a group that failed with the error, and
+                // goes on; they submit again.
+                self.stats.client_retries += 1;
+                if !self.exits_expected.contains(&i) {
+                    let id = self.nodes[i].id;
+                    self.violation(format!("submission: {id}'s node failed a group: {e}"));
+                }
+                self.schedule(CLIENT_RETRY_MS, Event::Submit { node: i, envelopes });
+                self.after_step(i);
+                return;
             }
-            other => d.update([output_kind(other)]),
+        };
+        let pool_full = |a: &Submission| matches!(a, Submission::Rejected(_, kp_core::RejectKind::PoolFull, _));
+        if answers.iter().all(pool_full) && applied != after {
+            let id = self.nodes[i].id;
+            self.violation(format!(
+                "pool: a submission {id} refused for a full pool touched the pool's tentative block \
+                 (applied, re-applications) {applied:?} -> {after:?}"
+            ));
+        }
+        self.carry_out(i, effects);
+        self.after_step(i);
+        let mut again = Vec::new();
+        for (envelope, answer) in envelopes.into_iter().zip(answers) {
+            match answer {
+                Submission::Added(id) | Submission::Duplicate(id, _) => {
+                    self.submitted.insert(id);
+                }
+                Submission::Rejected(_, kp_core::RejectKind::PoolFull, _) => {
+                    self.stats.pool_full += 1;
+                    again.push(envelope);
+                }
+                Submission::Rejected(id, kind, why) => {
+                    let node = self.nodes[i].id;
+                    self.violation(format!("submission: {node} refused a valid event {id} ({kind:?}): {why}"));
+                }
+            }
+        }
+        if !again.is_empty() {
+            self.stats.client_retries += 1;
+            self.schedule(CLIENT_RETRY_MS, Event::Submit { node: i, envelopes: again });
+        }
+    }
+
+    /// A client's read: it must not undo the pool's tentative block (which would cost the
+    /// whole pool again at the next submission, under the core's lock).
+    fn read(&mut self, i: usize, read: Read) {
+        let k = self.rng.random_range(0..self.nodes.len());
+        let participant = self.nodes[k].id;
+        let Some(core) = self.nodes[i].core.as_mut() else { return };
+        self.stats.reads += 1;
+        let applied = core.pool_block_applied();
+        let outcome = match read {
+            Read::Governance => Ok(core.drafts(None).len()),
+            Read::Certificates => core
+                .store()
+                .certificates_of(
+                    participant,
+                    kp_store::TradeRole::Exporter,
+                    Timestamp(0),
+                    Timestamp(u64::MAX),
+                    None,
+                    50,
+                )
+                .map(|c| c.len()),
+            Read::Custody => {
+                let number = kp_domain::CertificateNumber::new(&format!("{participant}-W0"))
+                    .unwrap_or_else(|e| unreachable(&e.to_string()));
+                core.store().custody(&number).map(|c| c.len())
+            }
+        };
+        let undone = core.pool_block_applied() != applied;
+        let id = self.nodes[i].id;
+        if let Err(e) = outcome {
+            self.violation(format!("read: {read:?} at {id} failed: {e}"));
+        }
+        if undone {
+            self.violation(format!("read: {read:?} at {id} undid the pool's tentative block"));
         }
     }
 
@@ -680,23 +856,15 @@ impl Sim {
 
     fn process(&mut self, event: Event) {
         match event {
-            Event::Deliver { to, from, payload } => self.deliver(to, from, payload),
-            Event::Timer { node, generation } => {
-                let n = &self.nodes[node];
-                if n.up && n.timer_generation == generation {
-                    if let Some(e) = &n.engine {
-                        let (height, round) = (e.height(), e.round());
-                        self.step(node, Input::Timeout { height, round });
-                    }
-                }
-            }
-            Event::EventsDue { node, height, round } => {
-                if self.nodes[node].up && self.nodes[node].wants_events == Some((height, round)) {
-                    self.answer_events(node);
+            Event::Deliver { to, from, height, payload } => self.deliver(to, from, height, payload),
+            Event::Wake { node, generation } => {
+                if self.nodes[node].up() && self.nodes[node].wake_generation == generation {
+                    self.nodes[node].wake_at = None;
+                    self.with_core(node, |_, _| Ok(((), Vec::new())));
                 }
             }
             Event::Crash { node, mid_step } => {
-                if mid_step && self.nodes[node].up {
+                if mid_step && self.nodes[node].up() {
                     let k = self.rng.random_range(0..4);
                     self.nodes[node].crash_mid = Some(k);
                 } else {
@@ -704,34 +872,37 @@ impl Sim {
                 }
             }
             Event::Restart { node } => {
-                if self.nodes[node].up && self.nodes[node].crash_mid.is_some() {
+                if self.nodes[node].up() && self.nodes[node].crash_mid.is_some() {
                     self.crash(node);
                 }
-                if !self.nodes[node].up {
+                if !self.nodes[node].up() {
                     self.boot(node);
                 }
             }
-            Event::Submit(envelopes) => {
-                for e in envelopes {
-                    let pending = PendingEvent::new(e);
-                    for n in &mut self.nodes {
-                        if !n.committed_ids.contains(&pending.id) && !n.pool.iter().any(|p| p.id == pending.id) {
-                            n.pool.push(pending.clone());
-                        }
-                    }
+            Event::Submit { node, envelopes } => self.submit(node, envelopes),
+            Event::Approve { node, approval } => {
+                if self.with_core(node, |c, _| c.approve(approval.clone(), true)).is_none() {
+                    self.schedule(CLIENT_RETRY_MS, Event::Approve { node, approval });
                 }
-                for i in 0..self.nodes.len() {
-                    if self.nodes[i].up && self.nodes[i].wants_events.is_some() && !self.nodes[i].pool.is_empty() {
-                        self.answer_events(i);
-                    }
+            }
+            Event::Read { node, read } => self.read(node, read),
+            Event::Flood { node } => {
+                if self.nodes[node].up() && self.behaviour(node) == Some(Behaviour::FloodNewRound) {
+                    let sends = byzantine::flood(self, node);
+                    self.send_all(node, sends);
+                    self.schedule(FLOOD_EVERY_MS, Event::Flood { node });
                 }
+            }
+            Event::FailWrites { node, n } => {
+                self.exits_expected.insert(node);
+                self.nodes[node].disk.fail_pool_writes(n);
             }
             Event::PartitionEnd(k) => {
                 let held: Vec<_> = self.held.iter().filter(|h| h.0 == k).cloned().collect();
                 self.held.retain(|h| h.0 != k);
-                for (_, to, from, payload) in held {
+                for (_, to, from, height, payload) in held {
                     let delay = self.rng.random_range(1..=50);
-                    self.schedule(delay, Event::Deliver { to, from, payload });
+                    self.schedule(delay, Event::Deliver { to, from, height, payload });
                 }
             }
             Event::FaultsEnd => {
@@ -743,7 +914,7 @@ impl Sim {
                     if self.nodes[i].crash_mid.is_some() {
                         self.crash(i);
                     }
-                    if !self.nodes[i].up {
+                    if !self.nodes[i].up() {
                         self.boot(i);
                     }
                 }
@@ -752,7 +923,7 @@ impl Sim {
     }
 
     /// The custody workload: for each certificate, issue, seal and receipt (submitted together,
-    /// in order, to every node's pool), between participants `codes[k]` and `codes[k + 1]`.
+    /// in order, in one batch), between participants `codes[k]` and `codes[k + 1]`.
     fn workload(&self, certificates: usize, codes: &[String], tag: &str) -> Vec<Vec<Vec<u8>>> {
         let net = &self.net;
         (0..certificates)
@@ -776,27 +947,46 @@ impl Sim {
             .collect()
     }
 
+    /// Schedules `batches` of the workload at `spacing` ms apart from `at_ms`, each to the node of
+    /// its certificate's exporter (`codes` as given to [`Sim::workload`]).
+    fn submit_workload(&mut self, batches: Vec<Vec<Vec<u8>>>, codes: &[String], at_ms: u64, spacing: u64) {
+        for (k, batch) in batches.into_iter().enumerate() {
+            let node = self.node_of(&codes[k % codes.len()]);
+            self.schedule_at(at_ms + spacing * k as u64, Event::Submit { node, envelopes: batch });
+        }
+    }
+
+    fn node_of(&self, code: &str) -> usize {
+        self.nodes.iter().position(|n| n.id.as_str() == code).unwrap_or_else(|| unreachable(code))
+    }
+
     fn heights(&self) -> (u64, u64) {
-        let hs = self.nodes.iter().map(Node::app_height);
+        let hs = self.nodes.iter().map(Node::height);
         (hs.clone().min().unwrap_or(0), hs.max().unwrap_or(0))
     }
 
-    /// Committed events leave a node's pool when it records the commit.
+    /// Every node is up, and its pool empty (committed events leave it).
     fn pools_empty(&self) -> bool {
-        self.nodes.iter().all(|n| n.pool.is_empty())
+        self.nodes.iter().all(|n| n.up() && n.pool() == 0)
+    }
+
+    fn longest(&self) -> usize {
+        (0..self.nodes.len()).max_by_key(|i| self.nodes[*i].height()).unwrap_or(0)
     }
 
     /// Agreement (one block per height over every commit any node ever reported), validity (the
-    /// longest durable chain replays from genesis through the edge, the rules and every
-    /// certificate check), and accountability (evidence and refusals only name Byzantine nodes).
+    /// longest stored chain replays from genesis through the edge, the rules and every
+    /// certificate check), durability (every block a node reported committed is in its store,
+    /// across crashes), that every event a client was told was taken is committed, and
+    /// accountability (evidence and refusals only name Byzantine nodes).
     fn check(&mut self) {
         let mut by_height: BTreeMap<u64, (Hash32, usize)> = BTreeMap::new();
-        let mut conflicts = vec![];
+        let mut found = vec![];
         for (i, n) in self.nodes.iter().enumerate() {
             for (h, hash) in &n.commits {
                 let first = *by_height.entry(*h).or_insert((*hash, i));
                 if first.0 != *hash {
-                    conflicts.push(format!(
+                    found.push(format!(
                         "agreement: height {h}: {} committed {} but {} committed {}",
                         self.nodes[first.1].id,
                         first.0.short(),
@@ -805,60 +995,84 @@ impl Sim {
                     ));
                 }
             }
-        }
-        for c in conflicts {
-            self.violation(c);
-        }
-        // Validity: replay the longest durable chain on a fresh ledger.
-        let longest = (0..self.nodes.len()).max_by_key(|i| self.nodes[*i].durable.blocks.len()).unwrap_or(0);
-        let mut app = LedgerApp::new(&self.net.genesis).unwrap_or_else(|e| unreachable(&e.to_string()));
-        let chain_id = self.net.genesis.chain_id.clone();
-        let mut invalid = None;
-        for cb in &self.nodes[longest].durable.blocks {
-            if let Err(e) = apply_committed(&chain_id, &mut app, &cb.block, &cb.certificate) {
-                invalid = Some(format!("validity: block {} does not replay: {e}", cb.block.header().height));
-                break;
+            if let Some(core) = &n.core {
+                for (h, hash) in &n.commits {
+                    let stored =
+                        core.store().header(*h).ok().flatten().map(|x| kp_consensus::block::block_hash(&x.encode()));
+                    if stored != Some(*hash) {
+                        found.push(format!(
+                            "durability: {} reported {h} committed as {}, stores {stored:?}",
+                            n.id,
+                            hash.short()
+                        ));
+                        break;
+                    }
+                }
             }
         }
-        if let Some(v) = invalid {
-            self.violation(v);
-        }
-        for i in 0..self.nodes.len() {
-            let blocks = &self.nodes[i].durable.blocks;
-            let gaps = blocks.iter().enumerate().any(|(k, b)| b.block.header().height != k as u64 + 1);
-            if gaps {
-                let id = self.nodes[i].id;
-                self.violation(format!("durability: {id}'s stored chain has a gap"));
+        // Validity: replay the longest stored chain on a fresh ledger.
+        let longest = self.longest();
+        if let Some(core) = &self.nodes[longest].core {
+            let mut app = kp_chain::LedgerApp::new(&self.net.genesis).unwrap_or_else(|e| unreachable(&e.to_string()));
+            let chain_id = self.net.genesis.chain_id.clone();
+            for h in 1..=core.height() {
+                match core.store().block(h) {
+                    Ok(Some(b)) => {
+                        if let Err(e) = apply_committed(&chain_id, &mut app, &b.block, &b.certificate) {
+                            found.push(format!("validity: block {h} does not replay: {e}"));
+                            break;
+                        }
+                    }
+                    other => {
+                        found.push(format!("validity: block {h} is not in the longest store: {other:?}"));
+                        break;
+                    }
+                }
+            }
+            let lost: Vec<String> = self
+                .submitted
+                .iter()
+                .filter(|id| !matches!(core.store().position(id), Ok(Some(_))))
+                .take(3)
+                .map(ToString::to_string)
+                .collect();
+            if !lost.is_empty() {
+                found.push(format!("liveness: events a node took were never committed (first: {})", lost.join(", ")));
             }
         }
         // Accountability.
-        let mut wrong = vec![];
         for n in &self.nodes {
-            for e in &n.evidence {
-                let accused = match e {
-                    Evidence::DoubleProposal { first, .. } => first.proposer,
-                    Evidence::DoubleVote { first, .. } => first.voter,
-                };
-                let idx = self.index.get(&accused).copied().unwrap_or(usize::MAX);
-                if !self.byzantine.contains_key(&idx) {
-                    wrong.push(format!("accountability: {} holds evidence against honest {accused}", n.id));
+            if let Some(core) = &n.core {
+                for h in 1..=core.height() + 1 {
+                    for e in core.store().evidence(h).unwrap_or_default() {
+                        let accused = match &e {
+                            Evidence::DoubleProposal { first, .. } => first.proposer,
+                            Evidence::DoubleVote { first, .. } => first.voter,
+                        };
+                        let idx = self.index.get(&accused).copied().unwrap_or(usize::MAX);
+                        if !self.byzantine.contains_key(&idx) {
+                            found.push(format!("accountability: {} holds evidence against honest {accused}", n.id));
+                        }
+                    }
                 }
             }
             for (from, reason, excused) in &n.refusals {
                 if !excused && !self.byzantine.contains_key(from) {
                     let sender = self.nodes.get(*from).map_or_else(|| "?".to_owned(), |s| s.id.to_string());
-                    wrong.push(format!("accountability: {} refused honest {sender}: {reason}", n.id));
+                    found.push(format!("accountability: {} refused honest {sender}: {reason}", n.id));
                 }
             }
         }
-        for w in wrong {
-            self.violation(w);
+        for f in found {
+            self.violation(f);
         }
     }
 
     fn report(mut self, kind: &'static str) -> Report {
         self.check();
-        let events_committed = self.nodes.iter().map(|n| n.app.events_committed()).max().unwrap_or(0);
+        self.stats.failed_writes = self.nodes.iter().map(|n| u64::from(n.disk.failed_writes())).sum();
+        let events_committed =
+            self.nodes.iter().filter_map(|n| n.core.as_ref().map(|c| c.store().head().events)).max().unwrap_or(0);
         let digest = Hash32(self.digest.clone().finalize().into());
         Report {
             seed: self.scenario.seed,
@@ -872,40 +1086,21 @@ impl Sim {
             violations: self.violations,
         }
     }
-}
 
-impl Node {
-    /// One line on where the node stands, for failure reports.
-    fn describe(&self) -> String {
-        let (h, r) = self.engine.as_ref().map_or((0, 0), |e| (e.height(), e.round()));
-        let last = self.missing_reports.last().map(|m| format!("{}/{}:{:?}", m.0, m.1, m.2)).unwrap_or_default();
-        let refused = self.refusals.last().map(|r| r.1.clone()).unwrap_or_default();
-        format!(
-            "{} up={} at {h}/{r} pool {} last missing {last} last refusal {refused}",
-            self.id,
-            self.up,
-            self.pool.len()
-        )
-    }
-
-    fn app_height(&self) -> u64 {
-        use kp_consensus::Application;
-        self.app.height()
-    }
-}
-
-fn output_kind(o: &Output) -> u8 {
-    match o {
-        Output::Persist(_) => 1,
-        Output::Send { .. } => 2,
-        Output::Broadcast(_) => 3,
-        Output::SetTimer { .. } => 4,
-        Output::RequestEvents { .. } => 5,
-        Output::Committed { .. } => 6,
-        Output::Evidence(_) => 7,
-        Output::Missing { .. } => 8,
-        Output::Refused { .. } => 9,
-        Output::Behind { .. } => 10,
+    /// Liveness once every fault has ended: within `bound_ms`, every node `heights` blocks past
+    /// the highest height reached, with every pool empty.
+    fn expect_liveness(&mut self, heights: u64, bound_ms: u64) {
+        let (_, top) = self.heights();
+        let target = top + heights;
+        let deadline = self.now + bound_ms;
+        if !self.run_until(deadline, &|s| s.heights().0 >= target && s.pools_empty()) {
+            let state: Vec<String> = self.nodes.iter().map(Node::describe).collect();
+            self.violation(format!(
+                "liveness: {bound_ms} ms after the faults ended, not every node reached height {target} with an \
+                 empty pool: {}",
+                state.join("; ")
+            ));
+        }
     }
 }
 
@@ -926,9 +1121,7 @@ pub fn run(scenario: Scenario) -> Report {
     let codes = participant_codes(sc.nodes);
     let batches = sim.workload(sc.certificates, &codes, "W");
     let spacing = sc.faults_end_ms / (batches.len() as u64 + 1);
-    for (k, batch) in batches.into_iter().enumerate() {
-        sim.schedule_at(spacing * (k as u64), Event::Submit(batch));
-    }
+    sim.submit_workload(batches, &codes, 0, spacing);
     for (k, p) in sc.partitions.iter().enumerate() {
         sim.schedule_at(p.end_ms, Event::PartitionEnd(k));
     }
@@ -939,22 +1132,47 @@ pub fn run(scenario: Scenario) -> Report {
     sim.schedule_at(sc.faults_end_ms, Event::FaultsEnd);
     let fault_end = sim.start + sc.faults_end_ms;
     sim.run_until(fault_end, &|_| false);
-    let (_, top) = sim.heights();
-    let target = top + sc.liveness_heights;
-    let deadline = sim.now + sc.liveness_bound_ms;
-    let live = sim.run_until(deadline, &|s| s.heights().0 >= target && s.pools_empty());
-    if !live {
-        let heights: Vec<String> = sim.nodes.iter().map(|n| format!("{}:{}", n.id, n.app_height())).collect();
-        let pending = sim.nodes.iter().map(|n| n.pool.len()).max().unwrap_or(0);
-        let missing = sim.nodes.iter().rev().find_map(|n| n.missing_reports.last()).cloned();
-        sim.violation(format!(
-            "liveness: {} ms after the faults ended, not every node reached height {target} with every \
-             event committed (heights {}; up to {pending} events pending; last missing report {missing:?})",
-            sc.liveness_bound_ms,
-            heights.join(" ")
-        ));
-    }
+    sim.expect_liveness(sc.liveness_heights, sc.liveness_bound_ms);
     sim.report("faults")
+}
+
+/// An authority's approval of `act` (exporting authority of `code`), as the CLI signs it.
+fn approval(net: &TestNet, code: &str, act: &kp_domain::GovernanceAct) -> ApprovalBytes {
+    let bytes = kp_proto::encode_act(act);
+    let a = kp_proto::Approval::sign(net.key(code, Role::Exporting), net.chain_id(), &bytes);
+    ApprovalBytes { act: bytes, key: a.key.0.to_vec(), signature: a.signature.0.to_vec() }
+}
+
+/// Governance as the CLI does it: every approver's authority approves at its own node (the
+/// approvals travel between the nodes); once the proposer's node shows no approval missing,
+/// the proposer submits the act with them all. Returns whether the act was submitted.
+fn govern(sim: &mut Sim, proposer: &str, approvers: &[String], act: &kp_domain::GovernanceAct, bound_ms: u64) -> bool {
+    for code in approvers {
+        let node = sim.node_of(code);
+        let approval = approval(&sim.net, code, act);
+        sim.schedule(0, Event::Approve { node, approval });
+    }
+    let at = sim.node_of(proposer);
+    let reference = act.reference.to_string();
+    let complete = move |s: &Sim| {
+        s.nodes[at].core.as_ref().is_some_and(|c| {
+            c.drafts(Some(&reference)).first().is_some_and(|d| d.missing.is_empty() && d.refused.is_none())
+        })
+    };
+    if !sim.run_until(sim.now + bound_ms, &complete) {
+        let state = sim.nodes[at]
+            .core
+            .as_ref()
+            .map(|c| format!("{:?}", c.drafts(None).iter().map(|d| &d.missing).collect::<Vec<_>>()));
+        sim.violation(format!(
+            "governance: {} never showed every approval of {} ({state:?})",
+            sim.nodes[at].id, act.reference
+        ));
+        return false;
+    }
+    let envelope = sim.net.governance_envelope(proposer, act, approvers);
+    sim.schedule(0, Event::Submit { node: at, envelopes: vec![envelope] });
+    true
 }
 
 /// The consensus-minus-one path end to end: one participant withholds every vote and holds the
@@ -976,26 +1194,26 @@ pub fn run_governance(seed: u64, nodes: usize) -> Report {
     let step_bound = 240_000;
 
     // The withholding participant holds the chain: nothing commits, and it is named.
-    for batch in sim.workload(2, &others, "A") {
-        sim.schedule(0, Event::Submit(batch));
-    }
+    let batches = sim.workload(2, &others, "A");
+    sim.submit_workload(batches, &others, sim.now - sim.start, 0);
     let halted = !sim.run_until(sim.now + 15_000, &|s| s.heights().1 >= 1);
     if !halted {
         sim.violation("governance: a block committed without the withholding voter".into());
     }
-    let named = (0..nodes).filter(|i| *i != x).all(|i| sim.nodes[i].missing_reports.iter().any(|r| r.2.contains(&xid)));
+    let named = (0..nodes).filter(|i| *i != x).all(|i| sim.nodes[i].missing_seen.contains(&xid));
     if !named {
         sim.violation(format!("governance: not every node named {xid} as missing"));
     }
 
     // Suspension, approved by every other participant: committed without X.
-    let proposer = &others[0];
+    let proposer = others[0].clone();
     let suspend = act("KP/2026/SUSPEND", GovernanceAction::Suspend { participant: xid });
-    let envelope = sim.net.governance_envelope(proposer, &suspend, &others);
-    sim.schedule(0, Event::Submit(vec![envelope]));
+    if !govern(&mut sim, &proposer, &others, &suspend, step_bound) {
+        return sim.report("governance");
+    }
     let suspended = |s: &Sim| {
         // The committed state's voters (a suspension executed but not committed does not count).
-        s.nodes.iter().all(|n| !kp_consensus::Application::voters(&n.app).iter().any(|(id, _)| *id == xid))
+        s.nodes.iter().all(|n| n.core.as_ref().is_some_and(|c| !c.voters().iter().any(|(id, _)| *id == xid)))
     };
     if !sim.run_until(sim.now + step_bound, &suspended) {
         let state: Vec<String> = sim.nodes.iter().map(Node::describe).collect();
@@ -1003,19 +1221,20 @@ pub fn run_governance(seed: u64, nodes: usize) -> Report {
         return sim.report("governance");
     }
     let honest = (x + 1) % nodes;
-    let signed_without_x = sim.nodes[honest]
-        .durable
-        .blocks
-        .iter()
-        .any(|b| b.block.events().len() == 1 && !b.certificate.signatures.iter().any(|(id, _)| *id == xid));
+    let signed_without_x = sim.nodes[honest].core.as_ref().is_some_and(|c| {
+        (1..=c.height()).any(|h| {
+            c.store().block(h).ok().flatten().is_some_and(|b| {
+                b.block.events().len() == 1 && !b.certificate.signatures.iter().any(|(id, _)| *id == xid)
+            })
+        })
+    });
     if !signed_without_x {
         sim.violation("governance: no block was committed without the suspended voter's signature".into());
     }
     // The others continue without X.
     let before = sim.heights().0;
-    for batch in sim.workload(3, &others, "B") {
-        sim.schedule(0, Event::Submit(batch));
-    }
+    let batches = sim.workload(3, &others, "B");
+    sim.submit_workload(batches, &others, sim.now - sim.start, 0);
     if !sim.run_until(sim.now + step_bound, &|s| s.heights().0 >= before + 2 && s.pools_empty()) {
         sim.violation(format!("governance: the chain did not continue without {xid} ({:?})", sim.heights()));
     }
@@ -1024,24 +1243,29 @@ pub fn run_governance(seed: u64, nodes: usize) -> Report {
     sim.byzantine_forced.clear();
     sim.byzantine.clear();
     let readmit = act("KP/2026/READMIT", GovernanceAction::Readmit { participant: xid });
-    let envelope = sim.net.governance_envelope(proposer, &readmit, &others);
-    sim.schedule(0, Event::Submit(vec![envelope]));
+    if !govern(&mut sim, &proposer, &others, &readmit, step_bound) {
+        return sim.report("governance");
+    }
     let active =
-        |s: &Sim| s.nodes.iter().all(|n| kp_consensus::Application::voters(&n.app).iter().any(|(id, _)| *id == xid));
+        |s: &Sim| s.nodes.iter().all(|n| n.core.as_ref().is_some_and(|c| c.voters().iter().any(|(id, _)| *id == xid)));
     if !sim.run_until(sim.now + step_bound, &active) {
         sim.violation(format!("governance: {xid} was not readmitted on every node ({:?})", sim.heights()));
         return sim.report("governance");
     }
     // It votes again: a later block carries its signature, trading with it included.
     let readmitted_at = sim.heights().0;
-    for batch in sim.workload(2, &codes, "C") {
-        sim.schedule(0, Event::Submit(batch));
-    }
+    let batches = sim.workload(2, &codes, "C");
+    sim.submit_workload(batches, &codes, sim.now - sim.start, 0);
     let votes_again = move |s: &Sim| {
         s.pools_empty()
             && s.nodes.iter().all(|n| {
-                n.durable.blocks.iter().any(|b| {
-                    b.block.header().height > readmitted_at && b.certificate.signatures.iter().any(|(id, _)| *id == xid)
+                n.core.as_ref().is_some_and(|c| {
+                    c.height() > readmitted_at
+                        && c.store()
+                            .block(c.height())
+                            .ok()
+                            .flatten()
+                            .is_some_and(|b| b.certificate.signatures.iter().any(|(id, _)| *id == xid))
                 })
             })
     };
@@ -1050,6 +1274,159 @@ pub fn run_governance(seed: u64, nodes: usize) -> Report {
     }
     sim.report("governance")
 }
+
+/// One voter is down for `down_ms` (36 hours of virtual time by default: thousands of rounds at
+/// the capped round timeout) while clients go on submitting to the others; the others must stay
+/// up and keep voting, and once it is back it catches up and the chain resumes.
+pub fn run_offline(seed: u64, nodes: usize, down_ms: u64) -> Report {
+    let mut sc = Scenario::calm(seed, nodes);
+    sc.net.loss_permille = 5;
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x6f66_666c_696e);
+    let x = rng.random_range(0..nodes);
+    let mut sim = Sim::new(sc);
+    sim.faults_on = true;
+    let codes = participant_codes(nodes);
+    let others: Vec<String> = codes.iter().filter(|c| **c != sim.nodes[x].id.as_str()).cloned().collect();
+    // Trade goes on before, during and after.
+    let batches = sim.workload(sim.scenario.certificates, &others, "O");
+    let spacing = down_ms / (batches.len() as u64 + 1);
+    sim.submit_workload(batches, &others, 0, spacing);
+    let crash_at = rng.random_range(1_000..=10_000);
+    sim.schedule_at(crash_at, Event::Crash { node: x, mid_step: rng.random_bool(0.5) });
+    sim.schedule_at(crash_at + down_ms, Event::Restart { node: x });
+    sim.schedule_at(crash_at + down_ms, Event::FaultsEnd);
+    let back = sim.start + crash_at + down_ms;
+    sim.run_until(back, &|_| false);
+    let rounds = (0..nodes).filter(|i| *i != x).filter_map(|i| sim.nodes[i].core.as_ref().map(Core::round)).min();
+    if rounds.is_none_or(|r| r < 100) && down_ms >= 3_600_000 {
+        sim.violation(format!("offline: the others ran only {rounds:?} rounds while {} was away", sim.nodes[x].id));
+    }
+    sim.expect_liveness(3, 600_000);
+    sim.report("offline")
+}
+
+/// One Byzantine voter floods every node with `NewRound`s for an hour of virtual time: rounds far
+/// ahead, and locks whose certificates do not verify. No honest node may fail, every honest node
+/// must strike the flooder for its bad locks, and the chain must resume once it stops.
+pub fn run_flood(seed: u64, nodes: usize) -> Report {
+    let mut sc = Scenario::calm(seed, nodes);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x666c_6f6f_64);
+    let b = rng.random_range(0..nodes);
+    sc.byzantine = vec![(b, Behaviour::FloodNewRound)];
+    sc.faults_end_ms = 3_600_000;
+    let mut sim = Sim::new(sc);
+    let codes = participant_codes(nodes);
+    let batches = sim.workload(sim.scenario.certificates, &codes, "F");
+    sim.submit_workload(batches, &codes, 0, 60_000);
+    sim.schedule_at(rng.random_range(0..5_000), Event::Flood { node: b });
+    sim.schedule_at(sim.scenario.faults_end_ms, Event::FaultsEnd);
+    let end = sim.start + sim.scenario.faults_end_ms;
+    sim.run_until(end, &|_| false);
+    let bid = sim.nodes[b].id;
+    for i in (0..nodes).filter(|i| *i != b) {
+        let struck = sim.nodes[i].refusals.iter().any(|(from, why, _)| *from == b && why.contains("reported lock"));
+        if !struck {
+            let id = sim.nodes[i].id;
+            sim.violation(format!("flood: {id} never counted {bid}'s bad locks against it"));
+        }
+    }
+    sim.expect_liveness(3, 600_000);
+    sim.report("flood")
+}
+
+/// Clients fill every node's pool to its cap and go on submitting (what is refused as the pool
+/// being full is submitted again later), with reads interleaved. A submission refused for a full
+/// pool must not touch the pool's tentative block; no read may undo it; consensus goes on during
+/// the flood and everything taken commits after it.
+pub fn run_pool_flood(seed: u64, nodes: usize) -> Report {
+    let mut sc = Scenario::calm(seed, nodes);
+    sc.pool_limit = Some(15);
+    sc.faults_end_ms = 60_000;
+    let mut sim = Sim::new(sc);
+    let codes = participant_codes(nodes);
+    let certificates = 150 * nodes;
+    let batches = sim.workload(certificates, &codes, "P");
+    sim.submit_workload(batches, &codes, 0, 40 / nodes as u64);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x706f_6f6c);
+    for k in 0..3_000u64 {
+        let node = rng.random_range(0..nodes);
+        let read = [Read::Governance, Read::Certificates, Read::Custody][rng.random_range(0..3)];
+        sim.schedule_at(k * 20, Event::Read { node, read });
+    }
+    let half = sim.start + 30_000;
+    sim.run_until(half, &|_| false);
+    let during = sim.heights().0;
+    sim.run_until(sim.start + sim.scenario.faults_end_ms, &|_| false);
+    if sim.heights().0 <= during {
+        sim.violation(format!("pool flood: no block committed during the second half of the flood ({during})"));
+    }
+    if sim.stats.pool_full == 0 {
+        sim.violation("pool flood: no submission ever met a full pool".into());
+    }
+    sim.faults_on = false;
+    sim.expect_liveness(2, 600_000);
+    sim.report("pool-flood")
+}
+
+/// A node's disk fails while it keeps submission groups (the next few writes into its pool
+/// fail): the clients of those groups are told, nothing of them stays behind in the pool's
+/// tentative block, the node keeps voting, and the clients' retries are taken and committed.
+pub fn run_disk_failure(seed: u64, nodes: usize) -> Report {
+    let mut sc = Scenario::calm(seed, nodes);
+    sc.faults_end_ms = 20_000;
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x6469_736b);
+    let k = rng.random_range(0..nodes);
+    let mut sim = Sim::new(sc);
+    let codes = participant_codes(nodes);
+    // This node's exporter ships to the others, through the node whose disk fails.
+    let batches: Vec<_> = sim.workload(12 * nodes, &codes, "D").into_iter().skip(k).step_by(nodes).collect();
+    let at_ms = rng.random_range(1_000..5_000);
+    sim.schedule_at(at_ms, Event::FailWrites { node: k, n: rng.random_range(1..=4) });
+    for (j, envelopes) in batches.into_iter().enumerate() {
+        sim.schedule_at(at_ms + 300 * j as u64, Event::Submit { node: k, envelopes });
+    }
+    let others = sim.workload(sim.scenario.certificates, &codes, "E");
+    sim.submit_workload(others, &codes, 0, 1_000);
+    sim.schedule_at(sim.scenario.faults_end_ms, Event::FaultsEnd);
+    sim.run_until(sim.start + sim.scenario.faults_end_ms, &|_| false);
+    if sim.nodes[k].disk.failed_writes() == 0 {
+        sim.violation("disk failure: no write failed".into());
+    }
+    sim.expect_liveness(2, 600_000);
+    sim.report("disk-failure")
+}
+
+/// The run of one kind of scenario (as `scripts/sim.sh --kind` names them).
+pub fn run_kind(kind: &str, seed: u64, nodes: usize) -> Option<Report> {
+    Some(match kind {
+        "faults" => run(Scenario::random(seed, nodes)),
+        "governance" => run_governance(seed, nodes),
+        "offline" => run_offline(seed, nodes, OFFLINE_MS),
+        "flood" => run_flood(seed, nodes),
+        "pool-flood" => run_pool_flood(seed, nodes),
+        "disk-failure" => run_disk_failure(seed, nodes),
+        _ => return None,
+    })
+}
+
+/// The run of `seed` in the CI set and the soak: a random fault mix, except every tenth seed
+/// (the governance scenario) and, among the others, every 25th (disk failure) and 50th (the
+/// pool flood, on up to 7 nodes). The long offline and flood runs are run by seed on their own
+/// (`crates/kp-sim/tests/ci.rs`).
+pub fn run_seed(seed: u64, nodes: usize) -> Report {
+    match seed % 50 {
+        9 | 19 | 29 | 39 | 49 => run_governance(seed, nodes),
+        24 => run_disk_failure(seed, nodes),
+        44 if nodes <= 7 => run_pool_flood(seed, nodes),
+        _ => run(Scenario::random(seed, nodes)),
+    }
+}
+
+/// The kinds [`run_kind`] knows.
+pub const KINDS: [&str; 6] = ["faults", "governance", "offline", "flood", "pool-flood", "disk-failure"];
+
+/// How long the offline scenario keeps its voter away: 36 hours.
+pub const OFFLINE_MS: u64 = 36 * 3_600_000;
 
 /// Figures of a fault-free run for the benchmark.
 #[derive(Debug, Clone)]
@@ -1064,8 +1441,8 @@ pub struct BenchFigures {
 }
 
 /// A fault-free network committing `blocks` blocks of up to `events_per_block` custody events:
-/// CPU time of every node's decoding, engine (consensus, re-execution, certificate checks), and
-/// messages and bytes per committed block.
+/// CPU time of every node's core (submission, consensus, re-execution, certificate checks,
+/// storage in memory), and messages and bytes per committed block.
 #[allow(clippy::float_arithmetic, clippy::cast_precision_loss)]
 pub fn bench(seed: u64, nodes: usize, blocks: u64, events_per_block: usize) -> BenchFigures {
     let mut sc = Scenario::calm(seed, nodes);
@@ -1076,8 +1453,8 @@ pub fn bench(seed: u64, nodes: usize, blocks: u64, events_per_block: usize) -> B
     let codes = participant_codes(nodes);
     let certs = (events_per_block * blocks as usize).div_ceil(3);
     if events_per_block > 0 {
-        let all: Vec<Vec<u8>> = sim.workload(certs, &codes, "X").into_iter().flatten().collect();
-        sim.schedule(0, Event::Submit(all));
+        let batches = sim.workload(certs, &codes, "X");
+        sim.submit_workload(batches, &codes, 0, 0);
     }
     // Let the first block settle, then measure.
     sim.run_until(sim.now + 600_000, &|s| s.heights().0 >= 1);
@@ -1085,7 +1462,7 @@ pub fn bench(seed: u64, nodes: usize, blocks: u64, events_per_block: usize) -> B
     sim.run_until(sim.now + 3_600_000, &|s| s.heights().0 >= h0 + blocks);
     let h1 = sim.heights().0;
     let committed = (h1 - h0).max(1);
-    let events = sim.nodes[0].app.events_committed();
+    let events = sim.nodes[0].core.as_ref().map_or(0, |c| c.store().head().events);
     let per = |x: f64| x / committed as f64;
     BenchFigures {
         nodes,

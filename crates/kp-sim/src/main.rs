@@ -2,7 +2,7 @@
 
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
-use kp_sim::{Report, Scenario, bench, run, run_governance};
+use kp_sim::{KINDS, Report, Scenario, bench, run_kind};
 use std::time::Instant;
 
 #[derive(Parser, Debug)]
@@ -20,14 +20,21 @@ enum Command {
         seed: u64,
         #[arg(long, default_value_t = 4)]
         nodes: usize,
-        /// The consensus-minus-one scenario (withholding voter suspended, then readmitted).
+        /// The scenario: faults (a random mix drawn from the seed), governance (a withholding
+        /// voter suspended, then readmitted), offline (a voter away 36 hours), flood (a voter
+        /// flooding NewRounds with bad locks for an hour), pool-flood (clients beyond the pool's
+        /// cap, with reads), disk-failure (a node's pool writes failing).
+        #[arg(long, default_value = "faults")]
+        kind: String,
+        /// The same as `--kind governance`.
         #[arg(long)]
         governance: bool,
         /// Also prints the injected scenario.
         #[arg(long)]
         verbose: bool,
     },
-    /// Runs `seeds` seeds from `start`, cycling through the node counts; prints each failure
+    /// Runs `seeds` seeds from `start`, cycling through the node counts and, as the CI set does,
+    /// through the scenario kinds (see `kp_sim::run_seed`); prints each failure
     /// with the command that reruns it. Exit status 1 if any failed.
     Soak {
         #[arg(long)]
@@ -77,14 +84,17 @@ fn print_report(r: &Report) {
 #[allow(clippy::float_arithmetic, clippy::cast_precision_loss)]
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Run { seed, nodes, governance, verbose } => {
+        Command::Run { seed, nodes, kind, governance, verbose } => {
             if !(4..=59).contains(&nodes) {
                 bail!("--nodes must be from 4 to 59, got {nodes}");
             }
-            if verbose && !governance {
+            let kind = if governance { "governance".to_owned() } else { kind };
+            if verbose && kind == "faults" {
                 println!("{:#?}", Scenario::random(seed, nodes));
             }
-            let r = if governance { run_governance(seed, nodes) } else { run(Scenario::random(seed, nodes)) };
+            let Some(r) = run_kind(&kind, seed, nodes) else {
+                bail!("--kind must be one of {}, got {kind:?}", KINDS.join(", "));
+            };
             print_report(&r);
             if !r.ok() {
                 std::process::exit(1);
@@ -98,7 +108,7 @@ fn main() -> Result<()> {
             let mut failed = 0u64;
             for seed in start..start.saturating_add(seeds) {
                 let n = nodes[usize::try_from(seed).unwrap_or(0) % nodes.len()];
-                let r = if seed % 10 == 9 { run_governance(seed, n) } else { run(Scenario::random(seed, n)) };
+                let r = kp_sim::run_seed(seed, n);
                 if !r.ok() {
                     failed += 1;
                 }

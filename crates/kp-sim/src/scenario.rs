@@ -25,6 +25,9 @@ pub enum Behaviour {
     /// proposed at that height in a later round and, on precommitting one, hands the hidden
     /// certificate to half the nodes: the attack that voters' locks exist to stop.
     HideCommit,
+    /// Every 200 ms sends every node a `NewRound` of the height for a round far ahead, half of
+    /// them reporting a lock whose certificate does not verify (run by the flood scenario).
+    FloodNewRound,
 }
 
 impl Behaviour {
@@ -90,6 +93,8 @@ pub struct Scenario {
     pub liveness_bound_ms: u64,
     /// Each node's clock is off by up to this much.
     pub clock_skew_ms: u64,
+    /// Each node's pending pool holds at most this many events (the store's cap otherwise).
+    pub pool_limit: Option<usize>,
 }
 
 impl Scenario {
@@ -114,6 +119,7 @@ impl Scenario {
             liveness_heights: 3,
             liveness_bound_ms: 120_000,
             clock_skew_ms: 200,
+            pool_limit: None,
         }
     }
 
@@ -168,6 +174,7 @@ impl Scenario {
             liveness_heights: 3,
             liveness_bound_ms: 150_000,
             clock_skew_ms: 200,
+            pool_limit: None,
         }
     }
 }

@@ -1,27 +1,29 @@
-//! The simulator's CI set: 300 seeded runs across 4, 7, 19 and 59 nodes, each with a mix of
-//! faults drawn from its seed (every tenth seed runs the consensus-minus-one governance
-//! scenario instead), and the determinism check. A failing run prints its seed and the command
-//! that reruns it. `scripts/sim.sh --seeds N` runs a longer soak; `scripts/sim.sh --broken-lock`
-//! shows that these checks catch a broken locking rule.
+//! The simulator's CI set: seeded runs of the node's own core across 4, 7, 19 and 59 nodes —
+//! each with a mix of faults drawn from its seed, except every tenth seed (the
+//! consensus-minus-one governance scenario), and some with a node's disk failing or clients
+//! beyond the pool's cap (see `kp_sim::run_seed`) — the long runs (a voter away for 36 hours,
+//! a voter flooding NewRounds for an hour) and the determinism check. A failing run prints its
+//! seed and the command that reruns it. `scripts/sim.sh --seeds N` runs a longer soak;
+//! `scripts/sim.sh --broken-lock` shows that these checks catch a broken locking rule.
 
 #![allow(clippy::panic)]
 
-use kp_sim::{Report, Scenario, run, run_governance};
+use kp_sim::{OFFLINE_MS, Report, run_flood, run_offline, run_seed};
 use std::ops::Range;
 use std::time::Instant;
 
-/// The run of `seed`: the governance scenario for every tenth seed, a random fault mix otherwise.
-fn run_seed(seed: u64, nodes: usize) -> Report {
-    if seed % 10 == 9 { run_governance(seed, nodes) } else { run(Scenario::random(seed, nodes)) }
+fn run_set(nodes: usize, seeds: Range<u64>) {
+    run_reports(nodes, seeds, |seed| run_seed(seed, nodes));
 }
 
-fn run_set(nodes: usize, seeds: Range<u64>) {
+fn run_reports(nodes: usize, seeds: Range<u64>, run: impl Fn(u64) -> Report) {
     let began = Instant::now();
     let count = seeds.end - seeds.start;
+    let seeds_shown = format!("{}..{}", seeds.start, seeds.end);
     let mut failures = vec![];
     let (mut heights, mut crashes, mut dropped, mut decode_errors) = (0, 0, 0, 0);
     for seed in seeds {
-        let r = run_seed(seed, nodes);
+        let r = run(seed);
         heights += r.heights.0;
         crashes += r.stats.crashes;
         dropped += r.stats.dropped;
@@ -37,7 +39,7 @@ fn run_set(nodes: usize, seeds: Range<u64>) {
         }
     }
     println!(
-        "kp-sim {nodes} nodes: {count} runs, {} failed; {heights} blocks committed, {crashes} crashes, {dropped} messages lost, {decode_errors} undecodable messages refused; {:.1} s",
+        "kp-sim {nodes} nodes, seeds {seeds_shown}: {count} runs, {} failed; {heights} blocks committed, {crashes} crashes, {dropped} messages lost, {decode_errors} undecodable messages refused; {:.1} s",
         failures.len(),
         began.elapsed().as_secs_f64()
     );
@@ -64,9 +66,25 @@ fn sim_59_nodes() {
     run_set(59, 3_000..3_030);
 }
 
+/// A voter away for 36 hours of virtual time (thousands of rounds) while clients go on
+/// submitting: the others stay up and keep voting; back, it catches up and the chain resumes.
+#[test]
+fn sim_a_voter_away_36_hours() {
+    run_reports(4, 4_000..4_003, |seed| run_offline(seed, 4, OFFLINE_MS));
+    run_reports(7, 4_100..4_101, |seed| run_offline(seed, 7, OFFLINE_MS));
+}
+
+/// A voter flooding NewRounds (rounds far ahead, locks whose certificates do not verify) for an
+/// hour of virtual time: no honest node fails, each strikes the flooder, the chain resumes.
+#[test]
+fn sim_a_voter_flooding_new_rounds_for_an_hour() {
+    run_reports(4, 5_000..5_002, |seed| run_flood(seed, 4));
+    run_reports(7, 5_100..5_101, |seed| run_flood(seed, 7));
+}
+
 #[test]
 fn the_same_seed_gives_the_same_trace() {
-    for (seed, nodes) in [(5, 4), (1_003, 7), (2_001, 19), (9, 7)] {
+    for (seed, nodes) in [(5, 4), (1_003, 7), (2_001, 19), (9, 7), (24, 4), (44, 4)] {
         let a = run_seed(seed, nodes);
         let b = run_seed(seed, nodes);
         assert_eq!(a.digest, b.digest, "seed {seed}: two runs of one seed differ");
