@@ -1310,7 +1310,7 @@ pub fn run_offline(seed: u64, nodes: usize, down_ms: u64) -> Report {
 /// must strike the flooder for its bad locks, and the chain must resume once it stops.
 pub fn run_flood(seed: u64, nodes: usize) -> Report {
     let mut sc = Scenario::calm(seed, nodes);
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x666c_6f6f_64);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x0066_6c6f_6f64);
     let b = rng.random_range(0..nodes);
     sc.byzantine = vec![(b, Behaviour::FloodNewRound)];
     sc.faults_end_ms = 3_600_000;

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 pub const MAX_PENDING: usize = 100_000;
 /// Most consensus records kept for one height: one per [`RecordSlot`], whatever the number of
 /// rounds (a voter away for a day, or a Byzantine voter's `NewRound`s, runs thousands).
-pub const MAX_RECORDS_PER_HEIGHT: u32 = RecordSlot::ALL.len() as u32;
+pub const MAX_RECORDS_PER_HEIGHT: u32 = 4;
 /// Most pieces of evidence kept for one height.
 pub const MAX_EVIDENCE_PER_HEIGHT: u32 = 256;
 /// Most entries one review query returns.
@@ -62,6 +62,8 @@ pub enum RecordSlot {
     Proposal = 2,
     Lock = 3,
 }
+
+const _: () = assert!(RecordSlot::ALL.len() == MAX_RECORDS_PER_HEIGHT as usize);
 
 impl RecordSlot {
     pub const ALL: [RecordSlot; 4] =
@@ -744,7 +746,7 @@ impl<B: Backend> Store<B> {
             batch.delete_range(Cf::Consensus, prefix.to_vec(), height_key(height + 1).to_vec());
             for (slot, kept) in best.iter().enumerate() {
                 if let Some((_, r)) = kept {
-                    batch.put(Cf::Consensus, seq_key(height, slot as u32), wire::encode_record(r));
+                    batch.put(Cf::Consensus, seq_key(height, RecordSlot::ALL[slot] as u32), wire::encode_record(r));
                 }
             }
             self.backend.write(batch, true)?;
