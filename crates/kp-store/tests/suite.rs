@@ -82,6 +82,17 @@ fn remove<B: Backend>(b: &B, cf: Cf, key: &[u8]) {
     b.write(batch, true).unwrap();
 }
 
+/// How many entries a column family holds.
+fn entries<B: Backend>(b: &B, cf: Cf) -> u32 {
+    let mut n = 0;
+    b.scan(cf, &[], &mut |_, _| {
+        n += 1;
+        true
+    })
+    .unwrap();
+    n
+}
+
 fn number(s: &str) -> CertificateNumber {
     CertificateNumber::new(s).unwrap()
 }
@@ -277,14 +288,7 @@ fn consensus_records_survive_and_are_pruned_at_commit<E: Env>() {
     let (b3, c3) = w.next_block(&mut reopened);
     store.commit(&b3, &c3, &mut reopened).unwrap();
     assert!(store.records().unwrap().is_empty());
-    let mut left = 0;
-    store
-        .backend()
-        .scan(Cf::Consensus, &[], &mut |_, _| {
-            left += 1;
-            true
-        })
-        .unwrap();
+    let left = entries(store.backend(), Cf::Consensus);
     assert_eq!(left, 0, "records of a committed height are pruned");
     assert_eq!(store.evidence(3).unwrap(), vec![evidence.clone()]);
     for _ in 0..kp_store::MAX_EVIDENCE_PER_HEIGHT {
@@ -504,14 +508,7 @@ fn consensus_records_stay_bounded_over_thousands_of_rounds<E: Env>() {
     let kept = store.records().unwrap();
     assert_eq!(kept.len(), 3);
     assert!(kept.iter().all(|r| RecordSlot::of(r).2 == 9_999), "each slot keeps the highest round: {kept:?}");
-    let mut stored = 0;
-    store
-        .backend()
-        .scan(Cf::Consensus, &[], &mut |_, _| {
-            stored += 1;
-            true
-        })
-        .unwrap();
+    let stored = entries(store.backend(), Cf::Consensus);
     assert!(stored <= kp_store::MAX_RECORDS_PER_HEIGHT);
     drop(store);
     let (store, _) = Store::open(env.backend(), &w.net.genesis).unwrap();
@@ -542,14 +539,7 @@ fn records_in_the_earlier_layout_are_compacted_at_open<E: Env>() {
     env.backend().write(batch, true).unwrap();
     let (store, _) = Store::open(env.backend(), &w.net.genesis).unwrap();
     assert_eq!(store.records().unwrap(), vec![old[3].clone(), old[1].clone()]);
-    let mut stored = 0;
-    store
-        .backend()
-        .scan(Cf::Consensus, &[], &mut |_, _| {
-            stored += 1;
-            true
-        })
-        .unwrap();
+    let stored = entries(store.backend(), Cf::Consensus);
     assert_eq!(stored, 2, "the earlier keys are gone");
 }
 
