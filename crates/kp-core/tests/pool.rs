@@ -6,36 +6,10 @@
 
 use kp_core::{Core, RejectKind, Submission};
 use kp_domain::{EventPayload, Role, Timestamp};
-use kp_store::{Backend, BackendError, Batch, Cf, Entry, MemBackend, Op};
+use kp_store::FaultyMemBackend;
 use kp_testkit::{TestNet, at, certificate, pid, seal};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Memory, whose next write into the pending pool fails when told to.
-#[derive(Debug, Clone, Default)]
-struct FailingDisk {
-    inner: MemBackend,
-    fail_next_pool_write: Arc<AtomicBool>,
-}
-
-impl Backend for FailingDisk {
-    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        self.inner.get(cf, key)
-    }
-    fn scan(&self, cf: Cf, from: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), BackendError> {
-        self.inner.scan(cf, from, visit)
-    }
-    fn last(&self, cf: Cf) -> Result<Option<Entry>, BackendError> {
-        self.inner.last(cf)
-    }
-    fn write(&self, batch: Batch, sync: bool) -> Result<(), BackendError> {
-        let to_pool = batch.ops.iter().any(|op| matches!(op, Op::Put(Cf::Pending, ..)));
-        if to_pool && self.fail_next_pool_write.swap(false, Ordering::Relaxed) {
-            return Err(BackendError::Io("injected".into()));
-        }
-        self.inner.write(batch, sync)
-    }
-}
+type FailingDisk = FaultyMemBackend;
 
 fn config() -> kp_consensus::Config {
     kp_consensus::Config {
@@ -132,7 +106,7 @@ fn a_store_failure_in_a_group_leaves_nothing_of_it_behind() {
         issue(&net, "BW-2"),
         net.envelope_with(net.key("BW", Role::Exporting), &EventPayload::ShipmentSealed(seal("BW-2", at(1, 0)))),
     ];
-    disk.fail_next_pool_write.store(true, Ordering::Relaxed);
+    disk.fail_pool_writes(1);
     assert!(core.submit_batch(group.clone(), now).is_err(), "the clients of the group are told");
     assert_eq!(core.pool_len(), 1);
     assert!(core.pool_block_applied(), "the pool's own block stays applied");

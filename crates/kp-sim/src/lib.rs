@@ -15,11 +15,12 @@
 
 #![allow(clippy::cast_possible_truncation)] // Node indices and counts are small.
 
-mod backend;
 mod byzantine;
 pub mod scenario;
 
-pub use backend::SimBackend;
+/// A simulated node's disk: kept across the node's crashes (every write the store makes is
+/// synced), with injected write failures.
+pub type SimBackend = kp_store::FaultyMemBackend;
 pub use scenario::{Behaviour, Crash, NetworkFaults, Partition, Scenario};
 
 use kp_consensus::wire;

@@ -3,6 +3,7 @@
 //! [`crate::RocksBackend`] (RocksDB on disk).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The column families of the store (one RocksDB column family each). The key and value
@@ -225,5 +226,52 @@ impl Backend for MemBackend {
             }
         }
         Ok(())
+    }
+}
+
+/// [`MemBackend`] with injected disk failures, for tests and the simulator: the next writes
+/// that add to the pending pool fail whole (as an atomic batch does) with an I/O error. Clones
+/// share the data and the failures to come.
+#[derive(Debug, Clone, Default)]
+pub struct FaultyMemBackend {
+    inner: MemBackend,
+    fail_pool_writes: Arc<AtomicU32>,
+    failed: Arc<AtomicU32>,
+}
+
+impl FaultyMemBackend {
+    /// The next `n` writes that add to the pending pool fail.
+    pub fn fail_pool_writes(&self, n: u32) {
+        self.fail_pool_writes.store(n, Ordering::Relaxed);
+    }
+
+    /// Writes failed so far.
+    pub fn failed_writes(&self) -> u32 {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
+impl Backend for FaultyMemBackend {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        self.inner.get(cf, key)
+    }
+
+    fn scan(&self, cf: Cf, from: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), BackendError> {
+        self.inner.scan(cf, from, visit)
+    }
+
+    fn last(&self, cf: Cf) -> Result<Option<Entry>, BackendError> {
+        self.inner.last(cf)
+    }
+
+    fn write(&self, batch: Batch, sync: bool) -> Result<(), BackendError> {
+        let adds_to_pool = batch.ops.iter().any(|op| matches!(op, Op::Put(Cf::Pending, ..)));
+        if adds_to_pool
+            && self.fail_pool_writes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
+        {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            return Err(BackendError::Io("injected write failure (simulated disk error)".into()));
+        }
+        self.inner.write(batch, sync)
     }
 }

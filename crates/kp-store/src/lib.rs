@@ -24,7 +24,7 @@ mod layout;
 mod rocks;
 mod store;
 
-pub use backend::{Backend, BackendError, Batch, Cf, Entry, MemBackend, Op};
+pub use backend::{Backend, BackendError, Batch, Cf, Entry, FaultyMemBackend, MemBackend, Op};
 pub use layout::{Head, Position, STORE_FORMAT_VERSION, TradeRole};
 pub use rocks::RocksBackend;
 pub use store::{
