@@ -96,6 +96,73 @@ impl Shared {
     }
 }
 
+/// One ListCertificates page to read from a snapshot of the committed state.
+struct CertificateQuery {
+    participant: ParticipantId,
+    role: TradeRole,
+    from: Timestamp,
+    to: Timestamp,
+    after: Option<(Timestamp, CertificateNumber)>,
+    size: usize,
+    wanted: Option<&'static str>,
+}
+
+impl CertificateQuery {
+    fn page(&self, reader: kp_store::StateReader<'_>) -> Result<pb::ListCertificatesResponse, Status> {
+        let mut certificates = Vec::new();
+        let mut cursor = self.after.clone();
+        // Filtering by state skips entries: index pages are read until this page is full or the
+        // index ends, at most MAX_INDEX_PAGES of them; a page token follows whenever the index
+        // may hold more after the cursor.
+        let mut more = true;
+        for _ in 0..MAX_INDEX_PAGES {
+            let page = reader
+                .certificates_of(
+                    self.participant,
+                    self.role,
+                    self.from,
+                    self.to,
+                    cursor.as_ref().map(|(t, n)| (*t, n)),
+                    self.size,
+                )
+                .map_err(store_error)?;
+            more = page.len() == self.size;
+            for (t, n) in page {
+                cursor = Some((t, n.clone()));
+                let rec = reader.certificate(&n).map_err(store_error)?.ok_or_else(|| {
+                    Status::internal(format!("the review index names {n}, which the ledger does not hold"))
+                })?;
+                let state = state_name(rec.state);
+                if self.wanted.is_some_and(|w| w != state) {
+                    continue;
+                }
+                let c = &rec.certificate;
+                certificates.push(pb::CertificateSummary {
+                    certificate: n.to_string(),
+                    exporter: c.exporter.as_str().to_owned(),
+                    importer: c.importer.as_str().to_owned(),
+                    state: state.to_owned(),
+                    issued_at_ms: t.0,
+                    carats_hundredths: c.carats.0,
+                    value_usd_cents: c.value.0,
+                });
+                if certificates.len() == self.size {
+                    more = true;
+                    break;
+                }
+            }
+            if certificates.len() == self.size || !more {
+                break;
+            }
+        }
+        let next_page_token = match (&cursor, more) {
+            (Some((t, n)), true) => format!("{}:{n}", t.0),
+            _ => String::new(),
+        };
+        Ok(pb::ListCertificatesResponse { certificates, next_page_token })
+    }
+}
+
 fn submit_response(outcome: Submission) -> pb::SubmitResponse {
     use pb::submit_response::Outcome;
     let (id, outcome) = match outcome {
@@ -254,7 +321,10 @@ impl pb::node_server::Node for Api {
         };
         let wanted = match r.state.as_str() {
             "" => None,
-            "issued" | "sealed" | "received" | "voided" => Some(r.state.as_str()),
+            "issued" => Some("issued"),
+            "sealed" => Some("sealed"),
+            "received" => Some("received"),
+            "voided" => Some("voided"),
             other => {
                 return Err(Status::invalid_argument(format!(
                     "state {other:?} is none of issued, sealed, received, voided"
@@ -262,59 +332,14 @@ impl pb::node_server::Node for Api {
             }
         };
         let to = if r.to_ms == 0 { Timestamp(u64::MAX) } else { Timestamp(r.to_ms) };
-        let core = self.shared.lock()?;
-        let mut certificates = Vec::new();
-        let mut cursor = after;
-        // Filtering by state skips entries: index pages are read until this page is full or the
-        // index ends, at most MAX_INDEX_PAGES of them; a page token follows whenever the index
-        // may hold more after the cursor.
-        let mut more = true;
-        for _ in 0..MAX_INDEX_PAGES {
-            let page = core
-                .store()
-                .certificates_of(
-                    participant,
-                    role,
-                    Timestamp(r.from_ms),
-                    to,
-                    cursor.as_ref().map(|(t, n)| (*t, n)),
-                    size,
-                )
-                .map_err(store_error)?;
-            more = page.len() == size;
-            for (t, n) in page {
-                cursor = Some((t, n.clone()));
-                let rec = core.store().certificate(&n).map_err(store_error)?.ok_or_else(|| {
-                    Status::internal(format!("the review index names {n}, which the ledger does not hold"))
-                })?;
-                let state = state_name(rec.state);
-                if wanted.is_some_and(|w| w != state) {
-                    continue;
-                }
-                let c = &rec.certificate;
-                certificates.push(pb::CertificateSummary {
-                    certificate: n.to_string(),
-                    exporter: c.exporter.as_str().to_owned(),
-                    importer: c.importer.as_str().to_owned(),
-                    state: state.to_owned(),
-                    issued_at_ms: t.0,
-                    carats_hundredths: c.carats.0,
-                    value_usd_cents: c.value.0,
-                });
-                if certificates.len() == size {
-                    more = true;
-                    break;
-                }
-            }
-            if certificates.len() == size || !more {
-                break;
-            }
-        }
-        let next_page_token = match (&cursor, more) {
-            (Some((t, n)), true) => format!("{}:{n}", t.0),
-            _ => String::new(),
-        };
-        Ok(Response::new(pb::ListCertificatesResponse { certificates, next_page_token }))
+        // The core's lock is held only to take a snapshot of the committed state: the page is
+        // read from it on a blocking thread while consensus and submissions go on.
+        let snapshot = self.shared.lock()?.store().snapshot().map_err(store_error)?;
+        let query = CertificateQuery { participant, role, from: Timestamp(r.from_ms), to, after, size, wanted };
+        let page = tokio::task::spawn_blocking(move || query.page(snapshot.reader()))
+            .await
+            .map_err(|e| Status::internal(format!("the certificate query failed: {e}")))??;
+        Ok(Response::new(page))
     }
 
     async fn get_block(&self, request: Request<pb::GetBlockRequest>) -> Result<Response<pb::GetBlockResponse>, Status> {

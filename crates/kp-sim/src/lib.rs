@@ -810,17 +810,28 @@ impl Sim {
         let applied = core.pool_block_applied();
         let outcome = match read {
             Read::Governance => Ok(core.drafts(None).len()),
-            Read::Certificates => core
-                .store()
-                .certificates_of(
-                    participant,
-                    kp_store::TradeRole::Exporter,
-                    Timestamp(0),
-                    Timestamp(u64::MAX),
-                    None,
-                    50,
-                )
-                .map(|c| c.len()),
+            // As the API serves it: from a snapshot of the committed state, which must agree
+            // with the store at the head it was taken at.
+            Read::Certificates => core.store().snapshot().and_then(|snapshot| {
+                let page = |r: kp_store::StateReader<'_>| {
+                    r.certificates_of(
+                        participant,
+                        kp_store::TradeRole::Exporter,
+                        Timestamp(0),
+                        Timestamp(u64::MAX),
+                        None,
+                        50,
+                    )
+                };
+                let (seen, now) = (page(snapshot.reader())?, page(core.store().reader())?);
+                if seen != now {
+                    return Err(kp_store::StoreError::Integrity {
+                        height: snapshot.head().height,
+                        reason: "a snapshot's page differs from the store's at the same head".into(),
+                    });
+                }
+                Ok(seen.len())
+            }),
             Read::Custody => {
                 let number = kp_domain::CertificateNumber::new(&format!("{participant}-W0"))
                     .unwrap_or_else(|e| unreachable(&e.to_string()));

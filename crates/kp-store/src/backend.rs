@@ -136,8 +136,9 @@ pub enum BackendError {
 /// A stored key and its value.
 pub type Entry = (Vec<u8>, Vec<u8>);
 
-/// Ordered key-value storage with column families and atomic batches.
-pub trait Backend: Send + Sync + std::fmt::Debug {
+/// Reads of ordered key-value storage with column families: the backend itself, or a
+/// [`Backend::snapshot`] of it.
+pub trait ReadView: Send + Sync {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
     /// Visits the entries with key ≥ `from` in key order until `visit` returns `false`.
     fn scan(&self, cf: Cf, from: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), BackendError>;
@@ -158,8 +159,16 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     }
     /// The entry with the largest key, if any.
     fn last(&self, cf: Cf) -> Result<Option<Entry>, BackendError>;
+}
+
+/// Ordered key-value storage with column families and atomic batches.
+pub trait Backend: ReadView + std::fmt::Debug {
     /// Applies every write of `batch` atomically; with `sync`, durably before returning.
     fn write(&self, batch: Batch, sync: bool) -> Result<(), BackendError>;
+    /// A consistent view of the data as it is now: no write after it is seen through it, and
+    /// it never blocks a writer. Reads that the node serves outside its core's lock (pages of
+    /// the review indexes) go through one, so that a page never mixes two heights.
+    fn snapshot(&self) -> Result<Box<dyn ReadView>, BackendError>;
 }
 
 type Tables = BTreeMap<Cf, BTreeMap<Vec<u8>, Vec<u8>>>;
@@ -183,7 +192,7 @@ impl MemBackend {
     }
 }
 
-impl Backend for MemBackend {
+impl ReadView for MemBackend {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
         Ok(self.lock().get(&cf).and_then(|t| t.get(key)).cloned())
     }
@@ -202,6 +211,15 @@ impl Backend for MemBackend {
 
     fn last(&self, cf: Cf) -> Result<Option<Entry>, BackendError> {
         Ok(self.lock().get(&cf).and_then(|t| t.last_key_value()).map(|(k, v)| (k.clone(), v.clone())))
+    }
+}
+
+impl Backend for MemBackend {
+    /// A copy of the tables (the in-memory backend serves tests and the simulator, whose
+    /// stores are small).
+    fn snapshot(&self) -> Result<Box<dyn ReadView>, BackendError> {
+        let copy = self.lock().clone();
+        Ok(Box::new(MemBackend { tables: Arc::new(Mutex::new(copy)) }))
     }
 
     fn write(&self, batch: Batch, _sync: bool) -> Result<(), BackendError> {
@@ -251,7 +269,7 @@ impl FaultyMemBackend {
     }
 }
 
-impl Backend for FaultyMemBackend {
+impl ReadView for FaultyMemBackend {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
         self.inner.get(cf, key)
     }
@@ -262,6 +280,12 @@ impl Backend for FaultyMemBackend {
 
     fn last(&self, cf: Cf) -> Result<Option<Entry>, BackendError> {
         self.inner.last(cf)
+    }
+}
+
+impl Backend for FaultyMemBackend {
+    fn snapshot(&self) -> Result<Box<dyn ReadView>, BackendError> {
+        self.inner.snapshot()
     }
 
     fn write(&self, batch: Batch, sync: bool) -> Result<(), BackendError> {

@@ -7,12 +7,13 @@
 //! crash and never a torn one (batches are atomic in the log). Block checksums are verified
 //! on every read, so damaged files surface as [`BackendError::Corruption`].
 
-use crate::backend::{Backend, BackendError, Batch, Cf, Entry, Op};
+use crate::backend::{Backend, BackendError, Batch, Cf, Entry, Op, ReadView};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, ErrorKind, MemtableFactory,
     Options, ReadOptions, SliceTransform, WriteBatch, WriteOptions,
 };
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Shared block cache for all column families.
 const BLOCK_CACHE_BYTES: usize = 128 * 1024 * 1024;
@@ -98,9 +99,21 @@ fn custody_certificate(key: &[u8]) -> &[u8] {
 }
 
 pub struct RocksBackend {
-    db: DB,
+    /// Shared with the snapshots taken of it, which must not outlive the database.
+    db: Arc<DB>,
     path: PathBuf,
 }
+
+type DbSnapshot<'a> = rocksdb::SnapshotWithThreadMode<'a, DB>;
+
+self_cell::self_cell!(
+    /// A RocksDB snapshot with the database it reads (kept open while the snapshot lives).
+    struct RocksSnapshot {
+        owner: Arc<DB>,
+        #[covariant]
+        dependent: DbSnapshot,
+    }
+);
 
 impl std::fmt::Debug for RocksBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -154,15 +167,41 @@ impl RocksBackend {
             ColumnFamilyDescriptor::new(cf.name(), o)
         });
         let db = DB::open_cf_descriptors(&db_opts, dir, cfs).map_err(error)?;
-        Ok(RocksBackend { db, path: dir.to_path_buf() })
+        Ok(RocksBackend { db: Arc::new(db), path: dir.to_path_buf() })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    fn cf(&self, cf: Cf) -> Result<&ColumnFamily, BackendError> {
-        self.db.cf_handle(cf.name()).ok_or_else(|| BackendError::Io(format!("column family {} is missing", cf.name())))
+    /// Flushes memtables and compacts every column family (benchmarks measure settled size).
+    pub fn compact(&self) -> Result<(), BackendError> {
+        for cf in Cf::ALL {
+            let h = handle(&self.db, cf)?;
+            self.db.flush_cf(h).map_err(error)?;
+            self.db.compact_range_cf::<&[u8], &[u8]>(h, None, None);
+        }
+        Ok(())
+    }
+}
+
+fn handle(db: &DB, cf: Cf) -> Result<&ColumnFamily, BackendError> {
+    db.cf_handle(cf.name()).ok_or_else(|| BackendError::Io(format!("column family {} is missing", cf.name())))
+}
+
+/// Reads of the database, at its latest state or at a snapshot.
+struct Reads<'a> {
+    db: &'a DB,
+    snapshot: Option<&'a DbSnapshot<'a>>,
+}
+
+impl Reads<'_> {
+    fn options(&self) -> ReadOptions {
+        let mut opts = ReadOptions::default();
+        if let Some(s) = self.snapshot {
+            opts.set_snapshot(s);
+        }
+        opts
     }
 
     fn iterate(
@@ -172,7 +211,7 @@ impl RocksBackend {
         from: &[u8],
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), BackendError> {
-        let mut it = self.db.raw_iterator_cf_opt(self.cf(cf)?, opts);
+        let mut it = self.db.raw_iterator_cf_opt(handle(self.db, cf)?, opts);
         it.seek(from);
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
             if !visit(k, v) {
@@ -183,24 +222,15 @@ impl RocksBackend {
         it.status().map_err(error)
     }
 
-    /// Flushes memtables and compacts every column family (benchmarks measure settled size).
-    pub fn compact(&self) -> Result<(), BackendError> {
-        for cf in Cf::ALL {
-            let h = self.cf(cf)?;
-            self.db.flush_cf(h).map_err(error)?;
-            self.db.compact_range_cf::<&[u8], &[u8]>(h, None, None);
-        }
-        Ok(())
-    }
-}
-
-impl Backend for RocksBackend {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        self.db.get_pinned_cf(self.cf(cf)?, key).map(|v| v.map(|v| v.to_vec())).map_err(error)
+        self.db
+            .get_pinned_cf_opt(handle(self.db, cf)?, key, &self.options())
+            .map(|v| v.map(|v| v.to_vec()))
+            .map_err(error)
     }
 
     fn scan(&self, cf: Cf, from: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), BackendError> {
-        let mut opts = ReadOptions::default();
+        let mut opts = self.options();
         opts.set_verify_checksums(true);
         opts.set_total_order_seek(true);
         self.iterate(cf, opts, from, visit)
@@ -214,7 +244,7 @@ impl Backend for RocksBackend {
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), BackendError> {
         debug_assert!(from.starts_with(prefix), "internal invariant: a prefix scan starts within its prefix");
-        let mut opts = ReadOptions::default();
+        let mut opts = self.options();
         opts.set_verify_checksums(true);
         if hashing(cf).is_some_and(|h| h.is_bucket(prefix)) {
             // One bucket of the memtable, and the prefix Bloom filter of each table file.
@@ -226,9 +256,9 @@ impl Backend for RocksBackend {
     }
 
     fn last(&self, cf: Cf) -> Result<Option<Entry>, BackendError> {
-        let mut opts = ReadOptions::default();
+        let mut opts = self.options();
         opts.set_total_order_seek(true);
-        let mut it = self.db.raw_iterator_cf_opt(self.cf(cf)?, opts);
+        let mut it = self.db.raw_iterator_cf_opt(handle(self.db, cf)?, opts);
         it.seek_to_last();
         let entry = match (it.key(), it.value()) {
             (Some(k), Some(v)) => Some((k.to_vec(), v.to_vec())),
@@ -236,6 +266,50 @@ impl Backend for RocksBackend {
         };
         it.status().map_err(error)?;
         Ok(entry)
+    }
+}
+
+/// Reads through [`Reads`]: the same code for the database and for its snapshots.
+macro_rules! read_view {
+    ($ty:ty, $this:ident => $reads:expr) => {
+        impl ReadView for $ty {
+            fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+                let $this = self;
+                $reads.get(cf, key)
+            }
+            fn scan(
+                &self,
+                cf: Cf,
+                from: &[u8],
+                visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+            ) -> Result<(), BackendError> {
+                let $this = self;
+                $reads.scan(cf, from, visit)
+            }
+            fn scan_prefix(
+                &self,
+                cf: Cf,
+                prefix: &[u8],
+                from: &[u8],
+                visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+            ) -> Result<(), BackendError> {
+                let $this = self;
+                $reads.scan_prefix(cf, prefix, from, visit)
+            }
+            fn last(&self, cf: Cf) -> Result<Option<Entry>, BackendError> {
+                let $this = self;
+                $reads.last(cf)
+            }
+        }
+    };
+}
+
+read_view!(RocksBackend, this => Reads { db: &this.db, snapshot: None });
+read_view!(RocksSnapshot, this => Reads { db: this.borrow_owner(), snapshot: Some(this.borrow_dependent()) });
+
+impl Backend for RocksBackend {
+    fn snapshot(&self) -> Result<Box<dyn ReadView>, BackendError> {
+        Ok(Box::new(RocksSnapshot::new(Arc::clone(&self.db), |db| db.snapshot())))
     }
 
     fn write(&self, batch: Batch, sync: bool) -> Result<(), BackendError> {
@@ -248,7 +322,7 @@ impl Backend for RocksBackend {
             };
             let handle = match last {
                 Some((c, h)) if c == cf => h,
-                _ => self.cf(cf)?,
+                _ => handle(&self.db, cf)?,
             };
             last = Some((cf, handle));
             match op {

@@ -1,7 +1,7 @@
 //! The ledger store over a [`Backend`]: commit, open-time checks, `verify`, the pending pool,
 //! consensus records and the queries nodes and reviewers need.
 
-use crate::backend::{Backend, BackendError, Batch, Cf, Op};
+use crate::backend::{Backend, BackendError, Batch, Cf, Op, ReadView};
 use crate::layout::*;
 use kp_chain::LedgerApp;
 use kp_consensus::block::{Block, BlockHeader, Certificate, block_hash, voters_hash};
@@ -308,12 +308,52 @@ fn decode_compact(height: u64, key: &[u8], compact: &[u8]) -> Result<CompactCert
     Ok(c)
 }
 
-impl<B: Backend> Store<B> {
+/// The read side of the committed state that review queries use: over the store's own
+/// backend ([`Store::reader`]), or over a [`Snapshot`] that a reader keeps outside the node's
+/// core lock.
+#[derive(Clone, Copy)]
+pub struct StateReader<'a> {
+    view: &'a dyn ReadView,
+    /// The head height the view is at (named in integrity errors).
+    height: u64,
+}
+
+impl std::fmt::Debug for StateReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateReader").field("height", &self.height).finish_non_exhaustive()
+    }
+}
+
+/// A consistent view of the committed state at one head, owned: no block committed after it
+/// is seen through it, and holding it blocks no writer.
+pub struct Snapshot {
+    view: Box<dyn ReadView>,
+    head: Head,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot").field("head", &self.head).finish_non_exhaustive()
+    }
+}
+
+impl Snapshot {
+    /// The head the snapshot was taken at.
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    pub fn reader(&self) -> StateReader<'_> {
+        StateReader { view: self.view.as_ref(), height: self.head.height }
+    }
+}
+
+impl StateReader<'_> {
     /// The full certificate record from its compact form and the certificate's custody index:
     /// every step's event is read back and decoded (structure only: signatures were checked
     /// when the block was committed).
-    fn expand_certificate(&self, key: &[u8], compact: &[u8]) -> Result<CertificateRecord, StoreError> {
-        let height = self.head.height;
+    pub(crate) fn expand_certificate(&self, key: &[u8], compact: &[u8]) -> Result<CertificateRecord, StoreError> {
+        let height = self.height;
         let bad = |why: String| integrity(height, format!("state record {}: {why}", printable(key)));
         let c = decode_compact(height, key, compact)?;
         let number = kp_rules::certificate_number_of_record_key(key)
@@ -364,6 +404,99 @@ impl<B: Backend> Store<B> {
         })
     }
 
+    /// A certificate's custody history, in ledger order.
+    pub fn custody(&self, number: &CertificateNumber) -> Result<Vec<CustodyEntry>, StoreError> {
+        let prefix = custody_prefix(number);
+        // Issue, seal, receipt or void, and the amendments: a longer history is damage.
+        let most = kp_rules::MAX_AMENDMENTS as usize + 4;
+        let mut steps = Vec::new();
+        self.view.scan_prefix(Cf::Custody, &prefix, &prefix, &mut |k, v| {
+            if steps.len() > most {
+                return false;
+            }
+            steps.push((k[prefix.len()..].to_vec(), v.to_vec()));
+            true
+        })?;
+        if steps.len() > most {
+            return Err(integrity(self.height, format!("the custody index of {number} holds more than {most} steps")));
+        }
+        steps
+            .into_iter()
+            .map(|(at, time)| {
+                let at = Position::from_bytes(&at)
+                    .ok_or_else(|| integrity(0, format!("custody entry of {number} is damaged")))?;
+                let block_time =
+                    Timestamp(u64_at(&time, 0).ok_or_else(|| integrity(at.height, "custody entry time is damaged"))?);
+                let envelope = self.view.get(Cf::Events, &at.to_bytes())?.ok_or_else(|| {
+                    integrity(at.height, format!("event {} in the custody of {number} is missing", at.index))
+                })?;
+                Ok(CustodyEntry { at, block_time, envelope })
+            })
+            .collect()
+    }
+
+    /// The certificate's current record in the state.
+    pub fn certificate(&self, number: &CertificateNumber) -> Result<Option<CertificateRecord>, StoreError> {
+        let key = kp_rules::certificate_record_key(number);
+        let Some(v) = self.view.get(Cf::State, &key)? else { return Ok(None) };
+        self.expand_certificate(&key, &v).map(Some)
+    }
+
+    /// Certificates where `participant` has `role`, issued in `[from, to)`, in issue order,
+    /// starting after `after` (the last (time, number) of the previous page), at most `limit`
+    /// (capped at [`MAX_PAGE`]).
+    pub fn certificates_of(
+        &self,
+        participant: ParticipantId,
+        role: TradeRole,
+        from: Timestamp,
+        to: Timestamp,
+        after: Option<(Timestamp, &CertificateNumber)>,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, CertificateNumber)>, StoreError> {
+        let prefix = participant_prefix(participant, role);
+        let start = match after {
+            Some((t, n)) => {
+                let mut k = participant_key(participant, role, t, n);
+                k.push(0);
+                k
+            }
+            None => {
+                let mut k = prefix.clone();
+                k.extend_from_slice(&from.0.to_be_bytes());
+                k
+            }
+        };
+        let limit = limit.min(MAX_PAGE);
+        let mut out = Vec::new();
+        let mut damaged = None;
+        self.view.scan_prefix(Cf::ByParticipant, &prefix, &start, &mut |k, _| {
+            if out.len() >= limit {
+                return false;
+            }
+            let rest = &k[prefix.len()..];
+            let parsed = u64_at(rest, 0)
+                .zip(std::str::from_utf8(&rest[8.min(rest.len())..]).ok().and_then(|n| CertificateNumber::new(n).ok()));
+            match parsed {
+                Some((t, _)) if t >= to.0 => false,
+                Some((t, n)) => {
+                    out.push((Timestamp(t), n));
+                    true
+                }
+                None => {
+                    damaged = Some(hex(k));
+                    false
+                }
+            }
+        })?;
+        match damaged {
+            Some(k) => Err(integrity(self.height, format!("review index entry {k} is damaged"))),
+            None => Ok(out),
+        }
+    }
+}
+
+impl<B: Backend> Store<B> {
     /// Opens the store on `backend` for `genesis`, creating it if the backend is empty, and
     /// checks it: format version, chain and genesis; the hash chain of every header; the last
     /// block in full (events, root, event index, custody index, certificate against the voter
@@ -404,7 +537,7 @@ impl<B: Backend> Store<B> {
         })?;
         for (k, v) in &mut records {
             if kp_rules::is_certificate_record_key(k) {
-                let full = store.expand_certificate(k, v)?;
+                let full = store.reader().expand_certificate(k, v)?;
                 *v = kp_rules::encode_certificate_record(&full);
             }
         }
@@ -873,50 +1006,28 @@ impl<B: Backend> Store<B> {
         Ok(Some((at, envelope)))
     }
 
+    /// The review queries' reader over this store's backend at its head.
+    pub fn reader(&self) -> StateReader<'_> {
+        StateReader { view: &self.backend, height: self.head.height }
+    }
+
+    /// A consistent snapshot of the committed state at the current head, for reads served
+    /// outside the core's lock.
+    pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        Ok(Snapshot { view: self.backend.snapshot()?, head: self.head })
+    }
+
     /// A certificate's custody history, in ledger order.
     pub fn custody(&self, number: &CertificateNumber) -> Result<Vec<CustodyEntry>, StoreError> {
-        let prefix = custody_prefix(number);
-        // Issue, seal, receipt or void, and the amendments: a longer history is damage.
-        let most = kp_rules::MAX_AMENDMENTS as usize + 4;
-        let mut steps = Vec::new();
-        self.backend.scan_prefix(Cf::Custody, &prefix, &prefix, &mut |k, v| {
-            if steps.len() > most {
-                return false;
-            }
-            steps.push((k[prefix.len()..].to_vec(), v.to_vec()));
-            true
-        })?;
-        if steps.len() > most {
-            return Err(integrity(
-                self.head.height,
-                format!("the custody index of {number} holds more than {most} steps"),
-            ));
-        }
-        steps
-            .into_iter()
-            .map(|(at, time)| {
-                let at = Position::from_bytes(&at)
-                    .ok_or_else(|| integrity(0, format!("custody entry of {number} is damaged")))?;
-                let block_time =
-                    Timestamp(u64_at(&time, 0).ok_or_else(|| integrity(at.height, "custody entry time is damaged"))?);
-                let envelope = self.backend.get(Cf::Events, &at.to_bytes())?.ok_or_else(|| {
-                    integrity(at.height, format!("event {} in the custody of {number} is missing", at.index))
-                })?;
-                Ok(CustodyEntry { at, block_time, envelope })
-            })
-            .collect()
+        self.reader().custody(number)
     }
 
     /// The certificate's current record in the state.
     pub fn certificate(&self, number: &CertificateNumber) -> Result<Option<CertificateRecord>, StoreError> {
-        let key = kp_rules::certificate_record_key(number);
-        let Some(v) = self.backend.get(Cf::State, &key)? else { return Ok(None) };
-        self.expand_certificate(&key, &v).map(Some)
+        self.reader().certificate(number)
     }
 
-    /// Certificates where `participant` has `role`, issued in `[from, to)`, in issue order,
-    /// starting after `after` (the last (time, number) of the previous page), at most `limit`
-    /// (capped at [`MAX_PAGE`]).
+    /// See [`StateReader::certificates_of`].
     pub fn certificates_of(
         &self,
         participant: ParticipantId,
@@ -926,45 +1037,7 @@ impl<B: Backend> Store<B> {
         after: Option<(Timestamp, &CertificateNumber)>,
         limit: usize,
     ) -> Result<Vec<(Timestamp, CertificateNumber)>, StoreError> {
-        let prefix = participant_prefix(participant, role);
-        let start = match after {
-            Some((t, n)) => {
-                let mut k = participant_key(participant, role, t, n);
-                k.push(0);
-                k
-            }
-            None => {
-                let mut k = prefix.clone();
-                k.extend_from_slice(&from.0.to_be_bytes());
-                k
-            }
-        };
-        let limit = limit.min(MAX_PAGE);
-        let mut out = Vec::new();
-        let mut damaged = None;
-        self.backend.scan_prefix(Cf::ByParticipant, &prefix, &start, &mut |k, _| {
-            if out.len() >= limit {
-                return false;
-            }
-            let rest = &k[prefix.len()..];
-            let parsed = u64_at(rest, 0)
-                .zip(std::str::from_utf8(&rest[8.min(rest.len())..]).ok().and_then(|n| CertificateNumber::new(n).ok()));
-            match parsed {
-                Some((t, _)) if t >= to.0 => false,
-                Some((t, n)) => {
-                    out.push((Timestamp(t), n));
-                    true
-                }
-                None => {
-                    damaged = Some(hex(k));
-                    false
-                }
-            }
-        })?;
-        match damaged {
-            Some(k) => Err(integrity(self.head.height, format!("review index entry {k} is damaged"))),
-            None => Ok(out),
-        }
+        self.reader().certificates_of(participant, role, from, to, after, limit)
     }
 
     /// Shipments sealed to `importer` and not yet confirmed: (certificate, sealed at).

@@ -13,7 +13,8 @@ use kp_crypto::Signature;
 use kp_domain::{CertificateNumber, Hash32, ParticipantId, Timestamp};
 use kp_rules::CertificateState;
 use kp_store::{
-    Backend, Batch, Cf, MemBackend, Position, RecordSlot, RocksBackend, Store, StoreError, Submitted, TradeRole,
+    Backend, Batch, Cf, MemBackend, Position, ReadView, RecordSlot, RocksBackend, Store, StoreError, Submitted,
+    TradeRole,
 };
 
 /// A place a store lives, that can be opened again after the store is dropped.
@@ -543,6 +544,43 @@ fn records_in_the_earlier_layout_are_compacted_at_open<E: Env>() {
     assert_eq!(stored, 2, "the earlier keys are gone");
 }
 
+/// A snapshot answers the review queries at the head it was taken at, whatever is committed
+/// after it, and the store commits while it is held.
+fn a_snapshot_reads_one_head_while_blocks_commit<E: Env>() {
+    let env = E::new();
+    let w = Workload::new(PARTICIPANTS, 1, 30);
+    let (mut store, mut app, _) = filled(&env, &w, 2);
+    let aa = ParticipantId::new("AA").unwrap();
+    let list = |r: kp_store::StateReader<'_>| {
+        r.certificates_of(aa, TradeRole::Exporter, Timestamp(0), Timestamp(u64::MAX), None, 1_000).unwrap()
+    };
+    let first = w.certificate_number(1, 1);
+    let snapshot = store.snapshot().unwrap();
+    assert_eq!(snapshot.head(), store.head());
+    let before = list(snapshot.reader());
+    assert_eq!(before, list(store.reader()));
+    let state_then = snapshot.reader().certificate(&first).unwrap().unwrap().state;
+    assert_eq!(state_then, CertificateState::Sealed);
+    for _ in 0..3 {
+        let (b, c) = w.next_block(&mut app);
+        store.commit(&b, &c, &mut app).unwrap();
+    }
+    let after = list(store.reader());
+    assert!(after.len() > before.len(), "the workload issues more of AA's certificates");
+    assert_eq!(list(snapshot.reader()), before, "the snapshot does not see later blocks");
+    assert_eq!(snapshot.reader().certificate(&first).unwrap().unwrap().state, state_then);
+    assert_eq!(snapshot.reader().custody(&first).unwrap().len(), 2);
+    assert_eq!(store.certificate(&first).unwrap().unwrap().state, CertificateState::Received);
+    assert_eq!(store.custody(&first).unwrap().len(), 3);
+    // A later certificate is unknown to the snapshot, known to the store.
+    let (_, late) = after.iter().find(|e| !before.contains(e)).unwrap();
+    assert!(snapshot.reader().certificate(late).unwrap().is_none());
+    assert!(store.certificate(late).unwrap().is_some());
+    // The snapshot outlives the store it came from.
+    drop(store);
+    assert_eq!(list(snapshot.reader()), before);
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod in_memory {
@@ -564,4 +602,5 @@ suite!(
     another_chain_genesis_or_format_is_refused,
     damage_is_found_with_its_height,
     an_amendment_moves_the_certificate_to_its_new_importer,
+    a_snapshot_reads_one_head_while_blocks_commit,
 );

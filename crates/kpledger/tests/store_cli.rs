@@ -6,7 +6,7 @@
 #[path = "../../kp-store/tests/common/mod.rs"]
 mod common;
 
-use kp_store::{Backend, Batch, Cf, Position, RocksBackend, Store};
+use kp_store::{Backend, Batch, Cf, Position, ReadView, RocksBackend, Store};
 use std::process::Command;
 
 fn verify(dir: &std::path::Path, genesis: &std::path::Path, json: bool) -> std::process::Output {
