@@ -10,6 +10,14 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 df -h . | awk 'NR == 2 { print "test.sh: " $4 " free on the disk holding the checkout" }'
 source scripts/rocksdb-lib.sh debug
+# libfaketime, for the test of a node whose clock is wrong (tests/tests/clock.rs, which says it
+# is skipped if this fails).
+if ! compgen -G '/usr/lib/*/faketime/libfaketimeMT.so.1' >/dev/null; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq faketime >/dev/null; } ||
+    echo "test.sh: could not install faketime; the wrong-clock test of real nodes will be skipped" >&2
+fi
 cargo fmt --all -- --check
 bash scripts/check-deps.sh
 cargo clippy --locked --workspace --all-targets -- -D warnings

@@ -143,9 +143,15 @@ pub mod net {
 
         /// Starts a node's process again on its configuration (and data directory).
         pub fn restart(&self, node: &str) {
+            self.restart_with(node, &[]);
+        }
+
+        /// [`Net::restart`] with more environment variables for the node's process.
+        pub fn restart_with(&self, node: &str, env: &[(&str, &str)]) {
             let dir = self.node_dir(node);
             let log = std::fs::OpenOptions::new().append(true).create(true).open(dir.join("node.log")).unwrap();
             let child = Command::new(kpledger_bin())
+                .envs(env.iter().copied())
                 .args(["node", "--config", path(&dir.join("node.toml"))])
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)

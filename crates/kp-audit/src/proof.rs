@@ -11,7 +11,7 @@
 
 use crate::replay::Discrepancy;
 use kp_chain::required_voters;
-use kp_consensus::block::{BlockHeader, VoteKind, block_hash, voters_hash};
+use kp_consensus::block::{BlockHeader, block_hash, certificate_hash, consensus_time, voters_hash};
 use kp_consensus::wire;
 use kp_crypto::InclusionProof;
 use kp_domain::{CertificateNumber, EventPayload, Genesis, Hash32};
@@ -23,7 +23,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// The bundle format this build writes and reads.
-pub const PROOF_FORMAT_VERSION: u32 = 1;
+pub const PROOF_FORMAT_VERSION: u32 = 2;
 /// Largest bundle accepted.
 pub const MAX_BUNDLE_BYTES: usize = 64 * 1024 * 1024;
 
@@ -74,7 +74,15 @@ pub fn build<B: Backend>(store: &Store<B>, number: &CertificateNumber) -> Result
                 path: proof.path.iter().map(|h| h.0.to_vec()).collect(),
             });
         }
-        let block = pb::ProvenBlock { header: raw.header, certificate: raw.certificate, events };
+        let (parent_header, last_commit) = match height {
+            1 => (Vec::new(), Vec::new()),
+            h => {
+                let parent = store.raw_commit(h - 1)?.ok_or(BuildError::MissingBlock { height: h - 1 })?;
+                (parent.header, parent.certificate)
+            }
+        };
+        let block =
+            pb::ProvenBlock { header: raw.header, certificate: raw.certificate, events, parent_header, last_commit };
         size += block.encoded_len();
         if size > MAX_BUNDLE_BYTES {
             return Err(BuildError::TooLarge(number.clone()));
@@ -147,6 +155,38 @@ impl std::fmt::Display for ProofReport {
     }
 }
 
+/// The block's time is the consensus time of the parent's commit certificate that its header
+/// binds, recomputed from the parent's header and that certificate as the bundle carries them
+/// (`kp_consensus::block::consensus_time`, the function the engine and the audit use). The
+/// certificate's signatures are not checked again here: every voter of the block, whose
+/// certificate is checked, checked them before voting for a header that binds them.
+fn check_time(genesis: &Genesis, header: &BlockHeader, block: &pb::ProvenBlock) -> Result<(), String> {
+    let (last_commit, previous) = if header.height == 1 {
+        if !block.parent_header.is_empty() || !block.last_commit.is_empty() {
+            return Err("block 1 has no parent, but the bundle gives it one".into());
+        }
+        (None, genesis.genesis_time)
+    } else {
+        let parent = BlockHeader::decode(&block.parent_header).map_err(|e| format!("the parent's header: {e}"))?;
+        if block_hash(&block.parent_header) != header.prev_hash || parent.height + 1 != header.height {
+            return Err("the parent's header given is not this block's parent".into());
+        }
+        if certificate_hash(&block.last_commit) != header.last_commit_hash {
+            return Err("the parent's commit certificate given is not the one the header binds".into());
+        }
+        let c = wire::decode_certificate(&block.last_commit).map_err(|e| format!("the parent's certificate: {e}"))?;
+        (Some(c), parent.time)
+    };
+    let expected = consensus_time(last_commit.as_ref(), previous);
+    if header.time != expected {
+        return Err(format!(
+            "block time {} is not {expected}, the consensus time of the parent's commit certificate",
+            header.time
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a bundle offline against `genesis` and says what it proves, or the first reason it
 /// fails (as a [`Discrepancy`]: height, event, kind, reason).
 pub fn verify(bundle: &[u8], genesis: &Genesis) -> Result<ProofReport, Discrepancy> {
@@ -199,6 +239,7 @@ pub fn verify(bundle: &[u8], genesis: &Genesis) -> Result<ProofReport, Discrepan
         if header.chain_id != *chain_id {
             return Err(fail(height, "chain", format!("the block is for chain {}", header.chain_id)));
         }
+        check_time(genesis, &header, block).map_err(|reason| fail(height, "time", reason))?;
         let mut events = Vec::with_capacity(block.events.len());
         for e in &block.events {
             let event_fail = |reason: String| Discrepancy {
@@ -240,11 +281,9 @@ pub fn verify(bundle: &[u8], genesis: &Genesis) -> Result<ProofReport, Discrepan
         }
         let certificate =
             wire::decode_certificate(&block.certificate).map_err(|e| fail(height, "certificate", e.to_string()))?;
-        let body = certificate.body;
-        if body.kind != VoteKind::Precommit || body.height != height || body.block_hash != block_hash(&block.header) {
-            return Err(fail(height, "certificate", "it is not the commit certificate of this block".into()));
-        }
-        certificate.verify(chain_id, &required).map_err(|e| fail(height, "certificate", e.to_string()))?;
+        certificate
+            .verify_commit(chain_id, height, &block_hash(&block.header), &required)
+            .map_err(|e| fail(height, "certificate", e.to_string()))?;
         report.committed_by.push((height, required.iter().map(|(p, _)| p.to_string()).collect()));
         for (index, event) in events {
             let signer = match ledger.key_owner(&event.signer) {

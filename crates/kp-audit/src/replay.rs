@@ -6,7 +6,9 @@
 //! 2. every event decodes (canonical protobuf, structure) and every signature in it — the
 //!    authority's and each governance approval's — verifies over the exact stored bytes;
 //! 3. the events are the ones the header commits to (count and RFC 6962 root);
-//! 4. chain id, height (one more than the last), parent hash, time strictly increasing;
+//! 4. chain id, height (one more than the last), parent hash, the parent's commit certificate
+//!    the header binds (the one stored beside the parent), and the block time: the consensus
+//!    time of that certificate (`consensus_time`; block 1's is the genesis time + 1 ms);
 //! 5. the rules engine admits every event at the block's time;
 //! 6. the state root after the block is the header's;
 //! 7. the voters the header names (`voters_hash`) are those the replay derives from the
@@ -19,7 +21,10 @@
 //! voters changed in between (after a governance act).
 
 use kp_chain::required_voters;
-use kp_consensus::block::{BlockHeader, Certificate, VoteKind, block_hash, events_root, voters_hash};
+use kp_consensus::block::{
+    BlockHeader, Certificate, SignedItem, VoteKind, block_hash, certificate_hash, consensus_time, events_root,
+    voters_hash,
+};
 use kp_consensus::wire;
 use kp_crypto::BatchItem;
 use kp_domain::{ChainId, Event, EventId, Genesis, Hash32, ParticipantId, PublicKey, Timestamp};
@@ -150,6 +155,8 @@ struct Prepared {
     events: Vec<Event>,
     approvals: u64,
     certificate: Certificate,
+    /// The certificate as stored: the next block's header binds these bytes.
+    certificate_bytes: Vec<u8>,
     /// The voters the certificate was checked against ahead of time, and the outcome.
     checked: Option<(Voters, Result<(), String>)>,
 }
@@ -188,21 +195,20 @@ fn prepare(chain_id: &ChainId, height: u64, raw: RawBlock, voters: &Voters) -> R
     // batch of a block's signatures verifies faster than two); apart only if it fails.
     // (The voters it requires, and their keys in the certificate's order if it has exactly
     // one signature from each.)
-    let ahead: Option<(Voters, Option<Vec<PublicKey>>)> = match &certificate {
+    let ahead: Option<(Voters, Option<Vec<SignedItem>>)> = match &certificate {
         Ok(c) if !voters.is_empty() => {
             let required = required_voters(voters, &decoded_events(&decoded));
-            let keys = c.keys_for(&required).ok();
-            Some((required, keys))
+            let signed = c.signed_items(&required).ok();
+            Some((required, signed))
         }
         _ => None,
     };
-    let vote_bytes = certificate.as_ref().map(|c| c.body.signing_bytes()).unwrap_or_default();
-    let joint = match (&ahead, &certificate) {
-        (Some((_, Some(keys))), Ok(c)) => {
-            items.extend(keys.iter().zip(&c.signatures).map(|(key, (_, signature))| BatchItem {
+    let joint = match &ahead {
+        Some((_, Some(signed))) => {
+            items.extend(signed.iter().map(|(key, bytes, signature, _)| BatchItem {
                 key,
                 tag: kp_crypto::Tag::Vote,
-                bytes: &vote_bytes,
+                bytes,
                 signature,
             }));
             true
@@ -247,7 +253,16 @@ fn prepare(chain_id: &ChainId, height: u64, raw: RawBlock, voters: &Voters) -> R
         };
         (required, outcome)
     });
-    Ok(Prepared { header_bytes: raw.header, header, ids, events, approvals, certificate, checked })
+    Ok(Prepared {
+        header_bytes: raw.header,
+        header,
+        ids,
+        events,
+        approvals,
+        certificate,
+        certificate_bytes: raw.certificate,
+        checked,
+    })
 }
 
 /// The sequential replay's state.
@@ -257,6 +272,8 @@ struct Replay {
     voters: Voters,
     height: u64,
     last: (Hash32, Timestamp),
+    /// The last block's commit certificate, decoded and as stored (none at height 0).
+    last_commit: Option<(Certificate, Vec<u8>)>,
     events: u64,
     signatures: Signatures,
     participants: Vec<VoterChange>,
@@ -293,11 +310,30 @@ impl Replay {
                 ),
             ));
         }
-        if h.time <= self.last.1 {
+        // The parent's certificate that the header binds is the one stored beside the parent,
+        // and the block's time is the consensus time of its signed clock readings.
+        let bound = self.last_commit.as_ref().map_or(Hash32::default(), |(_, bytes)| certificate_hash(bytes));
+        if h.last_commit_hash != bound {
+            return Err(discrepancy(
+                height,
+                "last_commit",
+                format!(
+                    "the header binds certificate {} of block {}, but the one stored beside it is {}",
+                    h.last_commit_hash.short(),
+                    self.height,
+                    bound.short()
+                ),
+            ));
+        }
+        let expected = consensus_time(self.last_commit.as_ref().map(|(c, _)| c), self.last.1);
+        if h.time != expected {
             return Err(discrepancy(
                 height,
                 "time",
-                format!("block time {} is not after the previous block's {}", h.time, self.last.1),
+                format!(
+                    "block time {} is not {expected}, the consensus time of block {}'s commit certificate",
+                    h.time, self.height
+                ),
             ));
         }
         for (i, event) in p.events.iter().enumerate() {
@@ -324,6 +360,7 @@ impl Replay {
         let body = p.certificate.body;
         let hash = block_hash(&p.header_bytes);
         if body.kind != VoteKind::Precommit || body.height != height || body.block_hash != hash {
+            // (What `Certificate::verify_commit` refuses, named in full.)
             return Err(discrepancy(
                 height,
                 "certificate",
@@ -338,16 +375,17 @@ impl Replay {
         }
         let outcome = match p.checked {
             Some((used, outcome)) if used == required => outcome,
-            _ => p.certificate.verify(&self.chain_id, &required).map_err(|e| e.to_string()),
+            _ => p.certificate.verify_commit(&self.chain_id, height, &hash, &required).map_err(|e| e.to_string()),
         };
         outcome.map_err(|reason| discrepancy(height, "certificate", reason))?;
 
         self.signatures.events += p.events.len() as u64;
         self.signatures.approvals += p.approvals;
-        self.signatures.votes += p.certificate.signatures.len() as u64;
+        self.signatures.votes += p.certificate.times().count() as u64;
         self.events += p.events.len() as u64;
         self.height = height;
         self.last = (hash, h.time);
+        self.last_commit = Some((p.certificate, p.certificate_bytes));
         let next = self.ledger.voters();
         if next != self.voters {
             self.participants.push(change(&self.voters, &next, height + 1, h.time));
@@ -403,6 +441,7 @@ pub fn audit(genesis: &Genesis, blocks: Source<'_>, progress: &mut dyn FnMut(u64
         voters: voters.clone(),
         height: 0,
         last: (genesis_hash, genesis.genesis_time),
+        last_commit: None,
         events: 0,
         signatures: Signatures::default(),
     };

@@ -38,8 +38,9 @@ fn cert(k: u64) -> kp_domain::Certificate {
     certificate(&number(k), from, to, time(k))
 }
 
+/// Block 1 carries no events (its time is the genesis time + 1 ms, no clock's reading).
 fn custody(k: u64) -> bool {
-    k >= 1 && ![SUSPEND_AT, READMIT_AT].contains(&k)
+    k >= 2 && ![SUSPEND_AT, READMIT_AT].contains(&k)
 }
 
 /// Block `k` issues certificate `k`, seals certificate `k - 1` and confirms receipt of
@@ -54,6 +55,9 @@ fn events(net: &TestNet, k: u64) -> Vec<Vec<u8>> {
     if k == READMIT_AT {
         let a = act("READMIT-AE", GovernanceAction::Readmit { participant: pid("AE") });
         return vec![net.governance_envelope("AA", &a, &all_but_ae)];
+    }
+    if k == 1 {
+        return vec![];
     }
     let t = time(k);
     let mut out = Vec::new();
@@ -80,7 +84,7 @@ struct Golden {
 fn golden() -> Golden {
     let net = TestNet::new(&["AA", "AB", "AC", "AD", "AE"], 11);
     let mut app = LedgerApp::new(&net.genesis).unwrap();
-    let blocks = (1..=BLOCKS).map(|k| common::build_block(&net, &mut app, events(&net, k), time(k))).collect();
+    let blocks = (1..=BLOCKS).map(|k| common::build_block(&net, &mut app, events(&net, k), time(k + 1))).collect();
     Golden { net, blocks }
 }
 
@@ -163,7 +167,7 @@ fn a_missing_or_foreign_certificate_signature_is_named() {
     let mut blocks = raw(&g.blocks);
     let (_, c) = &g.blocks[3];
     let mut missing = c.clone();
-    missing.signatures.retain(|(voter, _)| *voter != pid("AC"));
+    missing.signatures.retain(|s| s.voter != pid("AC"));
     blocks[3].certificate = wire::encode_certificate(&missing);
     let r = run(&g, blocks);
     assert_found(&r, 4, "certificate", None);
@@ -172,9 +176,9 @@ fn a_missing_or_foreign_certificate_signature_is_named() {
     let mut blocks = raw(&g.blocks);
     let mut foreign = c.clone();
     // AB's slot signed with another key (AB's exporting authority, not its node key).
-    let slot = foreign.signatures.iter().position(|(v, _)| *v == pid("AB")).unwrap();
-    foreign.signatures[slot].1 =
-        g.net.key("AB", Role::Exporting).sign(Tag::Vote, g.net.chain_id(), &c.body.signing_bytes());
+    let slot = foreign.signatures.iter().position(|s| s.voter == pid("AB")).unwrap();
+    let signed = c.body.signing_bytes(foreign.signatures[slot].time);
+    foreign.signatures[slot].signature = g.net.key("AB", Role::Exporting).sign(Tag::Vote, g.net.chain_id(), &signed);
     blocks[3].certificate = wire::encode_certificate(&foreign);
     let r = run(&g, blocks);
     assert_found(&r, 4, "certificate", None);
@@ -221,13 +225,13 @@ fn an_event_the_rules_refuse_is_named_even_under_a_valid_certificate() {
     );
     // Build the block from a ledger that lets it through: execute without the bad event, then
     // put it in the header's events (events root and count match; state root does not matter).
-    let (good_block, _) = common::build_block(&g.net, &mut app.clone(), events(&g.net, 5), time(5));
+    let (good_block, _) = common::build_block(&g.net, &mut app.clone(), events(&g.net, 5), time(6));
     let mut evs = good_block.events().to_vec();
     evs.push(bad);
     let mut header = good_block.header().clone();
     header.events_root = kp_consensus::block::events_root(&evs);
     header.event_count = evs.len() as u32;
-    let block = Block::new(header, evs).unwrap();
+    let block = Block::new(header, evs, good_block.last_commit().cloned()).unwrap();
     let body = kp_consensus::block::VoteBody {
         kind: kp_consensus::block::VoteKind::Precommit,
         height: 5,
@@ -236,9 +240,13 @@ fn an_event_the_rules_refuse_is_named_even_under_a_valid_certificate() {
     };
     let signatures = ["AA", "AB", "AC", "AD", "AE"]
         .iter()
-        .map(|p| (pid(p), g.net.keys[&pid(p)].node.sign(Tag::Vote, g.net.chain_id(), &body.signing_bytes())))
+        .map(|p| kp_consensus::block::VoteSignature {
+            voter: pid(p),
+            time: time(6),
+            signature: g.net.keys[&pid(p)].node.sign(Tag::Vote, g.net.chain_id(), &body.signing_bytes(time(6))),
+        })
         .collect();
-    blocks.push((block, Certificate { body, signatures }));
+    blocks.push((block, Certificate { body, signatures, withheld: None }));
     let r = run(&g, raw(&blocks));
     assert_found(&r, 5, "rule", Some(3));
     assert!(r.discrepancy.unwrap().reason.ends_with("[not_sealed]"));
@@ -324,4 +332,57 @@ fn a_proof_bundle_with_any_byte_changed_fails_with_its_reason() {
     parsed.blocks.retain(|b| BlockHeader::decode(&b.header).unwrap().height != SUSPEND_AT);
     let d = proof::verify(&prost::Message::encode_to_vec(&parsed), &g.net.genesis).unwrap_err();
     assert_eq!((d.height, d.kind), (12, "voter_set"), "{d:?}");
+}
+
+/// A commit certificate that stands in for one withheld precommit with that voter's prevote is
+/// accepted by the audit, by the rule the engine applies (`Certificate::verify_commit`); one
+/// that uses it where it does not apply is refused by name. (The last block's certificate: no
+/// later header binds it.)
+#[test]
+fn a_withheld_precommit_is_accepted_where_the_rule_applies_and_refused_elsewhere() {
+    use kp_consensus::block::{VoteBody, VoteKind, VoteSignature};
+    let g = golden();
+    let last = g.blocks.len() - 1;
+    let (block, commit) = &g.blocks[last];
+    let signer = |voter: &str| {
+        let body = VoteBody { kind: VoteKind::Prevote, ..commit.body };
+        let t = time(BLOCKS + 1);
+        VoteSignature {
+            voter: pid(voter),
+            time: t,
+            signature: g.net.keys[&pid(voter)].node.sign(Tag::Vote, g.net.chain_id(), &body.signing_bytes(t)),
+        }
+    };
+    let mut withheld = commit.clone();
+    withheld.signatures.retain(|s| s.voter != pid("AC"));
+    withheld.withheld = Some(signer("AC"));
+    let mut blocks = raw(&g.blocks);
+    blocks[last].certificate = wire::encode_certificate(&withheld);
+    let r = run(&g, blocks);
+    assert!(r.verified(), "{r}");
+    assert_eq!(r.blocks, BLOCKS);
+    kp_consensus::apply_committed(g.net.chain_id(), &mut replayed_before(&g, last), block, &withheld).unwrap();
+
+    // AC's prevote beside its own precommit, two precommits missing, or the stand-in in a
+    // certificate that is no commit certificate: refused.
+    let mut both = commit.clone();
+    both.withheld = Some(signer("AC"));
+    let mut two = withheld.clone();
+    two.signatures.retain(|s| s.voter != pid("AD"));
+    for (bad, says) in [(both, "AC"), (two, "AD")] {
+        let mut blocks = raw(&g.blocks);
+        blocks[last].certificate = wire::encode_certificate(&bad);
+        let r = run(&g, blocks);
+        assert_found(&r, BLOCKS, "certificate", None);
+        assert!(r.discrepancy.unwrap().reason.contains(says));
+    }
+}
+
+/// The application after the blocks before `index`, replayed through the consensus check.
+fn replayed_before(g: &Golden, index: usize) -> LedgerApp {
+    let mut app = LedgerApp::new(&g.net.genesis).unwrap();
+    for (b, c) in &g.blocks[..index] {
+        kp_consensus::apply_committed(g.net.chain_id(), &mut app, b, c).unwrap();
+    }
+    app
 }

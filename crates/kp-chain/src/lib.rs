@@ -48,6 +48,8 @@ pub struct LedgerApp {
     voters: Vec<(ParticipantId, PublicKey)>,
     /// Every participant's node key, as the committed state has them.
     node_keys: Vec<(ParticipantId, PublicKey)>,
+    /// The last block's commit certificate and the voters it was checked against.
+    last_commit: Option<(Certificate, Vec<(ParticipantId, PublicKey)>)>,
 }
 
 fn node_keys(ledger: &Ledger) -> Vec<(ParticipantId, PublicKey)> {
@@ -79,12 +81,20 @@ impl LedgerApp {
             last: (kp_proto::genesis_hash(genesis), genesis.genesis_time),
             opened: Vec::new(),
             executed: None,
+            last_commit: None,
         })
     }
 
-    /// The application at `height`, whose last block is `last`, over a ledger restored from a
-    /// store (the caller has checked the ledger's root against that block's header).
-    pub fn restore(ledger: Ledger, height: Height, last: (Hash32, Timestamp)) -> LedgerApp {
+    /// The application at `height`, whose last block is `last` with its commit certificate and
+    /// the voters that certificate needed (none at height 0), over a ledger restored from a store
+    /// (the caller has checked the ledger's root against that block's header, and the
+    /// certificate against those voters).
+    pub fn restore(
+        ledger: Ledger,
+        height: Height,
+        last: (Hash32, Timestamp),
+        last_commit: Option<(Certificate, Vec<(ParticipantId, PublicKey)>)>,
+    ) -> LedgerApp {
         LedgerApp {
             chain_id: ledger.chain_id().clone(),
             voters: ledger.voters(),
@@ -94,6 +104,7 @@ impl LedgerApp {
             last,
             opened: Vec::new(),
             executed: None,
+            last_commit,
         }
     }
 
@@ -114,6 +125,12 @@ impl LedgerApp {
     /// without the copy).
     pub fn next_voters(&self) -> &[(ParticipantId, PublicKey)] {
         &self.voters
+    }
+
+    /// The last block's commit certificate (none at height 0): what the next block's time
+    /// derives from.
+    pub fn last_certificate(&self) -> Option<&Certificate> {
+        self.last_commit.as_ref().map(|(c, _)| c)
     }
 
     /// Every participant's node key (whatever its status), as the committed state has them.
@@ -238,20 +255,24 @@ impl Application for LedgerApp {
         self.voters.clone()
     }
 
+    fn last_commit(&self) -> Option<(Certificate, Vec<(ParticipantId, PublicKey)>)> {
+        self.last_commit.clone()
+    }
+
     fn execute(&mut self, time: Timestamp, events: &[Vec<u8>]) -> Result<Execution, ExecutionError> {
         self.execute_known(time, events, &|_| None)
     }
 
-    fn commit(&mut self, block: &Block, _certificate: &Certificate) {
+    fn commit(&mut self, block: &Block, certificate: &Certificate) {
         // The engine commits only a block it executed successfully against this very state:
         // normally that block is still applied and is kept as it is. Otherwise it is applied
         // again, from its opened events if they were kept.
         let header = block.header();
         let root = header.events_root;
-        if self.executed.as_ref().is_some_and(|x| x.events_root == root && x.time == header.time) {
-            self.executed = None;
+        let required = if let Some(x) = self.executed.take_if(|x| x.events_root == root && x.time == header.time) {
             assert_eq!(self.ledger.tentative_depth(), 1, "internal invariant: the executed block is the only one open");
             self.ledger.commit_block();
+            x.execution.required
         } else {
             self.settle();
             let decoded = match self.opened.iter().position(|(r, _)| *r == root) {
@@ -262,7 +283,9 @@ impl Application for LedgerApp {
                 let applied = self.ledger.apply(event, header.time);
                 debug_assert!(applied.is_ok(), "internal invariant: a committed block's event was refused");
             }
-        }
+            required_voters(&self.voters, &decoded)
+        };
+        self.last_commit = Some((certificate.clone(), required));
         self.opened.clear();
         self.voters = self.ledger.voters();
         self.node_keys = node_keys(&self.ledger);

@@ -45,12 +45,21 @@ fn an_executed_block_is_kept_for_its_commit_and_undone_for_another() {
 
     // A committed block that is the one executed is kept as it is; one that is not (A, after B
     // was executed) is applied from scratch. Either way the state is the block's.
+    // (Numbered 2, since block 1 carries no events; its parent's certificate is never checked
+    // here: the application commits what the engine verified.)
+    let parent = kp_domain::Hash32([7; 32]);
+    let last = Certificate {
+        body: VoteBody { kind: VoteKind::Precommit, height: 1, round: 0, block_hash: parent },
+        signatures: Vec::new(),
+        withheld: None,
+    };
     let block = |events: &[Vec<u8>], x: &kp_consensus::Execution| {
         let header = BlockHeader {
             chain_id: net.genesis.chain_id.clone(),
-            height: 1,
+            height: 2,
             round: 0,
-            prev_hash: kp_proto::genesis_hash(&net.genesis),
+            prev_hash: parent,
+            last_commit_hash: kp_consensus::block::certificate_hash(&kp_consensus::wire::encode_certificate(&last)),
             proposer: kp_testkit::pid("BW"),
             time: t,
             events_root: events_root(events),
@@ -58,11 +67,12 @@ fn an_executed_block_is_kept_for_its_commit_and_undone_for_another() {
             state_root: x.state_root,
             voters_hash: kp_consensus::block::voters_hash(&x.required),
         };
-        Block::new(header, events.to_vec()).unwrap()
+        Block::new(header, events.to_vec(), Some(last.clone())).unwrap()
     };
     let certificate = |b: &Block| Certificate {
-        body: VoteBody { kind: VoteKind::Precommit, height: 1, round: 0, block_hash: b.hash() },
+        body: VoteBody { kind: VoteKind::Precommit, height: 2, round: 0, block_hash: b.hash() },
         signatures: Vec::new(),
+        withheld: None,
     };
     for executed_first in [&a, &b] {
         let mut app = LedgerApp::new(&net.genesis).unwrap();
@@ -70,7 +80,8 @@ fn an_executed_block_is_kept_for_its_commit_and_undone_for_another() {
         let committed = block(&a, &xa);
         app.commit(&committed, &certificate(&committed));
         assert!(!app.has_executed());
-        assert_eq!((app.height(), app.events_committed()), (1, 2));
+        assert_eq!((app.height(), app.events_committed()), (2, 2));
+        assert_eq!(app.last_certificate(), Some(&certificate(&committed)), "the next block's time derives from it");
         assert_eq!(app.ledger_mut().state_root(), xa.state_root);
         assert_eq!(app.ledger().tentative_depth(), 0);
     }

@@ -6,7 +6,9 @@
 //! value for the same (height, round, phase). After a crash, build the engine again with the
 //! records it persisted ([`Engine::new`]).
 
-use crate::block::{Block, BlockHeader, Certificate, VoteBody, VoteKind, voters_hash};
+use crate::block::{
+    Block, BlockHeader, Certificate, VoteBody, VoteKind, VoteSignature, certificate_hash, consensus_time, voters_hash,
+};
 use crate::messages::*;
 use kp_crypto::{SecretKey, Tag};
 use kp_domain::{ChainId, Hash32, ParticipantId, PublicKey, Timestamp};
@@ -31,8 +33,6 @@ pub struct Config {
     /// Length of round 0; round r lasts `base × 2^r`, capped.
     pub round_timeout_base_ms: u64,
     pub round_timeout_cap_ms: u64,
-    /// How far a proposed block time may lie from this node's clock.
-    pub block_time_bound_ms: u64,
     /// How long a round-0 leader with nothing to propose waits for events before it proposes an
     /// empty block (a heartbeat that keeps a halted chain visible). Round 0 lasts this much
     /// longer than later rounds, so that an idle leader is not taken for a missing one.
@@ -45,8 +45,6 @@ pub enum ConfigError {
     BadBase,
     #[error("round_timeout_cap_ms is {0}, at most {MAX_ROUND_TIMEOUT_MS} allowed")]
     CapTooLong(u64),
-    #[error("block_time_bound_ms must be at least 1")]
-    BadBound,
     #[error("idle_block_ms is {0}, at most {MAX_ROUND_TIMEOUT_MS} allowed")]
     IdleTooLong(u64),
 }
@@ -58,9 +56,6 @@ impl Config {
         }
         if self.round_timeout_base_ms == 0 || self.round_timeout_base_ms > self.round_timeout_cap_ms {
             return Err(ConfigError::BadBase);
-        }
-        if self.block_time_bound_ms == 0 {
-            return Err(ConfigError::BadBound);
         }
         if self.idle_block_ms > MAX_ROUND_TIMEOUT_MS {
             return Err(ConfigError::IdleTooLong(self.idle_block_ms));
@@ -100,6 +95,10 @@ pub trait Application {
     fn last_block(&self) -> (Hash32, Timestamp);
     /// The voters of the next height, sorted by id.
     fn voters(&self) -> Vec<(ParticipantId, PublicKey)>;
+    /// The commit certificate this node holds for the last committed block, with the voters it
+    /// was checked against (none at height 0): the next block carries a commit certificate of
+    /// its parent, and its time derives from it.
+    fn last_commit(&self) -> Option<(Certificate, Vec<(ParticipantId, PublicKey)>)>;
     /// Executes `events` at `time` on the committed state. The application may keep the block
     /// applied for the commit that usually follows (the ledger executes each block once), but
     /// `height`, `last_block` and `voters` still answer for the committed state, and executing
@@ -134,10 +133,10 @@ pub enum CommitError {
     WrongHeight { got: Height, expected: Height },
     #[error("block's prev_hash {got} is not the last block {expected}")]
     WrongParent { got: String, expected: String },
-    #[error("block time {got} is not after the previous block's {previous}")]
-    TimeNotIncreasing { got: Timestamp, previous: Timestamp },
-    #[error("the certificate is not a commit certificate for this block at its height")]
-    NotACommitCertificate,
+    #[error("block time {got} is not {expected}, the consensus time of the commit certificate it carries")]
+    Time { got: Timestamp, expected: Timestamp },
+    #[error("the parent's commit certificate it carries: {0}")]
+    LastCommit(String),
     #[error("the block does not execute: {0}")]
     Execution(String),
     #[error("state root {claimed} differs from the executed {actual}")]
@@ -148,10 +147,29 @@ pub enum CommitError {
     Certificate(#[from] crate::block::CertificateError),
 }
 
+/// Checks the commit certificate of the parent that `block` carries against the one this node
+/// holds (`known`, from [`Application::last_commit`]): the same one, or another that the
+/// parent's voters signed. (Its body — the parent's hash and height — and its hash in the
+/// header are checked when the block is built: `Block::from_parts`.)
+pub fn check_last_commit(
+    chain_id: &ChainId,
+    block: &Block,
+    known: Option<&(Certificate, Vec<(ParticipantId, PublicKey)>)>,
+) -> Result<(), String> {
+    match (block.last_commit(), known) {
+        (None, _) => Ok(()),
+        (Some(c), Some((k, _))) if c == k => Ok(()),
+        (Some(c), Some((_, required))) => c.verify(chain_id, required).map_err(|e| e.to_string()),
+        (Some(_), None) => Err("this node holds no committed parent".into()),
+    }
+}
+
 /// Checks a committed block received from a peer against the application's committed state —
-/// chain, height, parent, time, every event re-executed, state root, and a commit certificate
-/// signed by every voter this node itself derives for the block — and, if all hold, commits it.
-/// Trusts no peer: what it needs is the genesis and the blocks already verified.
+/// chain, height, parent and the parent's commit certificate it carries, its time (the
+/// consensus time of that certificate), every event re-executed, state root, and a commit
+/// certificate signed by every voter this node itself derives for the block — and, if all
+/// hold, commits it. Trusts no peer: what it needs is the genesis and the blocks already
+/// verified.
 pub fn apply_committed(
     chain_id: &ChainId,
     app: &mut dyn Application,
@@ -170,13 +188,11 @@ pub fn apply_committed(
     if h.prev_hash != prev_hash {
         return Err(CommitError::WrongParent { got: h.prev_hash.short(), expected: prev_hash.short() });
     }
-    if h.time <= prev_time {
-        return Err(CommitError::TimeNotIncreasing { got: h.time, previous: prev_time });
+    let expected = consensus_time(block.last_commit(), prev_time);
+    if h.time != expected {
+        return Err(CommitError::Time { got: h.time, expected });
     }
-    let body = certificate.body;
-    if body.kind != VoteKind::Precommit || body.height != h.height || body.block_hash != block.hash() {
-        return Err(CommitError::NotACommitCertificate);
-    }
+    check_last_commit(chain_id, block, app.last_commit().as_ref()).map_err(CommitError::LastCommit)?;
     let x = app.execute(h.time, block.events()).map_err(|e| CommitError::Execution(e.reason))?;
     if x.state_root != h.state_root {
         return Err(CommitError::StateRoot { claimed: h.state_root.short(), actual: x.state_root.short() });
@@ -184,7 +200,7 @@ pub fn apply_committed(
     if voters_hash(&x.required) != h.voters_hash {
         return Err(CommitError::VotersHash);
     }
-    certificate.verify(chain_id, &x.required)?;
+    certificate.verify_commit(chain_id, h.height, &block.hash(), &x.required)?;
     app.commit(block, certificate);
     Ok(())
 }
@@ -211,6 +227,10 @@ pub struct Engine {
     voters: Vec<(ParticipantId, PublicKey)>,
     prev_hash: Hash32,
     prev_time: Timestamp,
+    /// The parent's commit certificate this node holds, and the voters it needed.
+    last_commit: Option<(Certificate, Vec<(ParticipantId, PublicKey)>)>,
+    /// The precommits that NewRound reports carried, one per voter (its highest round).
+    reported_precommits: BTreeMap<ParticipantId, Vote>,
     lock: Option<(Round, Block, Certificate)>,
     /// The highest prevote certificate known (own or reported), to re-propose.
     valid: Option<(Round, Block, Certificate)>,
@@ -265,6 +285,8 @@ impl Engine {
             voters: vec![],
             prev_hash: Hash32::default(),
             prev_time: Timestamp::default(),
+            last_commit: None,
+            reported_precommits: BTreeMap::new(),
             lock: None,
             valid: None,
             proposals: BTreeMap::new(),
@@ -356,6 +378,8 @@ impl Engine {
         self.height = app.height() + 1;
         self.voters = app.voters();
         (self.prev_hash, self.prev_time) = app.last_block();
+        self.last_commit = app.last_commit();
+        self.reported_precommits.clear();
         self.lock = None;
         self.valid = None;
         self.proposals.clear();
@@ -422,7 +446,13 @@ impl Engine {
         }
         if round > 0 {
             let lock = self.lock.as_ref().map(|(_, b, c)| Box::new((b.clone(), c.clone())));
-            self.broadcast(Message::NewRound(NewRound { height: self.height, round, lock, missing }));
+            // Its precommit of the lock, signed again now: with the others', it makes a commit
+            // certificate even if one voter withholds its precommit (see `assemble_commit`).
+            let precommit = self.lock.as_ref().and_then(|(r, b, _)| {
+                let body = VoteBody { kind: VoteKind::Precommit, height: self.height, round: *r, block_hash: b.hash() };
+                (self.my_votes.get(&(*r, VoteKind::Precommit)) == Some(&b.hash())).then(|| self.sign_vote(body, now))
+            });
+            self.broadcast(Message::NewRound(NewRound { height: self.height, round, lock, precommit, missing }));
         }
         if self.leader(round) == self.me {
             self.try_propose(now, round == 0);
@@ -462,8 +492,10 @@ impl Engine {
         self.out.push(Output::RequestEvents { height: self.height, round, deadline });
     }
 
-    fn propose_new(&mut self, mut events: Vec<Vec<u8>>, now: Timestamp, app: &mut dyn Application) {
-        let time = Timestamp(now.0.max(self.prev_time.0 + 1));
+    fn propose_new(&mut self, mut events: Vec<Vec<u8>>, _now: Timestamp, app: &mut dyn Application) {
+        // No clock of this node's decides the block's time: the parent's commit certificate does.
+        let last_commit = self.last_commit.as_ref().map(|(c, _)| c.clone());
+        let time = consensus_time(last_commit.as_ref(), self.prev_time);
         // Drop events the rules refuse, one at a time (bounded by the number of events).
         let execution = loop {
             match app.execute(time, &events) {
@@ -485,6 +517,9 @@ impl Engine {
             height: self.height,
             round: self.round,
             prev_hash: self.prev_hash,
+            last_commit_hash: last_commit
+                .as_ref()
+                .map_or(Hash32::default(), |c| certificate_hash(&crate::wire::encode_certificate(c))),
             proposer: self.me,
             time,
             events_root: crate::block::events_root(&events),
@@ -505,7 +540,7 @@ impl Engine {
                 return self.sign_and_send_proposal(block, Some(certificate));
             }
         }
-        let Ok(block) = Block::new(header, events) else { return };
+        let Ok(block) = Block::new(header, events, last_commit) else { return };
         self.required.insert(block.hash(), Some(execution.required));
         self.sign_and_send_proposal(block, None);
     }
@@ -628,7 +663,7 @@ impl Engine {
         result
     }
 
-    fn check_header(&self, p: &Proposal, now: Timestamp, fresh: bool) -> Result<(), String> {
+    fn check_header(&self, p: &Proposal) -> Result<(), String> {
         let h = p.block.header();
         // A re-proposed block keeps the header it was first proposed with (earlier round, maybe
         // another proposer); a fresh one names this round and its proposer.
@@ -642,14 +677,16 @@ impl Engine {
         if h.prev_hash != self.prev_hash {
             return Err(format!("prev_hash {} is not the last block {}", h.prev_hash.short(), self.prev_hash.short()));
         }
-        if h.time <= self.prev_time {
-            return Err(format!("block time {} is not after the previous block's {}", h.time, self.prev_time));
+        // No check against this node's clock: a voter whose clock is off votes as the others do.
+        let expected = consensus_time(p.block.last_commit(), self.prev_time);
+        if h.time != expected {
+            return Err(format!(
+                "block time {} is not {expected}, the consensus time of the commit certificate it carries",
+                h.time
+            ));
         }
-        let bound = self.config.block_time_bound_ms;
-        if h.time > now.saturating_add_ms(bound) || (fresh && h.time.0.saturating_add(bound) < now.0) {
-            return Err(format!("block time {} is more than {bound} ms from this node's clock {now}", h.time));
-        }
-        Ok(())
+        check_last_commit(&self.chain_id, &p.block, self.last_commit.as_ref())
+            .map_err(|e| format!("the parent's commit certificate it carries: {e}"))
     }
 
     fn on_proposal(&mut self, from: ParticipantId, p: Proposal, now: Timestamp, app: &mut dyn Application) {
@@ -675,8 +712,7 @@ impl Engine {
             }
             return;
         }
-        let re_proposal = p.justify.is_some() || self.lock.as_ref().is_some_and(|(_, b, _)| b.hash() == p.block.hash());
-        if let Err(reason) = self.check_header(&p, now, !re_proposal) {
+        if let Err(reason) = self.check_header(&p) {
             return self.refuse(from, Refusal::InvalidBlock(reason));
         }
         let required = match self.required_for(&p.block, app) {
@@ -708,12 +744,12 @@ impl Engine {
             self.enter_round(round, now, vec![]);
         }
         if round == self.round {
-            self.prevote(round, hash, &required);
+            self.prevote(round, hash, &required, now);
         }
     }
 
     /// The safe-to-vote rule, then the prevote (persisted before it is sent).
-    fn prevote(&mut self, round: Round, hash: Hash32, required: &[(ParticipantId, PublicKey)]) {
+    fn prevote(&mut self, round: Round, hash: Hash32, required: &[(ParticipantId, PublicKey)], now: Timestamp) {
         if !required.iter().any(|(id, _)| *id == self.me) {
             return; // Not required (the subject of a consensus-minus-one act): no vote.
         }
@@ -732,11 +768,17 @@ impl Engine {
             }
         };
         if allowed {
-            self.vote(VoteBody { kind: VoteKind::Prevote, height: self.height, round, block_hash: hash });
+            self.vote(VoteBody { kind: VoteKind::Prevote, height: self.height, round, block_hash: hash }, now);
         }
     }
 
-    fn vote(&mut self, body: VoteBody) {
+    /// This node's signature of `body` with its clock's reading.
+    fn sign_vote(&self, body: VoteBody, now: Timestamp) -> Vote {
+        let signature = self.key.sign(Tag::Vote, &self.chain_id, &body.signing_bytes(now));
+        Vote { body, voter: self.me, time: now, signature }
+    }
+
+    fn vote(&mut self, body: VoteBody, now: Timestamp) {
         match self.my_votes.get(&(body.round, body.kind)) {
             Some(h) if *h != body.block_hash => return, // Never a second value.
             Some(_) => {}                               // Same vote again (e.g. after a restart).
@@ -745,9 +787,9 @@ impl Engine {
                 self.persist(Record::Voted(body));
             }
         }
-        let signature = self.key.sign(Tag::Vote, &self.chain_id, &body.signing_bytes());
+        let vote = self.sign_vote(body, now);
         let leader = self.leader(body.round);
-        self.send(leader, Message::Vote(Vote { body, voter: self.me, signature }));
+        self.send(leader, Message::Vote(vote));
     }
 
     fn on_vote(&mut self, from: ParticipantId, v: Vote, app: &mut dyn Application) {
@@ -758,7 +800,7 @@ impl Engine {
             return self.refuse(from, Refusal::WrongSender { claimed: v.voter, sender: from });
         }
         let key = self.voter_key(&from).unwrap_or_default();
-        if kp_crypto::verify(&key, Tag::Vote, &self.chain_id, &v.body.signing_bytes(), &v.signature).is_err() {
+        if kp_crypto::verify(&key, Tag::Vote, &self.chain_id, &v.body.signing_bytes(v.time), &v.signature).is_err() {
             return self.refuse(from, Refusal::BadSignature(from));
         }
         let slot = self.votes.entry((v.body.round, v.body.kind)).or_default();
@@ -793,11 +835,11 @@ impl Engine {
         let Some(slot) = self.votes.get(&key) else { return };
         let signatures: Vec<_> = required
             .iter()
-            .filter_map(|(id, _)| slot.get(id).filter(|v| v.body == body).map(|v| (*id, v.signature)))
+            .filter_map(|(id, _)| slot.get(id).filter(|v| v.body == body).map(Vote::signature))
             .collect();
         if signatures.len() == required.len() {
             self.certified.insert(key);
-            self.broadcast(Message::Certificate(Box::new(Certificate { body, signatures })));
+            self.broadcast(Message::Certificate(Box::new(Certificate { body, signatures, withheld: None })));
         }
     }
 
@@ -818,7 +860,11 @@ impl Engine {
             Err(reason) => return self.refuse(from, Refusal::InvalidBlock(reason)),
         };
         if from != self.me {
-            if let Err(e) = c.verify(&self.chain_id, &required) {
+            let checked = match body.kind {
+                VoteKind::Prevote => c.verify(&self.chain_id, &required),
+                VoteKind::Precommit => c.verify_commit(&self.chain_id, self.height, &block.hash(), &required),
+            };
+            if let Err(e) = checked {
                 return self.refuse(from, Refusal::InvalidCertificate(e.to_string()));
             }
         }
@@ -827,15 +873,7 @@ impl Engine {
                 if self.valid.as_ref().is_none_or(|(r, _, _)| *r < body.round) {
                     self.valid = Some((body.round, block.clone(), c.clone()));
                 }
-                // Lock and precommit only in the current round, and only for what this node prevoted.
-                let prevoted = self.my_votes.get(&(body.round, VoteKind::Prevote)) == Some(&body.block_hash);
-                if body.round == self.round && prevoted {
-                    if self.lock.as_ref().is_none_or(|(r, _, _)| *r < body.round) {
-                        self.lock = Some((body.round, block.clone(), c.clone()));
-                        self.persist(Record::Locked { block, certificate: c });
-                    }
-                    self.vote(VoteBody { kind: VoteKind::Precommit, ..body });
-                }
+                self.lock_and_precommit(block, c, now);
             }
             VoteKind::Precommit => {
                 app.commit(&block, &c);
@@ -843,6 +881,35 @@ impl Engine {
                 self.start_height(now, app);
             }
         }
+    }
+
+    /// Whether this node may lock on `hash` at `round` and precommit it: it prevoted that block
+    /// in that round, and has prevoted in no later round of the height. In the round itself
+    /// that is the usual rule; after it (a prevote certificate learnt late — from a NewRound's
+    /// reported lock or a delayed certificate — before this node's next prevote) it is the same
+    /// precommit, only later: none of this node's prevotes after it exists, so from here on
+    /// every one of them obeys the lock, exactly as if it had locked in the round (docs/
+    /// consensus.md). A node that prevoted in a later round must not: a certificate kept hidden
+    /// and released after another block committed in a later round would otherwise commit a
+    /// second block at the earlier round. The highest-round prevote is what a restart keeps
+    /// (`kp_store::RecordSlot::Prevote`), so the rule holds across restarts.
+    fn may_precommit(&self, round: Round, hash: &Hash32) -> bool {
+        self.my_votes.get(&(round, VoteKind::Prevote)) == Some(hash)
+            && !self.my_votes.keys().any(|(r, kind)| *kind == VoteKind::Prevote && *r > round)
+    }
+
+    /// On a verified prevote certificate of `block`: lock on it (if higher than the lock) and
+    /// precommit it, when [`Engine::may_precommit`] allows.
+    fn lock_and_precommit(&mut self, block: Block, c: Certificate, now: Timestamp) {
+        let body = c.body;
+        if !self.may_precommit(body.round, &body.block_hash) {
+            return;
+        }
+        if self.lock.as_ref().is_none_or(|(r, _, _)| *r < body.round) {
+            self.lock = Some((body.round, block.clone(), c.clone()));
+            self.persist(Record::Locked { block, certificate: c });
+        }
+        self.vote(VoteBody { kind: VoteKind::Precommit, ..body }, now);
     }
 
     /// A voter reports a round beyond this engine's window (a node back after a long absence:
@@ -878,6 +945,7 @@ impl Engine {
             self.out.push(Output::Missing { height: self.height, round: previous, voters: n.missing.clone() });
         }
         let locked = n.lock.is_some();
+        let reported = n.lock.as_ref().map(|l| (l.1.body.round, l.0.hash()));
         if let Some(lock) = n.lock {
             let (block, cert) = *lock;
             let ok = cert.body.kind == VoteKind::Prevote
@@ -896,7 +964,7 @@ impl Engine {
                 let signers: Vec<(ParticipantId, PublicKey)> = self
                     .voters
                     .iter()
-                    .filter(|(id, _)| cert.signatures.iter().any(|(signer, _)| signer == id))
+                    .filter(|(id, _)| cert.signatures.iter().any(|s| s.voter == *id))
                     .copied()
                     .collect();
                 let enough = signers.len() == cert.signatures.len() && signers.len() + 1 >= self.voters.len();
@@ -909,8 +977,11 @@ impl Engine {
                 }
                 // Then the block, and whether those are exactly the voters it requires.
                 match self.required_for(&block, app) {
-                    Ok(required) if cert.keys_for(&required).is_ok() => {
-                        self.valid = Some((cert.body.round, block, cert));
+                    Ok(required) if cert.signed_items(&required).is_ok() => {
+                        self.valid = Some((cert.body.round, block.clone(), cert.clone()));
+                        // A certificate this node missed in its round: it locks and precommits
+                        // now if that is safe, so that its precommit can still count.
+                        self.lock_and_precommit(block, cert, now);
                     }
                     Ok(_) => {
                         return self
@@ -920,12 +991,75 @@ impl Engine {
                 }
             }
         }
+        if let Some(v) = n.precommit {
+            let fits = v.voter == from
+                && v.body.kind == VoteKind::Precommit
+                && v.body.height == self.height
+                && reported == Some((v.body.round, v.body.block_hash));
+            if !fits {
+                return self.refuse(from, Refusal::BadLock("its precommit is not one of the lock it reports".into()));
+            }
+            let key = self.voter_key(&from).unwrap_or_default();
+            let bytes = v.body.signing_bytes(v.time);
+            if from != self.me && kp_crypto::verify(&key, Tag::Vote, &self.chain_id, &bytes, &v.signature).is_err() {
+                return self.refuse(from, Refusal::BadSignature(from));
+            }
+            let kept = self.reported_precommits.entry(from).or_insert(v);
+            if kept.body.round < v.body.round {
+                *kept = v;
+            }
+        }
         self.new_rounds.entry(n.round).or_default().insert(from, locked);
         if n.round > self.round {
             self.enter_round(n.round, now, vec![]);
         }
+        self.assemble_commit(app);
         if self.leader(self.round) == self.me {
             self.try_propose(now, false);
+        }
+    }
+
+    /// A commit certificate of a block certified in an earlier round of this height, from the
+    /// precommits that the NewRound reports carry (and those this node collected as leader):
+    /// with every required voter's precommit, the ordinary certificate (a leader that kept it
+    /// to itself cannot hold the height); with every one but X's, the certificate carries X's
+    /// prevote of the same block and round from its prevote certificate instead (docs/
+    /// consensus.md, "Withheld precommit"). Only for a round that is over, so a voter that is
+    /// merely slow is waited for a whole round; never for two missing voters.
+    fn assemble_commit(&mut self, app: &mut dyn Application) {
+        let mut candidates: Vec<(Round, Block, Certificate)> = Vec::new();
+        for c in self.lock.iter().chain(self.valid.iter()) {
+            if c.0 < self.round && !candidates.iter().any(|k| k.0 == c.0 && k.1.hash() == c.1.hash()) {
+                candidates.push(c.clone());
+            }
+        }
+        for (round, block, prevotes) in candidates {
+            let Ok(required) = self.required_for(&block, app) else { continue };
+            let body = VoteBody { kind: VoteKind::Precommit, height: self.height, round, block_hash: block.hash() };
+            let mut have: BTreeMap<ParticipantId, VoteSignature> = BTreeMap::new();
+            let collected = self.votes.get(&(round, VoteKind::Precommit)).into_iter().flat_map(BTreeMap::values);
+            for v in self.reported_precommits.values().chain(collected) {
+                if v.body == body {
+                    have.insert(v.voter, v.signature());
+                }
+            }
+            let missing: Vec<ParticipantId> =
+                required.iter().map(|(id, _)| *id).filter(|id| !have.contains_key(id)).collect();
+            let withheld = match missing.as_slice() {
+                [] => None,
+                [x] => match prevotes.signatures.iter().find(|s| s.voter == *x) {
+                    Some(s) => Some(*s),
+                    None => continue,
+                },
+                _ => continue,
+            };
+            if !self.certified.insert((round, VoteKind::Precommit)) {
+                return; // Already assembled (or certified as leader): on its way to this node.
+            }
+            let signatures = required.iter().filter_map(|(id, _)| have.get(id).copied()).collect();
+            let certificate = Certificate { body, signatures, withheld };
+            self.broadcast(Message::Certificate(Box::new(certificate)));
+            return;
         }
     }
 

@@ -1,6 +1,6 @@
 //! What consensus nodes say to each other, and what the engine asks its host to do.
 
-use crate::block::{Block, Certificate, VoteBody, VoteKind};
+use crate::block::{Block, Certificate, VoteBody, VoteKind, VoteSignature};
 use kp_crypto::Signature;
 use kp_domain::{Hash32, ParticipantId, Timestamp};
 
@@ -41,21 +41,33 @@ pub fn proposal_signing_bytes(
     b
 }
 
-/// One voter's signed vote.
+/// One voter's signed vote, with the time its clock showed when it signed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Vote {
     pub body: VoteBody,
     pub voter: ParticipantId,
+    pub time: Timestamp,
     pub signature: Signature,
 }
 
+impl Vote {
+    pub fn signature(&self) -> VoteSignature {
+        VoteSignature { voter: self.voter, time: self.time, signature: self.signature }
+    }
+}
+
 /// A node's report on entering a new round: its lock, so that the next leader re-proposes the
-/// highest locked block, and (from the previous round's leader) who did not vote.
+/// highest locked block, with its precommit of that block in the lock's round (signed again
+/// now), so that a commit whose precommits one voter withholds is assembled from the reports
+/// (docs/consensus.md, "Withheld precommit"); and (from the previous round's leader) who did
+/// not vote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRound {
     pub height: Height,
     pub round: Round,
     pub lock: Option<Box<(Block, Certificate)>>,
+    /// The sender's precommit of its lock (same block and round), when it precommitted it.
+    pub precommit: Option<Vote>,
     /// Voters the sender, as leader of `round - 1`, did not hear a vote from.
     pub missing: Vec<ParticipantId>,
 }

@@ -1,4 +1,6 @@
-//! The bytes consensus messages and committed blocks travel as between nodes (format version 1).
+//! The bytes consensus messages and committed blocks travel as between nodes (format version 2:
+//! votes carry their signer's time, blocks their parent's commit certificate, certificates a
+//! withheld voter's prevote; see [`crate::block`]).
 //!
 //! bincode 2, big-endian fixed-width integers, decoded under a hard size limit so that a length
 //! prefix cannot make the decoder allocate more than the message itself could hold. Everything
@@ -9,12 +11,12 @@
 //! Signatures are not checked here (the engine does it against the voter set of the height);
 //! they cover the header bytes and the vote bytes exactly as carried, never a re-encoding.
 
-use crate::block::{Block, BlockError, Certificate, VoteBody, VoteKind};
+use crate::block::{Block, BlockError, Certificate, VoteBody, VoteKind, VoteSignature};
 use crate::messages::{Evidence, Message, NewRound, Proposal, Record, Vote};
 use bincode::{Decode, Encode};
 use kp_crypto::Signature;
-use kp_domain::ParticipantId;
 use kp_domain::{MAX_EVENT_BYTES, MAX_PARTICIPANTS};
+use kp_domain::{ParticipantId, Timestamp};
 
 /// Largest encoded consensus message or catch-up batch accepted from a peer.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
@@ -24,7 +26,7 @@ pub const MAX_BLOCK_EVENTS: usize = 4_096;
 pub const MAX_SYNC_BLOCKS: usize = 256;
 
 /// The first byte of every encoding: the wire format version.
-const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
@@ -52,12 +54,17 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> WireError {
 struct WireBlock {
     header: Vec<u8>,
     events: Vec<Vec<u8>>,
+    last_commit: Option<WireCertificate>,
 }
+
+/// A voter, the time it signed and its signature.
+type WireSignature = (ParticipantId, u64, [u8; 64]);
 
 #[derive(Debug, Encode, Decode)]
 struct WireCertificate {
     body: VoteBody,
-    signatures: Vec<(ParticipantId, [u8; 64])>,
+    signatures: Vec<WireSignature>,
+    withheld: Option<WireSignature>,
 }
 
 #[derive(Debug, Encode, Decode)]
@@ -73,6 +80,7 @@ enum WireMessage {
     Vote {
         body: VoteBody,
         voter: ParticipantId,
+        time: u64,
         signature: [u8; 64],
     },
     Certificate(WireCertificate),
@@ -80,16 +88,36 @@ enum WireMessage {
         height: u64,
         round: u32,
         lock: Option<(WireBlock, WireCertificate)>,
+        precommit: Option<(VoteBody, WireSignature)>,
         missing: Vec<ParticipantId>,
     },
 }
 
 fn block_to_wire(b: &Block) -> WireBlock {
-    WireBlock { header: b.header_bytes().to_vec(), events: b.events().to_vec() }
+    WireBlock {
+        header: b.header_bytes().to_vec(),
+        events: b.events().to_vec(),
+        last_commit: b.last_commit().map(certificate_to_wire),
+    }
+}
+
+fn signature_to_wire(s: &VoteSignature) -> WireSignature {
+    (s.voter, s.time.0, s.signature.0)
+}
+
+fn signature_from_wire(
+    field: &'static str,
+    (voter, time, signature): WireSignature,
+) -> Result<VoteSignature, WireError> {
+    Ok(VoteSignature { voter: check_id(field, &voter)?, time: Timestamp(time), signature: Signature(signature) })
 }
 
 fn certificate_to_wire(c: &Certificate) -> WireCertificate {
-    WireCertificate { body: c.body, signatures: c.signatures.iter().map(|(id, s)| (*id, s.0)).collect() }
+    WireCertificate {
+        body: c.body,
+        signatures: c.signatures.iter().map(signature_to_wire).collect(),
+        withheld: c.withheld.as_ref().map(signature_to_wire),
+    }
 }
 
 fn check_id(field: &'static str, id: &ParticipantId) -> Result<ParticipantId, WireError> {
@@ -105,7 +133,8 @@ fn block_from_wire(w: WireBlock) -> Result<Block, WireError> {
     if let Some((i, e)) = w.events.iter().enumerate().find(|(_, e)| e.len() > MAX_EVENT_BYTES) {
         return Err(invalid("block.events", format!("event {i} is {} bytes, at most {MAX_EVENT_BYTES}", e.len())));
     }
-    Ok(Block::from_parts(w.header, w.events)?)
+    let last_commit = w.last_commit.map(certificate_from_wire).transpose()?;
+    Ok(Block::from_parts(w.header, w.events, last_commit)?)
 }
 
 fn certificate_from_wire(w: WireCertificate) -> Result<Certificate, WireError> {
@@ -115,9 +144,10 @@ fn certificate_from_wire(w: WireCertificate) -> Result<Certificate, WireError> {
     let signatures = w
         .signatures
         .into_iter()
-        .map(|(id, s)| Ok((check_id("certificate.signatures.voter", &id)?, Signature(s))))
+        .map(|s| signature_from_wire("certificate.signatures.voter", s))
         .collect::<Result<Vec<_>, WireError>>()?;
-    Ok(Certificate { body: w.body, signatures })
+    let withheld = w.withheld.map(|s| signature_from_wire("certificate.withheld.voter", s)).transpose()?;
+    Ok(Certificate { body: w.body, signatures, withheld })
 }
 
 fn encode_versioned<T: Encode>(value: &T) -> Vec<u8> {
@@ -154,12 +184,15 @@ pub fn encode_message(m: &Message) -> Vec<u8> {
             proposer: p.proposer,
             signature: p.signature.0,
         },
-        Message::Vote(v) => WireMessage::Vote { body: v.body, voter: v.voter, signature: v.signature.0 },
+        Message::Vote(v) => {
+            WireMessage::Vote { body: v.body, voter: v.voter, time: v.time.0, signature: v.signature.0 }
+        }
         Message::Certificate(c) => WireMessage::Certificate(certificate_to_wire(c)),
         Message::NewRound(n) => WireMessage::NewRound {
             height: n.height,
             round: n.round,
             lock: n.lock.as_ref().map(|l| (block_to_wire(&l.0), certificate_to_wire(&l.1))),
+            precommit: n.precommit.as_ref().map(|v| (v.body, signature_to_wire(&v.signature()))),
             missing: n.missing.clone(),
         },
     };
@@ -179,11 +212,14 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, WireError> {
                 signature: Signature(signature),
             }))
         }
-        WireMessage::Vote { body, voter, signature } => {
-            Message::Vote(Vote { body, voter: check_id("vote.voter", &voter)?, signature: Signature(signature) })
-        }
+        WireMessage::Vote { body, voter, time, signature } => Message::Vote(Vote {
+            body,
+            voter: check_id("vote.voter", &voter)?,
+            time: Timestamp(time),
+            signature: Signature(signature),
+        }),
         WireMessage::Certificate(c) => Message::Certificate(Box::new(certificate_from_wire(c)?)),
-        WireMessage::NewRound { height, round, lock, missing } => {
+        WireMessage::NewRound { height, round, lock, precommit, missing } => {
             if missing.len() > MAX_PARTICIPANTS {
                 return Err(invalid("new_round.missing", format!("{} voters", missing.len())));
             }
@@ -192,7 +228,14 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, WireError> {
                 Some((b, c)) => Some(Box::new((block_from_wire(b)?, certificate_from_wire(c)?))),
                 None => None,
             };
-            Message::NewRound(NewRound { height, round, lock, missing })
+            let precommit = match precommit {
+                Some((body, s)) => {
+                    let s = signature_from_wire("new_round.precommit.voter", s)?;
+                    Some(Vote { body, voter: s.voter, time: s.time, signature: s.signature })
+                }
+                None => None,
+            };
+            Message::NewRound(NewRound { height, round, lock, precommit, missing })
         }
     })
 }
@@ -241,6 +284,8 @@ pub fn decode_certificate(bytes: &[u8]) -> Result<Certificate, WireError> {
     certificate_from_wire(decode_versioned(bytes)?)
 }
 
+// Records are written a few times a round: the size of the value does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Encode, Decode)]
 enum WireRecord {
     Voted(VoteBody),
@@ -310,11 +355,14 @@ mod tests {
 
     fn block() -> Block {
         let events = vec![b"first envelope".to_vec(), b"second".to_vec()];
+        let parent = Hash32([1; 32]);
+        let last_commit = signed(VoteBody { kind: VoteKind::Precommit, height: 2, round: 0, block_hash: parent });
         let header = BlockHeader {
             chain_id: ChainId::new("kp-test").unwrap(),
             height: 3,
             round: 1,
-            prev_hash: Hash32([1; 32]),
+            prev_hash: parent,
+            last_commit_hash: crate::block::certificate_hash(&encode_certificate(&last_commit)),
             proposer: id("BW"),
             time: Timestamp(1_768_003_200_000),
             events_root: events_root(&events),
@@ -322,14 +370,19 @@ mod tests {
             state_root: Hash32([2; 32]),
             voters_hash: Hash32([3; 32]),
         };
-        Block::new(header, events).unwrap()
+        Block::new(header, events, Some(last_commit)).unwrap()
+    }
+
+    fn signed(body: VoteBody) -> Certificate {
+        let key = SecretKey::from_seed(&[7; 32]);
+        let chain = ChainId::new("kp-test").unwrap();
+        let time = Timestamp(1_768_003_199_000);
+        let signature = key.sign(Tag::Vote, &chain, &body.signing_bytes(time));
+        Certificate { body, signatures: vec![VoteSignature { voter: id("BW"), time, signature }], withheld: None }
     }
 
     fn certificate(kind: VoteKind, b: &Block) -> Certificate {
-        let body = VoteBody { kind, height: 3, round: 1, block_hash: b.hash() };
-        let key = SecretKey::from_seed(&[7; 32]);
-        let chain = ChainId::new("kp-test").unwrap();
-        Certificate { body, signatures: vec![(id("BW"), key.sign(Tag::Vote, &chain, &body.signing_bytes()))] }
+        signed(VoteBody { kind, height: 3, round: 1, block_hash: b.hash() })
     }
 
     fn messages() -> Vec<Message> {
@@ -344,12 +397,23 @@ mod tests {
                 proposer: id("EU"),
                 signature: Signature([9; 64]),
             })),
-            Message::Vote(Vote { body: prevotes.body, voter: id("CA"), signature: Signature([4; 64]) }),
+            Message::Vote(Vote {
+                body: prevotes.body,
+                voter: id("CA"),
+                time: Timestamp(1_768_003_201_000),
+                signature: Signature([4; 64]),
+            }),
             Message::Certificate(Box::new(prevotes.clone())),
             Message::NewRound(NewRound {
                 height: 3,
                 round: 4,
-                lock: Some(Box::new((b, prevotes))),
+                lock: Some(Box::new((b, prevotes.clone()))),
+                precommit: Some(Vote {
+                    body: VoteBody { kind: VoteKind::Precommit, ..prevotes.body },
+                    voter: id("EU"),
+                    time: Timestamp(1_768_003_202_000),
+                    signature: Signature([5; 64]),
+                }),
                 missing: vec![id("AE"), id("ZA")],
             }),
         ]
@@ -363,7 +427,9 @@ mod tests {
         let b = block();
         let batch = vec![CommittedBlock { certificate: certificate(VoteKind::Precommit, &b), block: b.clone() }];
         assert_eq!(decode_blocks(&encode_blocks(&batch)).unwrap(), batch);
-        let c = certificate(VoteKind::Precommit, &b);
+        let mut c = certificate(VoteKind::Precommit, &b);
+        assert_eq!(decode_certificate(&encode_certificate(&c)).unwrap(), c);
+        c.withheld = Some(VoteSignature { voter: id("CA"), time: Timestamp(5), signature: Signature([6; 64]) });
         assert_eq!(decode_certificate(&encode_certificate(&c)).unwrap(), c);
         let Message::Proposal(p) = messages()[0].clone() else { unreachable!() };
         let Message::Vote(v) = messages()[1].clone() else { unreachable!() };
@@ -388,8 +454,8 @@ mod tests {
         let bytes = encode_message(&messages()[0]);
         assert_eq!(decode_message(&[]), Err(WireError::Empty));
         let mut other_version = bytes.clone();
-        other_version[0] = 2;
-        assert_eq!(decode_message(&other_version), Err(WireError::UnknownVersion(2)));
+        other_version[0] = 1;
+        assert_eq!(decode_message(&other_version), Err(WireError::UnknownVersion(1)), "format 1 is refused by name");
         let mut longer = bytes.clone();
         longer.push(0);
         assert_eq!(decode_message(&longer), Err(WireError::TrailingBytes(1)));

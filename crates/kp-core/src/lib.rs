@@ -6,6 +6,7 @@
 //! anything else happens. [`Core`] is generic over the store's [`Backend`]: RocksDB in the
 //! node, memory in the simulator, so that the code that ships is the code simulated.
 
+pub mod clock;
 pub mod metrics;
 
 use crate::metrics::Metrics;
@@ -188,6 +189,9 @@ impl kp_consensus::Application for Driven<'_> {
         // The committed state's, whatever tentative blocks are open.
         self.app.voters()
     }
+    fn last_commit(&self) -> Option<(kp_consensus::block::Certificate, Vec<(ParticipantId, kp_domain::PublicKey)>)> {
+        self.app.last_commit()
+    }
     fn execute(
         &mut self,
         time: Timestamp,
@@ -333,6 +337,8 @@ pub struct Core<B: Backend = RocksBackend> {
     /// The ids of the pool's events that peers passed on (held in memory only).
     held: std::collections::HashSet<EventId>,
     last_forward: Option<Timestamp>,
+    /// This node's clock against the voters' consensus time.
+    clock: clock::ClockWatch,
 }
 
 impl Core<RocksBackend> {
@@ -439,8 +445,12 @@ impl<B: Backend> Core<B> {
             to_forward: false,
             held: std::collections::HashSet::new(),
             last_forward: None,
+            clock: clock::ClockWatch::new(clock::DEFAULT_WARNING_MS),
         };
         core.metrics.height.set(i64::try_from(core.store.head().height).unwrap_or(i64::MAX));
+        if let Some(notice) = core.clock.at_start(core.store.head().time, now) {
+            core.tell_clock(notice);
+        }
         // Kept once but no longer opening (a later build reads the format differently): the
         // event cannot be proposed; it leaves the pool and a client asking is told why.
         for (id, why) in unreadable {
@@ -452,6 +462,57 @@ impl<B: Backend> Core<B> {
 
     pub fn store(&self) -> &Store<B> {
         &self.store
+    }
+
+    /// How far this node's clock may be from consensus time before it warns (its log, the
+    /// `kp_clock_offset_seconds` metric and `kpledger status` always show the offset).
+    pub fn set_clock_warning_ms(&mut self, ms: u64) {
+        self.clock.set_threshold_ms(ms);
+    }
+
+    /// This node's clock against consensus time, as measured at the last commit.
+    pub fn clock_offset(&self) -> Option<clock::ClockOffset> {
+        self.clock.last()
+    }
+
+    pub fn clock_warning_ms(&self) -> u64 {
+        self.clock.threshold_ms()
+    }
+
+    /// Measures this node's clock at a commit against the readings its certificate's signers
+    /// signed (consensus time is their median) and tells the operator if it is off.
+    fn measure_clock(&mut self, now: Timestamp) {
+        let Some(c) = self.app.last_certificate() else { return };
+        for (voter, ms) in clock::signer_offsets(c) {
+            let label = metrics::ParticipantLabel { participant: voter.to_string() };
+            self.metrics.peer_clock_offset.get_or_create(&label).set(clock::seconds(ms));
+        }
+        let Some(offset) = clock::ClockWatch::offset_from(c, self.me, now) else { return };
+        self.metrics.clock_offset.set(clock::seconds(offset));
+        if let Some(notice) = self.clock.record(offset, now) {
+            self.tell_clock(notice);
+        }
+    }
+
+    fn tell_clock(&self, notice: clock::ClockNotice) {
+        let threshold_ms = self.clock.threshold_ms();
+        match notice {
+            clock::ClockNotice::Off { offset_ms, since, first } => tracing::warn!(
+                offset_ms,
+                since_ms = since.0,
+                threshold_ms,
+                first,
+                "this node's clock is {} the voters' consensus time (since {since}); consensus does not \
+                 depend on it and this node goes on voting, but its operator should fix its time service",
+                clock::describe(offset_ms),
+            ),
+            clock::ClockNotice::Back { offset_ms } => tracing::info!(
+                offset_ms,
+                threshold_ms,
+                "this node's clock is back within {threshold_ms} ms of consensus time ({})",
+                clock::describe(offset_ms)
+            ),
+        }
     }
     /// The committed state (the pool's tentative block, and a proposal executed but not yet
     /// committed, are undone first).
@@ -776,12 +837,21 @@ impl<B: Backend> Core<B> {
         DraftStatus { draft, missing, refused }
     }
 
-    /// The time a tentative block is executed at: now, or just after the last block if that
-    /// block's time (set by its proposer's clock) is ahead of this node's clock; never before
-    /// a proposal executed but not yet committed, which the pool's tentative block follows.
-    fn block_time(&self, now: Timestamp) -> Timestamp {
-        let last = self.store.head().time.0.saturating_add(1).max(self.app.ledger().last_block_time().0);
-        Timestamp(now.0.max(last))
+    /// The time a tentative block is executed at: the next block's, which the last block's
+    /// commit certificate decides (`consensus_time`), whatever this node's clock says; never
+    /// before a proposal executed but not yet committed, which the pool's tentative block follows.
+    fn block_time(&self) -> Timestamp {
+        let next = kp_consensus::block::consensus_time(self.app.last_certificate(), self.store.head().time);
+        next.max(self.app.ledger().last_block_time())
+    }
+
+    /// The time a submission is checked at: the next block's ([`Core::block_time`]), or this
+    /// node's clock if that is later — the next block's time trails the clocks after a halt and
+    /// at block 1 (it derives from the last commit), and an event dated after it is still
+    /// taken, to wait in the pool for a block whose time reaches it. Blocks are executed at
+    /// their consensus time only.
+    fn admission_time(&self, now: Timestamp) -> Timestamp {
+        self.block_time().max(now)
     }
 
     /// Applies the pool to the ledger as a tentative block, if it is not already: on the
@@ -791,7 +861,7 @@ impl<B: Backend> Core<B> {
         if self.overlay {
             return;
         }
-        let now = self.block_time(now);
+        let now = self.admission_time(now);
         self.overlay_time = now;
         self.metrics.pool_reapplied.inc();
         let ledger = self.app.ledger_mut();
@@ -837,7 +907,7 @@ impl<B: Backend> Core<B> {
             Err(e) => return Err(Submission::Rejected(id, RejectKind::Malformed, e.to_string())),
         };
         debug_assert!(self.group_open, "internal invariant: events are checked inside a group");
-        let at = self.block_time(now).max(self.overlay_time);
+        let at = self.admission_time(now).max(self.overlay_time);
         self.overlay_time = at;
         // A rejected event changes nothing (the rules' own invariant).
         if let Err(r) = self.app.ledger_mut().apply(&event, at) {
@@ -1034,7 +1104,7 @@ impl<B: Backend> Core<B> {
     /// or at the deadline (`due`) with whatever there is (possibly nothing).
     fn answer_events(&mut self, now: Timestamp, due: bool) -> Result<Vec<Effect>, CoreError> {
         let Some((height, round, deadline)) = self.wants_events else { return Ok(Vec::new()) };
-        let events = self.select(now)?;
+        let events = self.select()?;
         if events.is_empty() && !(due && deadline <= now) {
             return Ok(Vec::new());
         }
@@ -1044,16 +1114,16 @@ impl<B: Backend> Core<B> {
 
     /// What the proposer takes: the pool's events that the rules still admit, in order, picked
     /// by `kp_chain::select_events`; the others leave the pool, their reason remembered.
-    fn select(&mut self, now: Timestamp) -> Result<Vec<Vec<u8>>, CoreError> {
+    fn select(&mut self) -> Result<Vec<Vec<u8>>, CoreError> {
         self.end_overlay();
         // A fresh block is proposed on the committed state.
         self.app.settle();
         let mut dropped = Vec::new();
-        let now = self.block_time(now);
+        let now = self.block_time();
         // Only as much of the pool as one block takes is executed (a governance act is proposed
         // alone, from anywhere in the pool, so then the whole pool is).
         let limit = if self.pool.iter().any(|p| p.pending.governance) { usize::MAX } else { self.max_block_events };
-        let (mut admitted, mut bytes) = (0, 0);
+        let (mut admitted, mut bytes, mut waiting) = (0, 0, false);
         let ledger = self.app.ledger_mut();
         ledger.begin_scratch();
         for p in &self.pool {
@@ -1065,6 +1135,10 @@ impl<B: Backend> Core<B> {
                     admitted += 1;
                     bytes += p.pending.envelope.len();
                 }
+                // Not yet: it waits for a block whose time reaches it (the proposal leaves it
+                // out), and so does everything after it, which may depend on it.
+                Err(r) if r.is_early() => waiting = true,
+                Err(_) if waiting => {}
                 Err(r) => dropped.push((p.pending.id, r.to_string())),
             }
         }
@@ -1184,6 +1258,7 @@ impl<B: Backend> Core<B> {
             }
         }
         self.metrics.height.set(i64::try_from(height).unwrap_or(i64::MAX));
+        self.measure_clock(now);
         self.metrics.missing_now.clear();
         self.missing.clear();
         tracing::info!(height, events = block.events().len(), hash = %block.hash(), "committed");

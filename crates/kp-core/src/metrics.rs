@@ -6,6 +6,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ParticipantLabel {
@@ -36,6 +37,10 @@ pub struct Metrics {
     /// Times the whole pending pool was applied afresh as a tentative block (after the engine
     /// executed or committed a block, or a catch-up): its cost grows with the pool.
     pub pool_reapplied: Counter,
+    /// This node's clock minus the voters' consensus time (positive: ahead), at the last commit.
+    pub clock_offset: Gauge<f64, AtomicU64>,
+    /// Each voter's signed clock reading minus the median of the last commit's readings.
+    pub peer_clock_offset: Family<ParticipantLabel, Gauge<f64, AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -59,6 +64,8 @@ impl Metrics {
             missing_now: Family::default(),
             rejected: Family::default(),
             pool_reapplied: Counter::default(),
+            clock_offset: Gauge::default(),
+            peer_clock_offset: Family::default(),
         };
         registry.register("height", "Height of the last committed block", m.height.clone());
         registry.register("round", "Consensus round at the current height", m.round.clone());
@@ -73,6 +80,16 @@ impl Metrics {
         registry.register("missed_votes", "Rounds each voter held up", m.missed_votes.clone());
         registry.register("missing_voters", "Voters the current round is waiting for (1 each)", m.missing_now.clone());
         registry.register("rejected", "Submissions and consensus messages refused, by reason", m.rejected.clone());
+        registry.register(
+            "clock_offset_seconds",
+            "This node's clock minus the voters' consensus time at the last commit (positive: ahead)",
+            m.clock_offset.clone(),
+        );
+        registry.register(
+            "peer_clock_offset_seconds",
+            "Each voter's signed clock reading minus the median of the last commit's readings",
+            m.peer_clock_offset.clone(),
+        );
         registry.register(
             "pool_reapplied",
             "Times the whole pending pool was applied afresh as a tentative block",

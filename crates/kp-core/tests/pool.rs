@@ -12,12 +12,7 @@ use kp_testkit::{TestNet, at, certificate, pid, seal};
 type FailingDisk = FaultyMemBackend;
 
 fn config() -> kp_consensus::Config {
-    kp_consensus::Config {
-        round_timeout_base_ms: 1_000,
-        round_timeout_cap_ms: 30_000,
-        block_time_bound_ms: 60_000,
-        idle_block_ms: 2_000,
-    }
+    kp_consensus::Config { round_timeout_base_ms: 1_000, round_timeout_cap_ms: 30_000, idle_block_ms: 2_000 }
 }
 
 /// BW's node of a four-participant network (it leads no round before a while).

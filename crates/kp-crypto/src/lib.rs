@@ -37,7 +37,7 @@ impl Tag {
         match self {
             Tag::Event => b"kp-ledger/v1/event",
             Tag::Approval => b"kp-ledger/v1/governance-approval",
-            Tag::Vote => b"kp-ledger/v1/vote",
+            Tag::Vote => b"kp-ledger/v2/vote",
             Tag::Proposal => b"kp-ledger/v1/proposal",
         }
     }

@@ -220,7 +220,14 @@ fn block_response(core: &Core, height: u64) -> Result<Option<pb::GetBlockRespons
         time_ms: h.time.0,
         events: stored.block.events().to_vec(),
         certificate: kp_consensus::wire::encode_certificate(&stored.certificate),
-        signers: stored.certificate.signatures.iter().map(|(p, _)| p.as_str().to_owned()).collect(),
+        // Every voter that signed: the precommits, and a withheld voter's prevote.
+        signers: stored
+            .certificate
+            .signatures
+            .iter()
+            .chain(&stored.certificate.withheld)
+            .map(|s| s.voter.as_str().to_owned())
+            .collect(),
     }))
 }
 
@@ -368,6 +375,9 @@ impl pb::node_server::Node for Api {
             syncing: core.metrics().sync_lag.get() > 1,
             pending_events: u64::try_from(core.store().pending_len()).unwrap_or(u64::MAX),
             committed_events: head.events,
+            clock_offset_ms: core.clock_offset().map(|c| c.offset_ms),
+            clock_warning_ms: core.clock_warning_ms(),
+            clock_off_since_ms: core.clock_offset().and_then(|c| c.off_since).map_or(0, |t| t.0),
         }))
     }
 

@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 pub struct ConsensusSection {
     pub round_timeout_base_ms: u64,
     pub round_timeout_cap_ms: u64,
-    pub block_time_bound_ms: u64,
+    /// How far this node's clock may be from the voters' consensus time before the node warns
+    /// (log, `kp_clock_offset_seconds`, `kpledger status`). Consensus never checks a block's
+    /// time against this node's clock, so the node votes whatever its offset.
+    pub clock_warning_ms: u64,
     pub idle_block_ms: u64,
     /// Most events a proposed block carries.
     pub max_block_events: usize,
@@ -22,7 +25,7 @@ impl Default for ConsensusSection {
         ConsensusSection {
             round_timeout_base_ms: 2_000,
             round_timeout_cap_ms: 30_000,
-            block_time_bound_ms: 10_000,
+            clock_warning_ms: 2_000,
             idle_block_ms: 5_000,
             max_block_events: 4_000,
         }
@@ -135,6 +138,9 @@ impl NodeConfig {
             return Err(field("consensus", format!("max_block_events must be 1 to {MAX_BLOCK_EVENTS}")));
         }
         engine_config(c).check().map_err(|e| field("consensus", e.to_string()))?;
+        if c.clock_warning_ms == 0 {
+            return Err(field("consensus.clock_warning_ms", "must be at least 1".to_owned()));
+        }
         if raw.worker_threads == 0 || raw.worker_threads > MAX_WORKER_THREADS {
             return Err(field("worker_threads", format!("must be 1 to {MAX_WORKER_THREADS}")));
         }
@@ -158,7 +164,6 @@ pub fn engine_config(c: &ConsensusSection) -> kp_consensus::Config {
     kp_consensus::Config {
         round_timeout_base_ms: c.round_timeout_base_ms,
         round_timeout_cap_ms: c.round_timeout_cap_ms,
-        block_time_bound_ms: c.block_time_bound_ms,
         idle_block_ms: c.idle_block_ms,
     }
 }

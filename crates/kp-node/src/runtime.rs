@@ -159,6 +159,7 @@ pub async fn run(
         now(),
         config.joining,
     )?;
+    core.set_clock_warning_ms(config.consensus.clock_warning_ms);
     let head = core.store().head();
     tracing::info!(
         chain = %genesis.chain_id.as_str(),

@@ -212,6 +212,9 @@ pub struct Review {
     pub(crate) participants: BTreeMap<ParticipantId, ParticipantRec>,
     ignored_total: u64,
     ignored: Vec<IgnoredEvent>,
+    /// The time of the last block seen ([`Review::note_block`]), the genesis time before any:
+    /// the consensus time the reports judge "due" and "overdue" by.
+    head_time: kp_domain::Timestamp,
 }
 
 impl Review {
@@ -237,7 +240,19 @@ impl Review {
             participants,
             ignored_total: 0,
             ignored: Vec::new(),
+            head_time: genesis.genesis_time,
         }
+    }
+
+    /// Notes a committed block's time (every block, with events or not), so that what is due is
+    /// judged as of the ledger's consensus time, the same on any machine, whatever its clock.
+    pub fn note_block(&mut self, time: kp_domain::Timestamp) {
+        self.head_time = self.head_time.max(time);
+    }
+
+    /// The date the reports judge by: that of the last block's consensus time.
+    pub fn as_of(&self) -> kp_domain::Date {
+        self.head_time.date()
     }
 
     /// Takes the next committed event. Events must come in commit order; they were admitted

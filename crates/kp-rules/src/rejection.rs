@@ -89,6 +89,12 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// Whether the event is refused only because it is dated after the block's time (which
+    /// trails the clocks after a halt, and at block 1): a later block may take it.
+    pub fn is_early(&self) -> bool {
+        matches!(self, Rejection::InFuture { .. } | Rejection::IssueDateInFuture { .. })
+    }
+
     /// A stable, machine-readable code for clients.
     pub fn code(&self) -> &'static str {
         match self {

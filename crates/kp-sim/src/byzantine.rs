@@ -15,8 +15,14 @@ pub(crate) type Sends = Vec<(Option<usize>, Vec<u8>)>;
 pub(crate) fn rewrite(sim: &mut Sim, i: usize, b: Behaviour, to: Option<usize>, message: Message) -> Sends {
     let honest = vec![(to, encode_message(&message))];
     match (b, message) {
-        // Its own vote travels inside the certificates it would assemble as leader: those too.
+        // Its own vote travels inside the certificates it would assemble as leader, and inside
+        // the lock and precommit its NewRound reports: those too.
         (Behaviour::Withhold, Message::Vote(_) | Message::Certificate(_)) => vec![],
+        (Behaviour::Withhold, Message::NewRound(mut n)) => {
+            n.lock = None;
+            n.precommit = None;
+            vec![(to, encode_message(&Message::NewRound(n)))]
+        }
         (Behaviour::DoubleVote, Message::Vote(v)) => {
             let mut other = v.body;
             other.block_hash = Hash32(sim.rng.random());
@@ -71,7 +77,7 @@ pub(crate) fn rewrite(sim: &mut Sim, i: usize, b: Behaviour, to: Option<usize>, 
         (Behaviour::Equivocate, Message::Proposal(p)) if p.justify.is_none() => {
             // A second, valid block for the same (height, round): the same events a millisecond
             // later. Half the nodes get one, half the other, and a few get both.
-            let Some(second) = alternative_proposal(sim, i, &p, 1, None) else { return honest };
+            let Some(second) = alternative_proposal(sim, i, &p, None) else { return honest };
             let first = encode_message(&Message::Proposal(p));
             let second = encode_message(&Message::Proposal(Box::new(second)));
             let mut out = vec![];
@@ -98,10 +104,30 @@ pub(crate) fn rewrite(sim: &mut Sim, i: usize, b: Behaviour, to: Option<usize>, 
             };
             let at = sim.rng.random_range(0..=events.len());
             events.insert(at, extra);
-            match alternative_proposal(sim, i, &p, 0, Some(events)) {
+            match alternative_proposal(sim, i, &p, Some(events)) {
                 Some(bad) => vec![(to, encode_message(&Message::Proposal(Box::new(bad))))],
                 None => honest,
             }
+        }
+        (Behaviour::WithholdAt(w), m) => {
+            use crate::WithholdPoint as W;
+            let kept = match (w, m) {
+                (W::Proposal, Message::Proposal(_)) | (W::NewRound, Message::NewRound(_)) => None,
+                (W::Prevote, Message::Vote(v)) if v.body.kind == VoteKind::Prevote => None,
+                (W::Precommit, Message::Vote(v)) if v.body.kind == VoteKind::Precommit => None,
+                (W::PrevoteCertificate, Message::Certificate(c)) if c.body.kind == VoteKind::Prevote => None,
+                (W::Precommit | W::CommitCertificate, Message::Certificate(c))
+                    if c.body.kind == VoteKind::Precommit =>
+                {
+                    None
+                }
+                (W::Precommit, Message::NewRound(mut n)) => {
+                    n.precommit = None;
+                    Some(Message::NewRound(n))
+                }
+                (_, m) => Some(m),
+            };
+            kept.map(|m| vec![(to, encode_message(&m))]).unwrap_or_default()
         }
         (Behaviour::HideCommit, Message::Certificate(c)) if c.body.kind == VoteKind::Precommit => {
             sim.hidden.insert(i, *c);
@@ -151,26 +177,25 @@ pub(crate) fn observe(sim: &mut Sim, i: usize, message: &Message) -> Sends {
 }
 
 fn sign_vote(sim: &Sim, i: usize, body: VoteBody) -> Vote {
-    let signature = sim.key(i).sign(Tag::Vote, &sim.net.genesis.chain_id, &body.signing_bytes());
-    Vote { body, voter: sim.nodes[i].id, signature }
+    let time = sim.clock(i);
+    let signature = sim.key(i).sign(Tag::Vote, &sim.net.genesis.chain_id, &body.signing_bytes(time));
+    Vote { body, voter: sim.nodes[i].id, time, signature }
 }
 
-/// Another signed proposal for the same (height, round): the block's time moved by `shift_ms`
-/// (re-executed for a correct state root), or with `events` in place of the block's (the state
-/// root left as it was: such a block is invalid).
-fn alternative_proposal(
-    sim: &mut Sim,
-    i: usize,
-    p: &Proposal,
-    shift_ms: u64,
-    events: Option<Vec<Vec<u8>>>,
-) -> Option<Proposal> {
+/// Another signed proposal for the same (height, round): the block without its last event
+/// (re-executed for a correct state root: a valid block too), or with `events` in place of the
+/// block's (the state root left as it was: such a block is invalid). An empty block has no valid
+/// alternative (its time is the consensus time): it is given another time, which makes it invalid.
+fn alternative_proposal(sim: &mut Sim, i: usize, p: &Proposal, events: Option<Vec<Vec<u8>>>) -> Option<Proposal> {
     let old = p.block.header();
-    let time = Timestamp(old.time.0 + shift_ms);
+    let mut time = old.time;
     let (events, state_root, voters) = match events {
         Some(events) => (events, old.state_root, old.voters_hash),
         None => {
-            let events = p.block.events().to_vec();
+            let mut events = p.block.events().to_vec();
+            if events.pop().is_none() {
+                time = Timestamp(time.0 + 1);
+            }
             let x = sim.nodes[i].core.as_mut()?.execute_on_committed(time, &events).ok()?;
             (events, x.state_root, voters_hash(&x.required))
         }
@@ -183,7 +208,7 @@ fn alternative_proposal(
         voters_hash: voters,
         ..old.clone()
     };
-    let block = Block::new(header, events).ok()?;
+    let block = Block::new(header, events, p.block.last_commit().cloned()).ok()?;
     let bytes = proposal_signing_bytes(p.height, p.round, &block.hash(), None);
     let signature = sim.key(i).sign(Tag::Proposal, &sim.net.genesis.chain_id, &bytes);
     Some(Proposal { block, signature, justify: None, ..p.clone() })
@@ -198,24 +223,37 @@ pub(crate) fn flood(sim: &mut Sim, i: usize) -> Sends {
     let round = core.round().saturating_add(sim.rng.random_range(1..=kp_consensus::engine::MAX_ROUNDS_AHEAD));
     let voters = core.voters().to_vec();
     let head = core.store().head();
+    let last_commit = core.store().block(head.height).ok().flatten().map(|b| b.certificate);
     let lock = sim.rng.random_bool(0.5).then(|| {
+        let last_commit_hash = match &last_commit {
+            Some(c) => kp_consensus::block::certificate_hash(&kp_consensus::wire::encode_certificate(c)),
+            None => Hash32::default(),
+        };
         let header = BlockHeader {
             chain_id: sim.net.genesis.chain_id.clone(),
             height,
             round: 0,
             prev_hash: head.hash,
+            last_commit_hash,
             proposer: sim.nodes[i].id,
-            time: Timestamp(head.time.0 + 1),
+            time: kp_consensus::block::consensus_time(last_commit.as_ref(), head.time),
             events_root: events_root(&[]),
             event_count: 0,
             state_root: Hash32(sim.rng.random()),
             voters_hash: voters_hash(&voters),
         };
-        let block = Block::new(header, vec![]).ok()?;
+        let block = Block::new(header, vec![], last_commit.clone()).ok()?;
         let body = VoteBody { kind: VoteKind::Prevote, height, round: round - 1, block_hash: block.hash() };
-        let signatures = voters.iter().map(|(id, _)| (*id, kp_crypto::Signature(sim.rng.random()))).collect();
-        Some(Box::new((block, Certificate { body, signatures })))
+        let signatures = voters
+            .iter()
+            .map(|(id, _)| kp_consensus::block::VoteSignature {
+                voter: *id,
+                time: head.time,
+                signature: kp_crypto::Signature(sim.rng.random()),
+            })
+            .collect();
+        Some(Box::new((block, Certificate { body, signatures, withheld: None })))
     });
-    let message = Message::NewRound(NewRound { height, round, lock: lock.flatten(), missing: vec![] });
+    let message = Message::NewRound(NewRound { height, round, lock: lock.flatten(), precommit: None, missing: vec![] });
     vec![(None, encode_message(&message))]
 }

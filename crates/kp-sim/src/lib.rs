@@ -21,7 +21,7 @@ pub mod scenario;
 /// A simulated node's disk: kept across the node's crashes (every write the store makes is
 /// synced), with injected write failures.
 pub type SimBackend = kp_store::FaultyMemBackend;
-pub use scenario::{Behaviour, Crash, NetworkFaults, Partition, Scenario};
+pub use scenario::{Behaviour, Crash, NetworkFaults, Partition, Scenario, WithholdPoint};
 
 use kp_consensus::wire;
 use kp_consensus::{Config, Evidence, Message, apply_committed};
@@ -30,6 +30,7 @@ use kp_crypto::SecretKey;
 use kp_domain::{EventId, EventPayload, GovernanceAction, Hash32, ParticipantId, Role, Timestamp};
 use kp_testkit::{TestNet, act, at, certificate, receipt, seal};
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 use std::cmp::Reverse;
@@ -51,12 +52,7 @@ const MAX_STEPS: u64 = 40_000_000;
 
 /// The engine configuration of simulated nodes.
 pub fn engine_config() -> Config {
-    Config {
-        round_timeout_base_ms: 1_000,
-        round_timeout_cap_ms: 30_000,
-        block_time_bound_ms: 60_000,
-        idle_block_ms: 2_000,
-    }
+    Config { round_timeout_base_ms: 1_000, round_timeout_cap_ms: 30_000, idle_block_ms: 2_000 }
 }
 
 /// Two-letter participant codes for `n` simulated participants (AA, AB, …).
@@ -170,6 +166,10 @@ struct Node {
     id: ParticipantId,
     key_seed: [u8; 32],
     skew_ms: i64,
+    /// A clock that drifts: this many ms per hour of virtual time, from the start.
+    drift_ms_per_hour: i64,
+    /// A clock that jumps: by this many ms at this virtual time (from the start).
+    jump: Option<(u64, i64)>,
     /// The node's disk: kept across crashes.
     disk: SimBackend,
     /// The running node's core (`None` while it is down).
@@ -239,6 +239,9 @@ pub struct Stats {
     /// Wall-clock time spent in the nodes' cores, all nodes.
     pub cpu: Duration,
     pub steps: u64,
+    /// In the withholding scenario: virtual ms from the suspension act being submitted, with
+    /// every approval, until every node had it committed.
+    pub suspension_ms: u64,
 }
 
 /// The outcome of one run: what was committed and which checks failed.
@@ -298,6 +301,8 @@ pub struct Sim {
     digest: Sha256,
     /// Print every effect (KP_SIM_TRACE set).
     trace: bool,
+    /// Each height's first commit by any node: (virtual time, block time).
+    first_commit: BTreeMap<u64, (u64, Timestamp)>,
     pub stats: Stats,
     violations: Vec<String>,
 }
@@ -318,6 +323,8 @@ impl Sim {
                 id: p.id,
                 key_seed: net.keys[&p.id].node.to_seed(),
                 skew_ms: if skew > 0 { rng.random_range(-skew..=skew) } else { 0 },
+                drift_ms_per_hour: 0,
+                jump: None,
                 disk: SimBackend::default(),
                 core: None,
                 wake_generation: 0,
@@ -350,6 +357,7 @@ impl Sim {
             exits_expected: BTreeSet::new(),
             digest: Sha256::new(),
             trace: std::env::var_os("KP_SIM_TRACE").is_some(),
+            first_commit: BTreeMap::new(),
             stats: Stats::default(),
             violations: vec![],
         };
@@ -373,9 +381,18 @@ impl Sim {
         self.schedule(delay, event);
     }
 
-    /// Node `i`'s wall clock (skewed).
+    /// Node `i`'s wall clock (skewed, drifting, jumping as its scenario says).
     fn clock(&self, i: usize) -> Timestamp {
-        Timestamp(self.now.saturating_add_signed(self.nodes[i].skew_ms))
+        Timestamp(self.now.saturating_add_signed(self.skew(i)))
+    }
+
+    /// How far node `i`'s clock is off now.
+    fn skew(&self, i: usize) -> i64 {
+        let n = &self.nodes[i];
+        let elapsed = i64::try_from(self.now - self.start).unwrap_or(i64::MAX);
+        let drift = n.drift_ms_per_hour.saturating_mul(elapsed) / 3_600_000;
+        let jump = n.jump.filter(|(at, _)| self.now - self.start >= *at).map_or(0, |(_, by)| by);
+        n.skew_ms + drift + jump
     }
 
     fn key(&self, i: usize) -> SecretKey {
@@ -494,7 +511,7 @@ impl Sim {
     /// What the runtime's loop does between events: note who holds up the round, and sleep
     /// until the core's next deadline.
     fn after_step(&mut self, i: usize) {
-        let skew = self.nodes[i].skew_ms;
+        let skew = self.skew(i);
         let node = &mut self.nodes[i];
         let Some(core) = node.core.as_ref() else { return };
         node.missing_seen.extend(core.missing().iter().copied());
@@ -565,6 +582,7 @@ impl Sim {
                 self.digest.update(height.to_be_bytes());
                 self.digest.update(hash.0);
                 self.nodes[i].commits.push((height, hash));
+                self.first_commit.entry(height).or_insert((self.now, header.time));
             }
             other => {
                 let id = self.nodes[i].id;
@@ -589,7 +607,9 @@ impl Sim {
     }
 
     fn on_sync_request(&mut self, i: usize, from: usize, height: u64) {
-        if height > self.nodes[i].height() {
+        // A withholding node serves no catch-up either: its blocks would carry what it withholds
+        // (a commit certificate with its precommit, gathered from the others' reports).
+        if height > self.nodes[i].height() || matches!(self.behaviour(i), Some(Behaviour::WithholdAt(_))) {
             return;
         }
         if let Some(bytes) = self.with_core(i, |c, _| Ok((c.serve_blocks(height)?, Vec::new()))) {
@@ -1235,9 +1255,11 @@ pub fn run_governance(seed: u64, nodes: usize) -> Report {
     let honest = (x + 1) % nodes;
     let signed_without_x = sim.nodes[honest].core.as_ref().is_some_and(|c| {
         (1..=c.height()).any(|h| {
-            c.store().block(h).ok().flatten().is_some_and(|b| {
-                b.block.events().len() == 1 && !b.certificate.signatures.iter().any(|(id, _)| *id == xid)
-            })
+            c.store()
+                .block(h)
+                .ok()
+                .flatten()
+                .is_some_and(|b| b.block.events().len() == 1 && !b.certificate.signed_by(xid))
         })
     });
     if !signed_without_x {
@@ -1277,7 +1299,7 @@ pub fn run_governance(seed: u64, nodes: usize) -> Report {
                             .block(c.height())
                             .ok()
                             .flatten()
-                            .is_some_and(|b| b.certificate.signatures.iter().any(|(id, _)| *id == xid))
+                            .is_some_and(|b| b.certificate.signatures.iter().any(|s| s.voter == xid))
                 })
             })
     };
@@ -1408,6 +1430,209 @@ pub fn run_disk_failure(seed: u64, nodes: usize) -> Report {
     sim.report("disk-failure")
 }
 
+/// The longest the withholding scenario allows from a suspension act being submitted, with
+/// every approval, until every node has it committed: the bound of docs/consensus.md
+/// ("Withheld precommit") at the simulator's timers — the height under way ends by the round
+/// after the one that certified its block (at most two rounds at the 30 s cap), and the act
+/// commits at the next height, in its first round or, if the withholding voter leads that
+/// round, in its second (2 s + 3 s) — with room for the simulated network.
+pub const WITHHOLD_BOUND_MS: u64 = 90_000;
+
+/// The withholding scenario's kinds, `withhold-<point>` and `withhold-<point>-pending`.
+pub const WITHHOLD_KINDS: [&str; 12] = [
+    "withhold-proposal",
+    "withhold-prevote",
+    "withhold-prevote-certificate",
+    "withhold-precommit",
+    "withhold-commit-certificate",
+    "withhold-new-round",
+    "withhold-proposal-pending",
+    "withhold-prevote-pending",
+    "withhold-prevote-certificate-pending",
+    "withhold-precommit-pending",
+    "withhold-commit-certificate-pending",
+    "withhold-new-round-pending",
+];
+
+/// A participant X withholds one step for good (`point`: its proposals, prevotes, prevote
+/// certificates as leader, precommits, commit certificates as leader, or NewRound reports) under
+/// trade, and the others suspend it. With `pending`, the act suspending X is pending (every
+/// other participant's approval gathered and the act submitted) when X starts withholding;
+/// otherwise X withholds first, the chain slows or stops, and the act follows 20 s later. In
+/// every case: agreement, no honest node fails, the act commits within [`WITHHOLD_BOUND_MS`] of
+/// its submission on every other node, and the chain resumes without X.
+pub fn run_withhold(seed: u64, nodes: usize, point: WithholdPoint, pending: bool) -> Report {
+    let mut sc = Scenario::calm(seed, nodes);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x7769_7468_6864);
+    let x = rng.random_range(0..nodes);
+    sc.byzantine = vec![(x, Behaviour::WithholdAt(point))];
+    sc.net.loss_permille = 5;
+    let mut sim = Sim::new(sc);
+    sim.faults_on = false;
+    let codes = participant_codes(nodes);
+    let xid = sim.nodes[x].id;
+    let xcode = xid.to_string();
+    let others: Vec<String> = codes.iter().filter(|c| **c != xcode).cloned().collect();
+    let kind = WITHHOLD_KINDS
+        .into_iter()
+        .find(|k| *k == format!("withhold-{}{}", point.name(), if pending { "-pending" } else { "" }))
+        .unwrap_or("withhold");
+    // Trade between the others before and during (with X it would be refused once X is
+    // suspended, rightly).
+    let batches = sim.workload(sim.scenario.certificates, &others, "W");
+    sim.submit_workload(batches, &others, sim.now - sim.start, 1_500);
+    sim.run_until(sim.now + rng.random_range(3_000..=8_000), &|_| false);
+    let proposer = others[0].clone();
+    let suspend = act("KP/2026/SUSPEND-W", GovernanceAction::Suspend { participant: xid });
+    if !pending {
+        sim.byzantine_forced.insert(x);
+        sim.run_until(sim.now + 20_000, &|_| false);
+    }
+    if !govern(&mut sim, &proposer, &others, &suspend, 240_000) {
+        return sim.report(kind);
+    }
+    sim.byzantine_forced.insert(x);
+    let submitted = sim.now;
+    // Committed on every other node (X, withholding its reports, may not follow).
+    let suspended = move |s: &Sim| {
+        (0..s.nodes.len())
+            .filter(|i| *i != x)
+            .all(|i| s.nodes[i].core.as_ref().is_some_and(|c| !c.voters().iter().any(|(id, _)| *id == xid)))
+    };
+    if !sim.run_until(sim.now + WITHHOLD_BOUND_MS, &suspended) {
+        let state: Vec<String> = sim.nodes.iter().map(Node::describe).collect();
+        sim.violation(format!(
+            "withhold: {xid} (withholding its {}) was not suspended within {WITHHOLD_BOUND_MS} ms: {}",
+            point.name(),
+            state.join("; ")
+        ));
+        return sim.report(kind);
+    }
+    sim.stats.suspension_ms = sim.now - submitted;
+    // The others go on without X (which, still withholding, need not follow: a node that never
+    // speaks is never told it is behind).
+    let lowest_other = move |s: &Sim| (0..s.nodes.len()).filter(|i| *i != x).map(|i| s.nodes[i].height()).min();
+    let before = lowest_other(&sim).unwrap_or(0);
+    let batches = sim.workload(3, &others, "V");
+    sim.submit_workload(batches, &others, sim.now - sim.start, 0);
+    let resumed = move |s: &Sim| {
+        lowest_other(s).is_some_and(|h| h >= before + 2)
+            && (0..s.nodes.len()).filter(|i| *i != x).all(|i| s.nodes[i].up() && s.nodes[i].pool() == 0)
+    };
+    if !sim.run_until(sim.now + 240_000, &resumed) {
+        sim.violation(format!("withhold: the chain did not continue without {xid} ({:?})", sim.heights()));
+    }
+    sim.report(kind)
+}
+
+/// How long a clock scenario runs (virtual time).
+pub const CLOCK_RUN_MS: u64 = 20 * 60_000;
+
+/// The clock faults of [`run_clock`].
+pub const CLOCK_CASES: [&str; 5] = ["none", "minute", "hour", "drift", "jump"];
+
+/// One participant's clock is wrong — a minute or an hour ahead or behind (`minute`, `hour`), a
+/// third of the nodes drift apart by ten minutes an hour (`drift`), or the next proposer's clock
+/// jumps by an hour mid-run (`jump`) — or no clock is (`none`, the baseline) — for twenty
+/// minutes of virtual time under trade. Consensus time
+/// comes from the voters' signed clock readings, so the network must keep committing at the
+/// pace of a network without the fault, every block time must lie where the design puts it (no
+/// earlier than the first commit of the block two before it, no later than the first commit of
+/// its parent, give or take the correct clocks' skew), and every node must measure its own offset
+/// (what its operator is told) to within a second.
+pub fn run_clock(seed: u64, nodes: usize, case: &str) -> Report {
+    let mut sc = Scenario::calm(seed, nodes);
+    sc.faults_end_ms = CLOCK_RUN_MS;
+    let correct_skew = i64::try_from(sc.clock_skew_ms).unwrap_or(0);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x636c_6f63_6b00);
+    let sign = if rng.random_bool(0.5) { 1 } else { -1 };
+    let mut sim = Sim::new(sc);
+    let mut order: Vec<usize> = (0..nodes).collect();
+    order.shuffle(&mut rng);
+    let faulty: Vec<usize> = match case {
+        "none" => vec![],
+        "minute" | "hour" => {
+            let by = if case == "minute" { 60_000 } else { 3_600_000 };
+            sim.nodes[order[0]].skew_ms = sign * by;
+            vec![order[0]]
+        }
+        "drift" => {
+            let third = (nodes / 3).max(1);
+            for (k, &i) in order.iter().take(third).enumerate() {
+                sim.nodes[i].drift_ms_per_hour = if k % 2 == 0 { sign * 600_000 } else { -sign * 600_000 };
+            }
+            order[..third].to_vec()
+        }
+        "jump" => {
+            // The leader of the next height's first round.
+            let i = sim.nodes[0].core.as_ref().map_or(0, |c| {
+                let voters = c.voters();
+                kp_consensus::leader_of(voters, c.height() + 1, 0)
+                    .and_then(|id| sim.index.get(&id).copied())
+                    .unwrap_or(0)
+            });
+            sim.nodes[i].jump = Some((rng.random_range(5_000..=30_000), sign * 3_600_000));
+            vec![i]
+        }
+        other => {
+            sim.violation(format!("clock: no case {other:?} (one of {CLOCK_CASES:?})"));
+            return sim.report("clock");
+        }
+    };
+    let codes = participant_codes(nodes);
+    let batches = sim.workload(sim.scenario.certificates, &codes, "K");
+    sim.submit_workload(batches, &codes, 0, 120_000);
+    sim.schedule_at(sim.scenario.faults_end_ms, Event::FaultsEnd);
+    sim.run_until(sim.start + sim.scenario.faults_end_ms, &|_| false);
+    // Block times: increasing, and where the design puts them.
+    let tolerance = u64::try_from(correct_skew).unwrap_or(0) + 50;
+    let mut previous: Option<(u64, u64, Timestamp)> = None;
+    let mut two_before = sim.start;
+    let commits: Vec<(u64, (u64, Timestamp))> = sim.first_commit.iter().map(|(h, c)| (*h, *c)).collect();
+    for (h, (committed_at, time)) in commits {
+        if let Some((ph, parent_at, parent_time)) = previous {
+            if time <= parent_time {
+                sim.violation(format!("clock: block {h}'s time {time} is not after block {ph}'s {parent_time}"));
+            }
+            let (low, high) = (two_before.saturating_sub(tolerance), parent_at + tolerance);
+            if ph + 1 == h && !(low..=high).contains(&time.0) {
+                sim.violation(format!(
+                    "clock: block {h}'s time {time} is outside [{}, {}] (the first commits of blocks {} and {ph}, \
+                     ± {tolerance} ms)",
+                    Timestamp(low),
+                    Timestamp(high),
+                    h.saturating_sub(2)
+                ));
+            }
+            two_before = parent_at;
+        }
+        previous = Some((h, committed_at, time));
+    }
+    // Every node knows its offset, the faulty ones theirs.
+    for i in 0..nodes {
+        let skew = sim.skew(i);
+        let id = sim.nodes[i].id;
+        match sim.nodes[i].core.as_ref().and_then(Core::clock_offset) {
+            Some(o) if (o.offset_ms - skew).unsigned_abs() <= 1_000 + tolerance => {
+                let warned = o.off_since.is_some();
+                let threshold = kp_core::clock::DEFAULT_WARNING_MS;
+                let should = skew.unsigned_abs() > threshold + tolerance;
+                let may = skew.unsigned_abs() + tolerance > threshold;
+                if (should && !warned) || (warned && !(may && faulty.contains(&i))) {
+                    sim.violation(format!("clock: {id} is {skew} ms off, but its warning state is {warned}"));
+                }
+            }
+            other => sim.violation(format!("clock: {id} is {skew} ms off, but measures {other:?}")),
+        }
+    }
+    sim.expect_liveness(3, 600_000);
+    let kind = ["clock-none", "clock-minute", "clock-hour", "clock-drift", "clock-jump"]
+        .into_iter()
+        .find(|k| k.ends_with(case))
+        .unwrap_or("clock");
+    sim.report(kind)
+}
+
 /// The run of one kind of scenario (as `scripts/sim.sh --kind` names them).
 pub fn run_kind(kind: &str, seed: u64, nodes: usize) -> Option<Report> {
     Some(match kind {
@@ -1417,6 +1642,15 @@ pub fn run_kind(kind: &str, seed: u64, nodes: usize) -> Option<Report> {
         "flood" => run_flood(seed, nodes),
         "pool-flood" => run_pool_flood(seed, nodes),
         "disk-failure" => run_disk_failure(seed, nodes),
+        k if k.strip_prefix("clock-").is_some_and(|c| CLOCK_CASES.contains(&c)) => {
+            run_clock(seed, nodes, &k["clock-".len()..])
+        }
+        k if WITHHOLD_KINDS.contains(&k) => {
+            let pending = k.ends_with("-pending");
+            let name = k.trim_start_matches("withhold-").trim_end_matches("-pending");
+            let point = WithholdPoint::ALL.into_iter().find(|p| p.name() == name)?;
+            run_withhold(seed, nodes, point, pending)
+        }
         _ => return None,
     })
 }
@@ -1435,7 +1669,19 @@ pub fn run_seed(seed: u64, nodes: usize) -> Report {
 }
 
 /// The kinds [`run_kind`] knows.
-pub const KINDS: [&str; 6] = ["faults", "governance", "offline", "flood", "pool-flood", "disk-failure"];
+pub const KINDS: [&str; 11] = [
+    "faults",
+    "governance",
+    "offline",
+    "flood",
+    "pool-flood",
+    "disk-failure",
+    "clock-none",
+    "clock-minute",
+    "clock-hour",
+    "clock-drift",
+    "clock-jump",
+];
 
 /// How long the offline scenario keeps its voter away: 36 hours.
 pub const OFFLINE_MS: u64 = 36 * 3_600_000;

@@ -23,7 +23,11 @@ enum Command {
         /// The scenario: faults (a random mix drawn from the seed), governance (a withholding
         /// voter suspended, then readmitted), offline (a voter away 36 hours), flood (a voter
         /// flooding NewRounds with bad locks for an hour), pool-flood (clients beyond the pool's
-        /// cap, with reads), disk-failure (a node's pool writes failing).
+        /// cap, with reads), disk-failure (a node's pool writes failing), clock-none,
+        /// clock-minute, clock-hour, clock-drift, clock-jump (wrong clocks for twenty minutes;
+        /// `none` is the baseline), withhold-<point>[-pending] (a voter withholding its
+        /// proposal, prevote, prevote-certificate, precommit, commit-certificate or new-round
+        /// for good, and suspended; with -pending, its suspension was pending first).
         #[arg(long, default_value = "faults")]
         kind: String,
         /// The same as `--kind governance`.
@@ -93,7 +97,11 @@ fn main() -> Result<()> {
                 println!("{:#?}", Scenario::random(seed, nodes));
             }
             let Some(r) = run_kind(&kind, seed, nodes) else {
-                bail!("--kind must be one of {}, got {kind:?}", KINDS.join(", "));
+                bail!(
+                    "--kind must be one of {}, {}, got {kind:?}",
+                    KINDS.join(", "),
+                    kp_sim::WITHHOLD_KINDS.join(", ")
+                );
             };
             print_report(&r);
             if !r.ok() {

@@ -14,7 +14,8 @@ pub enum Behaviour {
     DoubleVote,
     /// Corrupts the signature of half its proposals and votes.
     BadSignatures,
-    /// Never votes (and, as leader, never hands out the certificates its vote would be in).
+    /// Never votes (and never hands out what its vote would be in: the certificates it gathers
+    /// as leader, the lock and precommit of its NewRound reports).
     Withhold,
     /// Sends random and mangled bytes beside its messages.
     Garbage,
@@ -28,6 +29,49 @@ pub enum Behaviour {
     /// Every 200 ms sends every node a `NewRound` of the height for a round far ahead, half of
     /// them reporting a lock whose certificate does not verify (run by the flood scenario).
     FloodNewRound,
+    /// Takes part in everything but one step, which it withholds for good (run by the
+    /// withholding scenario).
+    WithholdAt(WithholdPoint),
+}
+
+/// The step a withholding voter never takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WithholdPoint {
+    /// As leader, it never proposes.
+    Proposal,
+    /// It never sends a prevote.
+    Prevote,
+    /// As leader, it keeps the prevote certificates it gathers to itself (only it locks).
+    PrevoteCertificate,
+    /// It never sends a precommit — not to the leader, not in its NewRound reports, not inside a
+    /// commit certificate it gathers as leader — after its prevote made the others lock.
+    Precommit,
+    /// As leader, it keeps the commit certificates it gathers to itself.
+    CommitCertificate,
+    /// It never sends a NewRound report.
+    NewRound,
+}
+
+impl WithholdPoint {
+    pub const ALL: [WithholdPoint; 6] = [
+        WithholdPoint::Proposal,
+        WithholdPoint::Prevote,
+        WithholdPoint::PrevoteCertificate,
+        WithholdPoint::Precommit,
+        WithholdPoint::CommitCertificate,
+        WithholdPoint::NewRound,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            WithholdPoint::Proposal => "proposal",
+            WithholdPoint::Prevote => "prevote",
+            WithholdPoint::PrevoteCertificate => "prevote-certificate",
+            WithholdPoint::Precommit => "precommit",
+            WithholdPoint::CommitCertificate => "commit-certificate",
+            WithholdPoint::NewRound => "new-round",
+        }
+    }
 }
 
 impl Behaviour {

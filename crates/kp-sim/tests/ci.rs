@@ -8,7 +8,7 @@
 
 #![allow(clippy::panic)]
 
-use kp_sim::{OFFLINE_MS, Report, run_flood, run_offline, run_seed};
+use kp_sim::{CLOCK_CASES, OFFLINE_MS, Report, WITHHOLD_KINDS, run_clock, run_flood, run_kind, run_offline, run_seed};
 use std::ops::Range;
 use std::time::Instant;
 
@@ -16,7 +16,7 @@ fn run_set(nodes: usize, seeds: Range<u64>) {
     run_reports(nodes, seeds, |seed| run_seed(seed, nodes));
 }
 
-fn run_reports(nodes: usize, seeds: Range<u64>, run: impl Fn(u64) -> Report) {
+fn run_reports(nodes: usize, seeds: Range<u64>, mut run: impl FnMut(u64) -> Report) {
     let began = Instant::now();
     let count = seeds.end - seeds.start;
     let seeds_shown = format!("{}..{}", seeds.start, seeds.end);
@@ -80,6 +80,60 @@ fn sim_a_voter_away_36_hours() {
 fn sim_a_voter_flooding_new_rounds_for_an_hour() {
     run_reports(4, 5_000..5_002, |seed| run_flood(seed, 4));
     run_reports(7, 5_100..5_101, |seed| run_flood(seed, 7));
+}
+
+/// Wrong clocks (one a minute or an hour off, a third drifting apart, a proposer's clock
+/// jumping an hour) for twenty minutes of virtual time: agreement, liveness, block times where
+/// the design puts them, each node's offset measured; and the network commits at the pace of
+/// the same seed without the fault (at least 90% of its blocks).
+#[test]
+fn sim_wrong_clocks() {
+    for (nodes, seeds) in [(4, 6_000..6_002), (7, 6_100..6_101)] {
+        for seed in seeds {
+            let baseline = run_clock(seed, nodes, "none");
+            for case in CLOCK_CASES {
+                let r = if case == "none" { baseline.clone() } else { run_clock(seed, nodes, case) };
+                println!(
+                    "kp-sim clock-{case} seed {seed}, {nodes} nodes: {} blocks ({} without the fault){}",
+                    r.heights.0,
+                    baseline.heights.0,
+                    if r.ok() { "" } else { ", FAILED" }
+                );
+                assert!(r.ok(), "seed {seed} clock-{case}: {}\n  rerun: {}", r.violations.join("\n  "), r.rerun());
+                assert!(
+                    r.heights.0 * 10 >= baseline.heights.0 * 9,
+                    "seed {seed} clock-{case}: {} blocks against {} without the fault\n  rerun: {}",
+                    r.heights.0,
+                    baseline.heights.0,
+                    r.rerun()
+                );
+            }
+        }
+    }
+}
+
+/// A participant withholding, for good, each step in turn (its proposals, prevotes, prevote
+/// certificates, precommits, commit certificates, NewRound reports), at a height where its
+/// suspension is pending and at one where it is not: agreement, no honest node fails, the act
+/// suspending it commits within the bound (`WITHHOLD_BOUND_MS`), the chain goes on without it.
+#[test]
+fn sim_a_voter_withholding_each_step() {
+    let mut longest = (0, "");
+    for (nodes, seeds) in [(4, 7_000..7_002), (7, 7_100..7_101)] {
+        for kind in WITHHOLD_KINDS {
+            run_reports(nodes, seeds.clone(), |seed| {
+                let r = run_kind(kind, seed, nodes).unwrap_or_else(|| panic!("no kind {kind}"));
+                if r.stats.suspension_ms > longest.0 {
+                    longest = (r.stats.suspension_ms, kind);
+                }
+                r
+            });
+        }
+    }
+    println!(
+        "kp-sim withholding: the longest from the act's submission to its commit: {} ms ({})",
+        longest.0, longest.1
+    );
 }
 
 #[test]

@@ -1,11 +1,11 @@
-//! Key and value encodings of every column family (store format version 3). Integers are
+//! Key and value encodings of every column family (store format version 4). Integers are
 //! big-endian so that byte order is numeric order; variable-length parts that are followed by
 //! more key are length-prefixed so that one prefix never matches another.
 
 use kp_domain::{CertificateNumber, Hash32, ParticipantId, PublicKey, Timestamp};
 
 /// The store format this build writes and reads.
-pub const STORE_FORMAT_VERSION: u32 = 3;
+pub const STORE_FORMAT_VERSION: u32 = 4;
 
 pub const META_FORMAT: &[u8] = b"format";
 pub const META_CHAIN: &[u8] = b"chain";

@@ -28,6 +28,6 @@ pub use backend::{Backend, BackendError, Batch, Cf, Entry, FaultyMemBackend, Mem
 pub use layout::{Head, Position, STORE_FORMAT_VERSION, TradeRole};
 pub use rocks::RocksBackend;
 pub use store::{
-    CustodyEntry, MAX_EVIDENCE_PER_HEIGHT, MAX_PAGE, MAX_PENDING, MAX_RECORDS_PER_HEIGHT, RawBlock, RecordSlot,
-    Snapshot, StateReader, Store, StoreError, StoredBlock, Submitted, VerifyReport,
+    CustodyEntry, MAX_EVIDENCE_PER_HEIGHT, MAX_PAGE, MAX_PENDING, MAX_RECORDS_PER_HEIGHT, RawBlock, RawCommit,
+    RecordSlot, Snapshot, StateReader, Store, StoreError, StoredBlock, Submitted, VerifyReport,
 };

@@ -7,8 +7,7 @@ use kp_chain::LedgerApp;
 use kp_consensus::block::{Block, BlockHeader, Certificate, block_hash, voters_hash};
 use kp_consensus::{Application, Evidence, Record, apply_committed, wire};
 use kp_domain::{
-    CertificateNumber, ChainId, Event, EventId, EventKind, EventPayload, Genesis, Hash32, ParticipantId, PublicKey,
-    Timestamp,
+    CertificateNumber, ChainId, EventId, EventKind, EventPayload, Genesis, Hash32, ParticipantId, PublicKey, Timestamp,
 };
 use kp_rules::{CertificateRecord, CertificateState, Ledger};
 use std::collections::{BTreeMap, HashMap};
@@ -177,6 +176,12 @@ fn block_writes(
     let mut b = Batch::default();
     b.put(Cf::Headers, height_key(height).to_vec(), block.header_bytes().to_vec());
     b.put(Cf::Certificates, height_key(height).to_vec(), wire::encode_certificate(certificate));
+    // The parent's certificate that counts is the one its child carries (its time derives from
+    // it): the stored one is replaced by it, so that block h + 1 always finds, as certificate h,
+    // the very bytes its header binds.
+    if let Some(parent) = block.last_commit() {
+        b.put(Cf::Certificates, height_key(height - 1).to_vec(), wire::encode_certificate(parent));
+    }
     b.put(Cf::BlockHashes, block.hash().0.to_vec(), height_key(height).to_vec());
     b.put(Cf::ByTime, h.time.0.to_be_bytes().to_vec(), height_key(height).to_vec());
     let mut here = BTreeMap::new();
@@ -306,6 +311,13 @@ fn decode_compact(height: u64, key: &[u8], compact: &[u8]) -> Result<CompactCert
         return Err(bad("trailing bytes".to_owned()));
     }
     Ok(c)
+}
+
+/// A block's header and commit certificate exactly as stored ([`Store::raw_commit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawCommit {
+    pub header: Vec<u8>,
+    pub certificate: Vec<u8>,
 }
 
 /// The read side of the committed state that review queries use: over the store's own
@@ -558,16 +570,17 @@ impl<B: Backend> Store<B> {
                 ),
             ));
         }
-        if let Some(h) = &last_header {
-            store.check_block(h.height)?;
-        }
+        let last_commit = match &last_header {
+            Some(h) => Some(store.check_block(h.height)?),
+            None => None,
+        };
         store.voters = store.voters_at(head.height + 1)?;
         if store.voters != ledger.voters() {
             return Err(integrity(head.height, "the stored voter set of the next height differs from the state's"));
         }
         store.load_counters()?;
         ledger.track_changes();
-        let app = LedgerApp::restore(ledger, head.height, (head.hash, head.time));
+        let app = LedgerApp::restore(ledger, head.height, (head.hash, head.time), last_commit);
         Ok((store, app))
     }
 
@@ -701,8 +714,9 @@ impl<B: Backend> Store<B> {
 
     /// Checks one stored block in full: its events against the header, each event's signature
     /// and index entries, the custody entries, its hash and time indexes and its commit
-    /// certificate against the voter set of its height. Returns the decoded events.
-    fn check_block(&self, height: u64) -> Result<Vec<Event>, StoreError> {
+    /// certificate against the voter set of its height. Returns the certificate and the voters
+    /// it needs.
+    fn check_block(&self, height: u64) -> Result<(Certificate, Vec<(ParticipantId, PublicKey)>), StoreError> {
         let stored = self.block_checked(height)?;
         let block = &stored.block;
         let voters = self.voters_at(height)?;
@@ -728,34 +742,39 @@ impl<B: Backend> Store<B> {
         if self.backend.get(Cf::ByTime, &h.time.0.to_be_bytes())?.as_deref() != Some(&height_key(height)[..]) {
             return Err(integrity(height, "the block is missing from the time index"));
         }
-        let c = &stored.certificate;
-        if c.body.kind != kp_consensus::block::VoteKind::Precommit
-            || c.body.height != height
-            || c.body.block_hash != block.hash()
-        {
-            return Err(integrity(height, "the certificate is not a commit certificate for this block"));
-        }
         let required = kp_chain::required_voters(&voters, &events);
         if voters_hash(&required) != h.voters_hash {
             return Err(integrity(height, "voters_hash does not match the stored voter set"));
         }
-        c.verify(&self.chain_id, &required).map_err(|e| integrity(height, format!("commit certificate: {e}")))?;
-        Ok(events)
+        stored
+            .certificate
+            .verify_commit(&self.chain_id, height, &block.hash(), &required)
+            .map_err(|e| integrity(height, format!("commit certificate: {e}")))?;
+        Ok((stored.certificate, required))
     }
 
-    /// The block at `height` with its certificate, each part decoded and the events checked
-    /// against the header's root and count.
+    /// The stored commit certificate of block `height`, decoded.
+    fn certificate_at(&self, height: u64) -> Result<Certificate, StoreError> {
+        let cert = self
+            .backend
+            .get(Cf::Certificates, &height_key(height))?
+            .ok_or_else(|| integrity(height, "commit certificate is missing"))?;
+        wire::decode_certificate(&cert).map_err(|e| integrity(height, format!("certificate does not decode: {e}")))
+    }
+
+    /// The block at `height` with its certificate, each part decoded, the events checked
+    /// against the header's root and count, and the parent's stored certificate against the
+    /// one the header binds.
     fn block_checked(&self, height: u64) -> Result<StoredBlock, StoreError> {
         let header = self
             .backend
             .get(Cf::Headers, &height_key(height))?
             .ok_or_else(|| integrity(height, "header is missing"))?;
-        let cert = self
-            .backend
-            .get(Cf::Certificates, &height_key(height))?
-            .ok_or_else(|| integrity(height, "commit certificate is missing"))?;
-        let certificate = wire::decode_certificate(&cert)
-            .map_err(|e| integrity(height, format!("certificate does not decode: {e}")))?;
+        let certificate = self.certificate_at(height)?;
+        let last_commit = match height {
+            1 => None,
+            h => Some(self.certificate_at(h - 1)?),
+        };
         let mut events = Vec::new();
         let mut gap = None;
         let prefix = height_key(height);
@@ -777,7 +796,8 @@ impl<B: Backend> Store<B> {
         if let Some(i) = gap {
             return Err(integrity(height, format!("event {i} is missing")));
         }
-        let block = Block::from_parts(header, events).map_err(|e| integrity(height, format!("block: {e}")))?;
+        let block =
+            Block::from_parts(header, events, last_commit).map_err(|e| integrity(height, format!("block: {e}")))?;
         Ok(StoredBlock { block, certificate })
     }
 
@@ -1232,6 +1252,18 @@ impl<B: Backend> Store<B> {
     /// [`Store::raw_block`] and its damage located by a replay.
     pub fn open_for_audit(backend: B, genesis: &Genesis) -> Result<Store<B>, StoreError> {
         Store::unchecked(backend, genesis)
+    }
+
+    /// The header and certificate bytes of block `height` exactly as stored, unchecked; `None`
+    /// past the head.
+    pub fn raw_commit(&self, height: u64) -> Result<Option<RawCommit>, StoreError> {
+        if height == 0 || height > self.head.height {
+            return Ok(None);
+        }
+        let key = height_key(height);
+        let header = self.backend.get(Cf::Headers, &key)?.unwrap_or_default();
+        let certificate = self.backend.get(Cf::Certificates, &key)?.unwrap_or_default();
+        Ok(Some(RawCommit { header, certificate }))
     }
 
     /// Block `height` exactly as stored — header bytes, event envelopes, certificate bytes —

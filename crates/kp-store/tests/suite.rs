@@ -134,12 +134,12 @@ fn commit_reopen_and_query<E: Env>() {
     assert_eq!(store.event(&id).unwrap(), Some((Position { height: 5, index: 2 }, b5.events()[2].clone())));
     assert_eq!(store.event(&kp_domain::EventId([9; 32])).unwrap(), None);
 
-    // Custody: issue (block 1), seal (2), receipt (3), in order, with block times.
-    let first = w.certificate_number(1, 1);
-    assert!(!w.voided(1, 1));
+    // Custody: issue (block 2; block 1 is empty), seal (3), receipt (4), in order, with block times.
+    let first = w.certificate_number(2, 1);
+    assert!(!w.voided(2, 1));
     let custody = store.custody(&first).unwrap();
-    assert_eq!(custody.iter().map(|c| c.at.height).collect::<Vec<_>>(), vec![1, 2, 3]);
-    assert_eq!(custody[2].block_time, Workload::time(3));
+    assert_eq!(custody.iter().map(|c| c.at.height).collect::<Vec<_>>(), vec![2, 3, 4]);
+    assert_eq!(custody[2].block_time, Workload::time(4));
     let record = store.certificate(&first).unwrap().unwrap();
     assert_eq!(record.state, CertificateState::Received);
     assert_eq!(
@@ -257,7 +257,11 @@ fn consensus_records_survive_and_are_pruned_at_commit<E: Env>() {
     let (b, c) = &blocks[1];
     let body = VoteBody { kind: VoteKind::Prevote, height: 3, round: 1, block_hash: Hash32([5; 32]) };
     // A lock at the open height (the store does not verify what the engine hands it).
-    let lock = Certificate { body: VoteBody { block_hash: b.hash(), ..body }, signatures: c.signatures.clone() };
+    let lock = Certificate {
+        body: VoteBody { block_hash: b.hash(), ..body },
+        signatures: c.signatures.clone(),
+        withheld: None,
+    };
     let records = vec![Record::Voted(body), Record::Locked { block: b.clone(), certificate: lock }];
     store.persist_records(&records[..1]).unwrap();
     store.persist_records(&records[1..]).unwrap();
@@ -265,6 +269,7 @@ fn consensus_records_survive_and_are_pruned_at_commit<E: Env>() {
     let vote = |h: u8| Vote {
         body: VoteBody { block_hash: Hash32([h; 32]), ..body },
         voter: aa,
+        time: Timestamp(7),
         signature: Signature([1; 64]),
     };
     let evidence = Evidence::DoubleVote { first: vote(1), second: vote(2) };
@@ -498,7 +503,7 @@ fn consensus_records_stay_bounded_over_thousands_of_rounds<E: Env>() {
     let (b, c) = &blocks[1];
     for round in 0..10_000u32 {
         let body = VoteBody { kind: VoteKind::Prevote, height: 3, round, block_hash: b.hash() };
-        let lock = Certificate { body, signatures: c.signatures.clone() };
+        let lock = Certificate { body, signatures: c.signatures.clone(), withheld: None };
         let records = [
             Record::Voted(body),
             Record::Locked { block: b.clone(), certificate: lock },
@@ -549,12 +554,12 @@ fn records_in_the_earlier_layout_are_compacted_at_open<E: Env>() {
 fn a_snapshot_reads_one_head_while_blocks_commit<E: Env>() {
     let env = E::new();
     let w = Workload::new(PARTICIPANTS, 1, 30);
-    let (mut store, mut app, _) = filled(&env, &w, 2);
+    let (mut store, mut app, _) = filled(&env, &w, 3);
     let aa = ParticipantId::new("AA").unwrap();
     let list = |r: kp_store::StateReader<'_>| {
         r.certificates_of(aa, TradeRole::Exporter, Timestamp(0), Timestamp(u64::MAX), None, 1_000).unwrap()
     };
-    let first = w.certificate_number(1, 1);
+    let first = w.certificate_number(2, 1);
     let snapshot = store.snapshot().unwrap();
     assert_eq!(snapshot.head(), store.head());
     let before = list(snapshot.reader());

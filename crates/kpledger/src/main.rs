@@ -703,18 +703,20 @@ fn run(cli: Cli) -> Result<()> {
             let (from, to) = (review::parse_date("from", &from)?, review::parse_date("to", &to)?);
             anyhow::ensure!(from <= to, "--from {from} is after --to {to}");
             let model = review::load(&review::source(ledger.node, ledger.file)?)?;
-            let report = model.participant_report(participant, from, to, overdue_days, review::today());
+            // Due and overdue as of the ledger's consensus time (its last block), not this clock.
+            let report = model.participant_report(participant, from, to, overdue_days, model.as_of());
             print_review(cli.json, csv, &report, kp_review::ParticipantReport::to_csv, |r| println!("{r}"))
         }
         Command::Anomalies { ledger, from, to, late_days, tolerance_percent, csv } => {
             use kpledger::review;
-            let mut params = kp_review::AnomalyParams::new(review::today());
+            let model = review::load(&review::source(ledger.node, ledger.file)?)?;
+            // Late receipts as of the ledger's consensus time (its last block), not this clock.
+            let mut params = kp_review::AnomalyParams::new(model.as_of());
             params.from = from.map(|d| review::parse_date("from", &d)).transpose()?;
             params.to = to.map(|d| review::parse_date("to", &d)).transpose()?;
             params.late_receipt_days = late_days;
             params.balance_tolerance_percent = tolerance_percent;
             params.validate()?;
-            let model = review::load(&review::source(ledger.node, ledger.file)?)?;
             let found = model.anomalies(&params);
             print_review(
                 cli.json,
@@ -766,6 +768,25 @@ fn run(cli: Cli) -> Result<()> {
                 s.pending_events,
                 s.committed_events
             );
+            match s.clock_offset_ms {
+                None => println!("clock: not measured yet (no commit seen since the node started)"),
+                Some(ms) => {
+                    let off = ms.unsigned_abs() > s.clock_warning_ms;
+                    println!(
+                        "clock: {} consensus time{}",
+                        kpledger::node::describe_offset(ms),
+                        match (off, s.clock_off_since_ms) {
+                            (true, since) if since > 0 => format!(
+                                " — OFF by more than {} ms since {} (fix this host's time service)",
+                                s.clock_warning_ms,
+                                kp_domain::Timestamp(since)
+                            ),
+                            (true, _) => format!(" — OFF by more than {} ms", s.clock_warning_ms),
+                            (false, _) => format!(" (within {} ms)", s.clock_warning_ms),
+                        }
+                    );
+                }
+            }
             Ok(())
         }
         Command::Custody { certificate, node } => {

@@ -201,6 +201,11 @@ pub async fn each_block(
     anyhow::bail!("the node's stream ended before block {next} of {head}")
 }
 
+/// An offset as `kpledger status` prints it ("1m 0.0s ahead of").
+pub fn describe_offset(offset_ms: i64) -> String {
+    kp_node::core::clock::describe(offset_ms)
+}
+
 pub fn status(addr: &str) -> Result<pb::GetStatusResponse> {
     block_on(async {
         let mut client = connect(addr).await?;

@@ -23,6 +23,7 @@ pub enum LedgerSource {
 /// Feeds one block's events to the review.
 fn add_block(review: &mut Review, height: u64, header: &[u8], events: &[Vec<u8>]) -> Result<()> {
     let h = kp_consensus::block::BlockHeader::decode(header).with_context(|| format!("block {height}'s header"))?;
+    review.note_block(h.time);
     for (i, bytes) in events.iter().enumerate() {
         let e = kp_proto::decode_event(bytes).with_context(|| format!("event {i} of block {height}"))?;
         review.add(Committed { height, time: h.time, id: e.id(), payload: e.payload() });
@@ -71,11 +72,6 @@ pub fn parse_date(what: &str, s: &str) -> Result<Date> {
 
 pub fn parse_participant(s: &str) -> Result<ParticipantId> {
     ParticipantId::new(&s.to_ascii_uppercase()).map_err(|e| anyhow::anyhow!("{s:?} is not a participant code: {e}"))
-}
-
-/// Today's date (UTC), for what is due or expired.
-pub fn today() -> Date {
-    kp_node::now().date()
 }
 
 /// Writes `text` to `path`.

@@ -12,7 +12,7 @@
 
 use kp_chain::LedgerApp;
 use kp_consensus::Application;
-use kp_consensus::block::{Block, BlockHeader, Certificate, VoteBody, VoteKind, events_root, voters_hash};
+use kp_consensus::block::{Block, BlockHeader, Certificate, VoteBody, VoteKind, VoteSignature, events_root, voters_hash};
 use kp_consensus::wire::{self, CommittedBlock};
 use kp_consensus::{Message, NewRound, Proposal, Vote, proposal_signing_bytes};
 use kp_crypto::{SecretKey, Tag};
@@ -84,9 +84,17 @@ fn events(net: &TestNet, k: u64) -> Vec<Vec<u8>> {
 }
 const BLOCKS: u64 = 11;
 
-/// Executes `events` on `app`, builds the block, signs its commit certificate with the node key
-/// of every required voter, and commits it to `app` (as kp-store's test fixtures do).
-fn build_block(net: &TestNet, app: &mut LedgerApp, events: Vec<Vec<u8>>, time: Timestamp) -> (Block, Certificate) {
+/// Executes `events` on `app` at the consensus time of its last commit, builds the block (with
+/// that commit), signs its commit certificate with the node key of every required voter at
+/// `next_time` (the next block's time), and commits it to `app` (as kp-store's test fixtures do).
+fn build_block(
+    net: &TestNet,
+    app: &mut LedgerApp,
+    events: Vec<Vec<u8>>,
+    next_time: Timestamp,
+) -> (Block, Certificate) {
+    let last_commit = app.last_certificate().cloned();
+    let time = kp_consensus::block::consensus_time(last_commit.as_ref(), app.last_block().1);
     let x = app.execute(time, &events).expect("corpus block executes");
     let height = app.height() + 1;
     let header = BlockHeader {
@@ -94,6 +102,9 @@ fn build_block(net: &TestNet, app: &mut LedgerApp, events: Vec<Vec<u8>>, time: T
         height,
         round: 0,
         prev_hash: app.last_block().0,
+        last_commit_hash: last_commit
+            .as_ref()
+            .map_or(kp_domain::Hash32::default(), |c| kp_consensus::block::certificate_hash(&wire::encode_certificate(c))),
         proposer: x.required[usize::try_from(height).unwrap() % x.required.len()].0,
         time,
         events_root: events_root(&events),
@@ -101,8 +112,9 @@ fn build_block(net: &TestNet, app: &mut LedgerApp, events: Vec<Vec<u8>>, time: T
         state_root: x.state_root,
         voters_hash: voters_hash(&x.required),
     };
-    let block = Block::new(header, events).unwrap();
-    let certificate = sign_certificate(net, VoteKind::Precommit, &block, x.required.iter().map(|(id, _)| *id));
+    let block = Block::new(header, events, last_commit).unwrap();
+    let certificate =
+        sign_certificate(net, VoteKind::Precommit, &block, x.required.iter().map(|(id, _)| *id), next_time);
     app.commit(&block, &certificate);
     (block, certificate)
 }
@@ -112,11 +124,17 @@ fn sign_certificate(
     kind: VoteKind,
     block: &Block,
     voters: impl Iterator<Item = kp_domain::ParticipantId>,
+    time: Timestamp,
 ) -> Certificate {
     let body = VoteBody { kind, height: block.header().height, round: block.header().round, block_hash: block.hash() };
-    let signatures =
-        voters.map(|id| (id, net.keys[&id].node.sign(Tag::Vote, net.chain_id(), &body.signing_bytes()))).collect();
-    Certificate { body, signatures }
+    let signatures = voters
+        .map(|voter| VoteSignature {
+            voter,
+            time,
+            signature: net.keys[&voter].node.sign(Tag::Vote, net.chain_id(), &body.signing_bytes(time)),
+        })
+        .collect();
+    Certificate { body, signatures, withheld: None }
 }
 
 struct Corpus {
@@ -160,11 +178,16 @@ fn main() {
     let genesis = &net.genesis;
 
     // The chain, committed to an in-memory store through the consensus engine's own check.
+    // Block 1 is at the genesis time + 1 ms (it has no parent certificate): the content starts
+    // at block 2, block k + 1 carrying events(k) at time(k).
     let mut app = LedgerApp::new(genesis).unwrap();
-    let chain: Vec<(Block, Certificate)> =
-        (1..=BLOCKS).map(|k| build_block(net, &mut app, events(net, k), time(k))).collect();
+    let mut all = vec![build_block(net, &mut app, vec![], time(1))];
+    for k in 1..=BLOCKS {
+        all.push(build_block(net, &mut app, events(net, k), time(k + 1)));
+    }
+    let chain = &all[1..];
     let (mut store, mut replayed) = Store::open(MemBackend::new(), genesis).unwrap();
-    for (b, cert) in &chain {
+    for (b, cert) in &all {
         kp_consensus::apply_committed(net.chain_id(), &mut replayed, b, cert).unwrap();
         store.commit(b, cert, &mut replayed).unwrap();
     }
@@ -230,32 +253,39 @@ fn main() {
     // certificate, new-round messages with and without a lock.
     let dir = c.target("wire_message");
     let (b3, commit3) = &chain[2];
-    let prevotes = sign_certificate(net, VoteKind::Prevote, b3, commit3.signatures.iter().map(|(id, _)| *id));
+    let h3 = b3.header().height;
+    let prevotes =
+        sign_certificate(net, VoteKind::Prevote, b3, commit3.signatures.iter().map(|s| s.voter), b3.header().time);
     let proposer = b3.header().proposer;
-    let signing = proposal_signing_bytes(3, 1, &b3.hash(), Some(0));
+    let signing = proposal_signing_bytes(h3, 1, &b3.hash(), Some(0));
     let proposal = Proposal {
-        height: 3,
+        height: h3,
         round: 1,
         block: b3.clone(),
         justify: Some(prevotes.clone()),
         proposer,
         signature: net.keys[&proposer].node.sign(Tag::Proposal, net.chain_id(), &signing),
     };
-    let (voter, signature) = commit3.signatures[0];
+    let s = commit3.signatures[0];
+    let vote = Vote { body: commit3.body, voter: s.voter, time: s.time, signature: s.signature };
     let messages = [
         ("proposal", Message::Proposal(Box::new(proposal))),
-        ("vote", Message::Vote(Vote { body: commit3.body, voter, signature })),
+        ("vote", Message::Vote(vote)),
         ("certificate", Message::Certificate(Box::new(commit3.clone()))),
         (
             "new-round-locked",
             Message::NewRound(NewRound {
-                height: 3,
+                height: h3,
                 round: 2,
                 lock: Some(Box::new((b3.clone(), prevotes))),
+                precommit: Some(vote),
                 missing: vec![pid("AE")],
             }),
         ),
-        ("new-round", Message::NewRound(NewRound { height: 12, round: 1, lock: None, missing: vec![] })),
+        (
+            "new-round",
+            Message::NewRound(NewRound { height: 13, round: 1, lock: None, precommit: None, missing: vec![] }),
+        ),
     ];
     for (name, m) in &messages {
         let bytes = wire::encode_message(m);
@@ -265,16 +295,16 @@ fn main() {
     let proposal_bytes = wire::encode_message(&messages[0].1);
     damaged(&mut c, &dir, &proposal_bytes);
     let mut version = proposal_bytes.clone();
-    version[0] = 2;
+    version[0] = 1;
     c.put(&dir, "invalid-version", &version);
 
     // Catch-up batches: one block, four blocks (across the suspension), the whole chain.
     let dir = c.target("wire_blocks");
-    let committed: Vec<CommittedBlock> = chain
+    let committed: Vec<CommittedBlock> = all
         .iter()
         .map(|(block, certificate)| CommittedBlock { block: block.clone(), certificate: certificate.clone() })
         .collect();
-    for (name, range) in [("one", 0..1), ("four", 2..6), ("all", 0..chain.len())] {
+    for (name, range) in [("one", 0..1), ("four", 2..6), ("all", 0..all.len())] {
         c.put(&dir, &format!("valid-{name}"), &wire::encode_blocks(&committed[range]));
     }
     let four = wire::encode_blocks(&committed[2..6]);
@@ -285,7 +315,8 @@ fn main() {
             net,
             VoteKind::Prevote,
             &chain[0].0,
-            chain[0].1.signatures.iter().map(|(id, _)| *id),
+            chain[0].1.signatures.iter().map(|s| s.voter),
+            chain[0].0.header().time,
         ),
     };
     c.put(&dir, "invalid-prevote-certificate", &wire::encode_blocks(&[wrong]));
@@ -299,19 +330,19 @@ fn main() {
         }
         w.finish().unwrap()
     };
-    let full = export(&chain);
+    let full = export(&all);
     c.put(&dir, "valid-all", &full);
-    c.put(&dir, "valid-two", &export(&chain[..2]));
+    c.put(&dir, "valid-two", &export(&all[..2]));
     c.put(&dir, "valid-none", &export(&[]));
-    damaged(&mut c, &dir, &export(&chain[..2]));
-    let mut no_end = export(&chain[..2]);
+    damaged(&mut c, &dir, &export(&all[..2]));
+    let mut no_end = export(&all[..2]);
     no_end.truncate(no_end.len() - 3);
     c.put(&dir, "invalid-no-end", &no_end);
-    let mut trailing = export(&chain[..1]);
+    let mut trailing = export(&all[..1]);
     trailing.push(0);
     c.put(&dir, "invalid-trailing", &trailing);
     // The header's length prefix one byte longer than its shortest form (0x80 | low, ..., 0x00).
-    let one = export(&chain[..1]);
+    let one = export(&all[..1]);
     let len = prost::decode_length_delimiter(one.as_slice()).unwrap();
     let short = prost::length_delimiter_len(len);
     let mut longer = one[..short].to_vec();
@@ -350,7 +381,7 @@ fn main() {
         "# Node configuration written by `kpledger testnet init`.\n{base}\
          bootstrap = [\"/ip4/127.0.0.1/tcp/27003/p2p/{peer}\", \"/ip6/::1/tcp/27006/p2p/{peer}\"]\n\
          joining = false\nworker_threads = 4\n\n[consensus]\nround_timeout_base_ms = 1000\n\
-         round_timeout_cap_ms = 20000\nblock_time_bound_ms = 10000\nidle_block_ms = 3000\nmax_block_events = 2000\n"
+         round_timeout_cap_ms = 20000\nclock_warning_ms = 2000\nidle_block_ms = 3000\nmax_block_events = 2000\n"
     );
     let configs = [
         ("valid-minimal", base.to_owned()),

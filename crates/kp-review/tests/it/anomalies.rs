@@ -215,3 +215,21 @@ fn undervaluation_needs_both_conditions_enough_samples_and_a_whole_quarter_norm(
     // Whatever the threshold, the 60 stays above half the median and is not flagged.
     assert_eq!(flagged(&AnomalyParams { undervaluation_threshold: 0.5, ..params }), ["BW-Q2-11", "BW-Q3-09"]);
 }
+
+/// What is due is judged as of the ledger's consensus time — the time of the last block seen —
+/// never the reading machine's clock: the same report on any machine.
+#[test]
+fn reports_judge_by_the_ledgers_consensus_time() {
+    let w = world();
+    let mut review = review_of(&w.genesis, &w.entries);
+    assert_eq!(review.as_of(), w.genesis.genesis_time.date(), "before any block: the genesis time");
+    let due = w.today.days() - w.genesis.genesis_time.date().days();
+    let head = w.genesis.genesis_time.saturating_add_ms(u64::try_from(due).unwrap() * 86_400_000);
+    review.note_block(head);
+    review.note_block(w.genesis.genesis_time);
+    assert_eq!(review.as_of(), w.today, "the last block's date, never moved back");
+    let by_ledger = review.anomalies(&AnomalyParams::new(review.as_of()));
+    let by_day = review.anomalies(&AnomalyParams::new(w.today));
+    assert_eq!(serde_json::to_string(&by_ledger).unwrap(), serde_json::to_string(&by_day).unwrap());
+    assert!(by_ledger.iter().any(|a| a.kind == AnomalyKind::NeverConfirmed));
+}

@@ -12,7 +12,7 @@
 
 use kp_chain::LedgerApp;
 use kp_consensus::Application;
-use kp_consensus::block::{Block, BlockHeader, Certificate, VoteBody, VoteKind, voters_hash};
+use kp_consensus::block::{Block, BlockHeader, Certificate, VoteBody, VoteKind, VoteSignature, voters_hash};
 use kp_crypto::Tag;
 use kp_domain::{CertificateVoided, EventPayload, Role, Text, Timestamp};
 use kp_store::{Backend, Cf, MemBackend, Store};
@@ -44,7 +44,8 @@ pub fn net(participants: usize, seed: u64) -> TestNet {
 
 /// A deterministic custody workload, a pure function of the height: block `k` issues the
 /// certificates of batch `k`, seals those of batch `k - 1` (every seventh is voided instead) and
-/// confirms receipt of batch `k - 2`. About `per_block` events per block.
+/// confirms receipt of batch `k - 2`; batches start at 2, since block 1 carries no events (its
+/// time is the genesis time + 1 ms). About `per_block` events per block.
 #[derive(Debug)]
 pub struct Workload {
     pub net: TestNet,
@@ -58,7 +59,8 @@ impl Workload {
         Workload { net: net(participants, seed), codes: codes(participants), batch: per_block.div_ceil(3).max(1) }
     }
 
-    /// The time of block `height`: one second apart from a day after genesis.
+    /// The time of block `height` from block 2 on: one second apart from a day after genesis
+    /// (the time each block's commit certificate is signed at makes the next block's).
     pub fn time(height: u64) -> Timestamp {
         at(1, height * 1_000)
     }
@@ -88,7 +90,7 @@ impl Workload {
         let net = &self.net;
         let mut out = Vec::new();
         for j in 0..self.batch {
-            if height > 2 {
+            if height > 3 {
                 let (c, voided) = self.certificate(height - 2, j);
                 if !voided {
                     let to = c.importer.as_str().to_owned();
@@ -102,7 +104,7 @@ impl Workload {
             }
         }
         for j in 0..self.batch {
-            if height > 1 {
+            if height > 2 {
                 let (c, voided) = self.certificate(height - 1, j);
                 let payload = if voided {
                     EventPayload::CertificateVoided(CertificateVoided {
@@ -116,6 +118,9 @@ impl Workload {
             }
         }
         for j in 0..self.batch {
+            if height < 2 {
+                break;
+            }
             let (c, _) = self.certificate(height, j);
             out.push(
                 net.envelope_with(net.key(c.exporter.as_str(), Role::Exporting), &EventPayload::CertificateIssued(c)),
@@ -128,13 +133,21 @@ impl Workload {
     /// and returns it with its commit certificate.
     pub fn next_block(&self, app: &mut LedgerApp) -> (Block, Certificate) {
         let height = app.height() + 1;
-        build_block(&self.net, app, self.events(height), Self::time(height))
+        build_block(&self.net, app, self.events(height), Self::time(height + 1))
     }
 }
 
-/// Executes `events` at `time` on `app`, builds the block, signs its commit certificate with
-/// the node key of every required voter, and commits it to `app`.
-pub fn build_block(net: &TestNet, app: &mut LedgerApp, events: Vec<Vec<u8>>, time: Timestamp) -> (Block, Certificate) {
+/// Executes `events` on `app` at the consensus time of its last commit, builds the block (with
+/// that commit), signs its commit certificate with the node key of every required voter at
+/// `next_time` (which makes the next block's time), and commits it to `app`.
+pub fn build_block(
+    net: &TestNet,
+    app: &mut LedgerApp,
+    events: Vec<Vec<u8>>,
+    next_time: Timestamp,
+) -> (Block, Certificate) {
+    let last_commit = app.last_certificate().cloned();
+    let time = kp_consensus::block::consensus_time(last_commit.as_ref(), app.last_block().1);
     let x = app.execute(time, &events).expect("workload block executes");
     let height = app.height() + 1;
     let header = BlockHeader {
@@ -142,6 +155,9 @@ pub fn build_block(net: &TestNet, app: &mut LedgerApp, events: Vec<Vec<u8>>, tim
         height,
         round: 0,
         prev_hash: app.last_block().0,
+        last_commit_hash: last_commit.as_ref().map_or(kp_domain::Hash32::default(), |c| {
+            kp_consensus::block::certificate_hash(&kp_consensus::wire::encode_certificate(c))
+        }),
         proposer: x.required[usize::try_from(height).unwrap() % x.required.len()].0,
         time,
         events_root: kp_consensus::block::events_root(&events),
@@ -149,14 +165,18 @@ pub fn build_block(net: &TestNet, app: &mut LedgerApp, events: Vec<Vec<u8>>, tim
         state_root: x.state_root,
         voters_hash: voters_hash(&x.required),
     };
-    let block = Block::new(header, events).unwrap();
+    let block = Block::new(header, events, last_commit).unwrap();
     let body = VoteBody { kind: VoteKind::Precommit, height, round: 0, block_hash: block.hash() };
     let signatures = x
         .required
         .iter()
-        .map(|(id, _)| (*id, net.keys[id].node.sign(Tag::Vote, net.chain_id(), &body.signing_bytes())))
+        .map(|(id, _)| VoteSignature {
+            voter: *id,
+            time: next_time,
+            signature: net.keys[id].node.sign(Tag::Vote, net.chain_id(), &body.signing_bytes(next_time)),
+        })
         .collect();
-    let certificate = Certificate { body, signatures };
+    let certificate = Certificate { body, signatures, withheld: None };
     app.commit(&block, &certificate);
     (block, certificate)
 }
