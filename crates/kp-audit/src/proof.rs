@@ -168,7 +168,7 @@ fn check_time(genesis: &Genesis, header: &BlockHeader, block: &pb::ProvenBlock) 
         (None, genesis.genesis_time)
     } else {
         let parent = BlockHeader::decode(&block.parent_header).map_err(|e| format!("the parent's header: {e}"))?;
-        if block_hash(&block.parent_header) != header.prev_hash || parent.height + 1 != header.height {
+        if block_hash(&block.parent_header) != header.prev_hash || parent.height.checked_add(1) != Some(header.height) {
             return Err("the parent's header given is not this block's parent".into());
         }
         if certificate_hash(&block.last_commit) != header.last_commit_hash {
@@ -228,9 +228,10 @@ pub fn verify(bundle: &[u8], genesis: &Genesis) -> Result<ProofReport, Discrepan
         governance_acts: Vec::new(),
         committed_by: Vec::new(),
     };
-    let mut last_height = 0;
+    let mut last_height: u64 = 0;
     for block in &b.blocks {
-        let header = BlockHeader::decode(&block.header).map_err(|e| fail(last_height + 1, "header", e.to_string()))?;
+        let header = BlockHeader::decode(&block.header)
+            .map_err(|e| fail(last_height.saturating_add(1), "header", e.to_string()))?;
         let height = header.height;
         if height <= last_height {
             return Err(fail(height, "order", format!("block {height} follows block {last_height}")));

@@ -166,7 +166,10 @@ impl Block {
             (Some(_), 1) => return Err(BlockError::LastCommit("block 1 carries one".into())),
             (Some(c), h) => {
                 let b = c.body;
-                if b.kind != VoteKind::Precommit || b.height + 1 != h || b.block_hash != header.prev_hash {
+                if b.kind != VoteKind::Precommit
+                    || b.height.checked_add(1) != Some(h)
+                    || b.block_hash != header.prev_hash
+                {
                     return Err(BlockError::LastCommit("it is not the commit certificate of the parent".into()));
                 }
                 if certificate_hash(&crate::wire::encode_certificate(c)) != header.last_commit_hash {
@@ -485,6 +488,11 @@ mod tests {
         let mut elsewhere = parent_commit(5);
         elsewhere.body.block_hash = Hash32([8; 32]);
         assert!(matches!(Block::new(header(), events.clone(), Some(elsewhere)), Err(BlockError::LastCommit(_))));
+        // A last commit claiming the largest height is refused, not an overflow (found by the
+        // wire_message and wire_blocks fuzz targets).
+        let mut highest = parent_commit(5);
+        highest.body.height = u64::MAX;
+        assert!(matches!(Block::new(header(), events.clone(), Some(highest)), Err(BlockError::LastCommit(_))));
         // Block 1 carries no last commit.
         let first = BlockHeader { height: 1, last_commit_hash: Hash32::default(), ..header() };
         Block::new(first.clone(), events.clone(), None).unwrap();
