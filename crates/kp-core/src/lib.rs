@@ -1340,7 +1340,14 @@ impl<B: Backend> Core<B> {
                 }
                 Output::Refused { from, reason } => {
                     self.metrics.reject(refusal_code(&reason));
-                    tracing::debug!(%from, %reason, "consensus message refused");
+                    match &reason {
+                        // A block this node will not vote for: its operator is told which check
+                        // and why (never silently; no check reads this node's clock).
+                        kp_consensus::Refusal::InvalidBlock(why) => {
+                            tracing::warn!(%from, reason = %why, "refused a proposed block: this node does not vote for it");
+                        }
+                        _ => tracing::debug!(%from, %reason, "consensus message refused"),
+                    }
                     if matches!(
                         reason,
                         kp_consensus::Refusal::BadSignature(_)
