@@ -1027,9 +1027,25 @@ impl Engine {
     /// consensus.md, "Withheld precommit"). Only for a round that is over, so a voter that is
     /// merely slow is waited for a whole round; never for two missing voters.
     fn assemble_commit(&mut self, app: &mut dyn Application) {
+        // Called on every NewRound: the lock's block (up to a few thousand events) is copied only
+        // once enough precommits of it are in — every voter's but at most two (a block needs
+        // every voter of the height, or every voter but its subject, and one may be withheld).
+        let enough = |body: &VoteBody| {
+            let collected = self.votes.get(&(body.round, VoteKind::Precommit)).into_iter().flat_map(BTreeMap::values);
+            let voters: BTreeSet<ParticipantId> = self
+                .reported_precommits
+                .values()
+                .chain(collected)
+                .filter(|v| v.body == *body)
+                .map(|v| v.voter)
+                .collect();
+            voters.len() + 2 >= self.voters.len()
+        };
         let mut candidates: Vec<(Round, Block, Certificate)> = Vec::new();
         for c in self.lock.iter().chain(self.valid.iter()) {
-            if c.0 < self.round && !candidates.iter().any(|k| k.0 == c.0 && k.1.hash() == c.1.hash()) {
+            let body = VoteBody { kind: VoteKind::Precommit, height: self.height, round: c.0, block_hash: c.1.hash() };
+            let new = !candidates.iter().any(|k| k.0 == c.0 && k.1.hash() == c.1.hash());
+            if c.0 < self.round && new && enough(&body) {
                 candidates.push(c.clone());
             }
         }
