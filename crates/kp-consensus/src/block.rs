@@ -41,7 +41,7 @@ pub enum BlockError {
 }
 
 /// The header of a block. Its hash identifies the block and is what voters sign.
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Hash)]
 pub struct BlockHeader {
     pub chain_id: ChainId,
     pub height: u64,
@@ -120,7 +120,7 @@ pub fn consensus_time(last_commit: Option<&Certificate>, previous: Timestamp) ->
 }
 
 /// A block: its header (as bytes and decoded) and its events, exactly as signed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Block {
     header_bytes: Vec<u8>,
     header: BlockHeader,
@@ -216,7 +216,7 @@ pub fn voters_hash(voters: &[(ParticipantId, PublicKey)]) -> Hash32 {
 }
 
 /// The two voting phases.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Encode, Decode)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Encode, Decode, Hash)]
 pub enum VoteKind {
     Prevote,
     Precommit,
@@ -225,7 +225,7 @@ pub enum VoteKind {
 /// What voters agree on: the phase, the height, the round and the block hash. A voter signs it
 /// followed by its clock's reading ([`VoteBody::signing_bytes`]); the chain id is bound by the
 /// signature itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode, Hash)]
 pub struct VoteBody {
     pub kind: VoteKind,
     pub height: u64,
@@ -243,7 +243,7 @@ impl VoteBody {
 }
 
 /// One voter's signature of a [`VoteBody`], with the clock reading it signed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct VoteSignature {
     pub voter: ParticipantId,
     pub time: Timestamp,
@@ -277,7 +277,7 @@ pub type SignedItem = (PublicKey, Vec<u8>, Signature, ParticipantId);
 /// A commit certificate may lack the precommit of exactly one required voter X when it
 /// carries X's own prevote for the same block in the same round (`withheld`): every other
 /// voter locked on the block, and X voted for it (docs/consensus.md, "Withheld precommit").
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Certificate {
     pub body: VoteBody,
     /// One per required voter but the withheld one, in voter id order.

@@ -13,6 +13,8 @@ use crate::messages::*;
 use kp_crypto::{SecretKey, Tag};
 use kp_domain::{ChainId, Hash32, ParticipantId, PublicKey, Timestamp};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::hash::Hasher;
+use std::sync::Arc;
 
 /// Rounds more than this ahead of the current one are ignored (bounds what a peer can make the
 /// engine store).
@@ -28,7 +30,7 @@ pub const MAX_EXECUTED_PER_HEIGHT: usize = 64;
 /// The longest a round may last: a network must never sit for long because its timers grew.
 pub const MAX_ROUND_TIMEOUT_MS: u64 = 30_000;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Config {
     /// Length of round 0; round r lasts `base × 2^r`, capped.
     pub round_timeout_base_ms: u64,
@@ -213,12 +215,16 @@ pub enum Input {
 }
 
 /// One node's consensus engine.
-#[derive(Debug)]
+///
+/// `Clone` and `Hash` serve the model checker (`kp-model`), which explores the engine's states:
+/// a clone shares the signing key (never copies it), and the hash covers everything the engine
+/// decides with but the key (determined by `me` in a network).
+#[derive(Debug, Clone)]
 pub struct Engine {
     config: Config,
     chain_id: ChainId,
     me: ParticipantId,
-    key: SecretKey,
+    key: Arc<SecretKey>,
     records: Vec<Record>,
     // The current height.
     height: Height,
@@ -259,6 +265,48 @@ pub struct Engine {
     out: Vec<Output>,
 }
 
+impl std::hash::Hash for Engine {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Destructured in full, so that a field added to the engine cannot be left out unseen.
+        let Engine {
+            config,
+            chain_id,
+            me,
+            key: _, // Determined by `me` within a network.
+            records,
+            height,
+            round,
+            round_started,
+            voters,
+            prev_hash,
+            prev_time,
+            last_commit,
+            reported_precommits,
+            lock,
+            valid,
+            proposals,
+            required,
+            my_votes,
+            votes,
+            certified,
+            new_rounds,
+            my_proposals,
+            proposed,
+            requested,
+            missing_reported,
+            far_rounds,
+            inbox,
+            future,
+            out,
+        } = self;
+        use std::hash::Hash as H;
+        H::hash(&(config, chain_id, me, records, height, round, round_started, voters), state);
+        H::hash(&(prev_hash, prev_time, last_commit, reported_precommits, lock, valid, proposals), state);
+        H::hash(&(required, my_votes, votes, certified, new_rounds, my_proposals, proposed), state);
+        H::hash(&(requested, missing_reported, far_rounds, inbox, future, out), state);
+    }
+}
+
 impl Engine {
     /// An engine at the height after the application's last committed block, restored from the
     /// records this node persisted (votes and locks of that height are honoured; older ones are
@@ -277,7 +325,7 @@ impl Engine {
             config,
             chain_id,
             me,
-            key,
+            key: Arc::new(key),
             records,
             height: 0,
             round: 0,
@@ -315,6 +363,10 @@ impl Engine {
     }
     pub fn round(&self) -> Round {
         self.round
+    }
+    /// When the current round times out: its start plus [`Config::round_timeout_ms`].
+    pub fn round_deadline(&self) -> Timestamp {
+        self.round_started.saturating_add_ms(self.config.round_timeout_ms(self.round))
     }
     pub fn me(&self) -> ParticipantId {
         self.me
@@ -453,6 +505,13 @@ impl Engine {
                 (self.my_votes.get(&(*r, VoteKind::Precommit)) == Some(&b.hash())).then(|| self.sign_vote(body, now))
             });
             self.broadcast(Message::NewRound(NewRound { height: self.height, round, lock, precommit, missing }));
+        }
+        // A proposal of this round that arrived before this node entered it.
+        if let Some(p) = self.proposals.get(&round) {
+            let hash = p.block.hash();
+            if let Some(Some(required)) = self.required.get(&hash).cloned() {
+                self.prevote(round, hash, &required, now);
+            }
         }
         if self.leader(round) == self.me {
             self.try_propose(now, round == 0);
@@ -740,9 +799,8 @@ impl Engine {
         let round = p.round;
         let hash = p.block.hash();
         self.proposals.insert(round, p);
-        if round > self.round {
-            self.enter_round(round, now, vec![]);
-        }
+        // A proposal of a later round waits for this node to enter that round (its prevote
+        // then, in `enter_round`): a leader alone cannot cut this node's round short.
         if round == self.round {
             self.prevote(round, hash, &required, now);
         }
@@ -936,6 +994,25 @@ impl Engine {
         }
     }
 
+    /// The highest round that at least two other voters (the other voter, in a network of two)
+    /// report having entered. A node leaves its round early for that round only, never on one
+    /// voter's word: a single Byzantine voter sending NewRounds of later rounds would otherwise
+    /// cut every round short, and hold even the act that suspends it (found by the model
+    /// checker, `kp-model`; docs/consensus.md, "Liveness").
+    fn reported_round(&self) -> Option<Round> {
+        let others = self.voters.iter().filter(|(id, _)| *id != self.me).count();
+        let needed = others.clamp(1, 2);
+        let mut highest: BTreeMap<ParticipantId, Round> = BTreeMap::new();
+        for (round, reporters) in self.new_rounds.range(self.round.saturating_add(1)..) {
+            for id in reporters.keys().filter(|id| **id != self.me) {
+                highest.insert(*id, *round); // Rounds ascend: the last one kept is the highest.
+            }
+        }
+        let mut rounds: Vec<Round> = highest.into_values().collect();
+        rounds.sort_unstable_by(|a, b| b.cmp(a));
+        rounds.get(needed - 1).copied()
+    }
+
     fn on_new_round(&mut self, from: ParticipantId, n: NewRound, now: Timestamp, app: &mut dyn Application) {
         if !self.relevant(n.height, n.round) || n.round == 0 {
             return;
@@ -1010,8 +1087,8 @@ impl Engine {
             }
         }
         self.new_rounds.entry(n.round).or_default().insert(from, locked);
-        if n.round > self.round {
-            self.enter_round(n.round, now, vec![]);
+        if let Some(round) = self.reported_round().filter(|r| *r > self.round) {
+            self.enter_round(round, now, vec![]);
         }
         self.assemble_commit(app);
         if self.leader(self.round) == self.me {

@@ -9,7 +9,7 @@ pub type Round = u32;
 
 /// A leader's proposal for (height, round). Signed by the leader's node key over
 /// [`proposal_signing_bytes`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Proposal {
     pub height: Height,
     pub round: Round,
@@ -42,7 +42,7 @@ pub fn proposal_signing_bytes(
 }
 
 /// One voter's signed vote, with the time its clock showed when it signed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Vote {
     pub body: VoteBody,
     pub voter: ParticipantId,
@@ -61,7 +61,7 @@ impl Vote {
 /// now), so that a commit whose precommits one voter withholds is assembled from the reports
 /// (docs/consensus.md, "Withheld precommit"); and (from the previous round's leader) who did
 /// not vote.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NewRound {
     pub height: Height,
     pub round: Round,
@@ -72,7 +72,7 @@ pub struct NewRound {
     pub missing: Vec<ParticipantId>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Message {
     Proposal(Box<Proposal>),
     Vote(Vote),
@@ -85,7 +85,7 @@ pub enum Message {
 /// durably **before** sending any message that follows it in the same output batch.
 // Records and evidence are rare (a few per round): their size does not matter.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Record {
     /// This node signed this vote; it never signs another for the same (height, round, kind).
     Voted(VoteBody),
@@ -97,14 +97,14 @@ pub enum Record {
 
 /// Signed proof that a signer equivocated.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Evidence {
     DoubleProposal { first: Box<Proposal>, second: Box<Proposal> },
     DoubleVote { first: Vote, second: Vote },
 }
 
 /// Why a peer's message was refused (the host counts them per peer).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Hash)]
 pub enum Refusal {
     #[error("{0} is not a voter at this height")]
     NotAVoter(ParticipantId),
@@ -127,7 +127,7 @@ pub enum Refusal {
 }
 
 /// What the engine asks its host to do, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Output {
     /// Write durably before sending anything that follows.
     Persist(Record),
