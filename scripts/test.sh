@@ -22,6 +22,9 @@ cargo fmt --all -- --check
 bash scripts/check-deps.sh
 cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo test --locked --workspace
+# The consensus engine model-checked within bounds (states and time printed), and the
+# broken-lock mutant caught with its shortest counterexample: scripts/model-check.sh.
+bash scripts/model-check.sh
 # A smoke pass of every fuzz target (nightly Rust, 15 s each, no sanitizer; a soak takes
 # --seconds): scripts/fuzz.sh.
 bash scripts/fuzz.sh
