@@ -110,15 +110,6 @@ pub trait Application {
     fn commit(&mut self, block: &Block, certificate: &Certificate);
 }
 
-fn message_height(m: &Message) -> Height {
-    match m {
-        Message::Proposal(p) => p.height,
-        Message::Vote(v) => v.body.height,
-        Message::Certificate(c) => c.body.height,
-        Message::NewRound(n) => n.height,
-    }
-}
-
 /// The leader of (height, round): `voters[(height + round) mod n]`, voters sorted by id.
 pub fn leader_of(voters: &[(ParticipantId, PublicKey)], height: Height, round: Round) -> Option<ParticipantId> {
     let n = u64::try_from(voters.len()).ok().filter(|n| *n > 0)?;
@@ -449,7 +440,7 @@ impl Engine {
         let h = self.height;
         // What arrived early for this height is handled now (checked like any message).
         for (from, m) in std::mem::take(&mut self.future) {
-            if message_height(&m) == h {
+            if m.height() == h {
                 self.inbox.push_back((from, m));
             }
         }
@@ -658,7 +649,7 @@ impl Engine {
         if self.voter_key(&from).is_none() {
             return self.refuse(from, Refusal::NotAVoter(from));
         }
-        let height = message_height(&message);
+        let height = message.height();
         if height == self.height + 1 {
             // Kept for when this node commits the current height, at most a round's worth per
             // voter (so no sender can crowd out another). A round timing out or a certificate at

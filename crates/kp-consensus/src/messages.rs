@@ -81,6 +81,18 @@ pub enum Message {
     NewRound(NewRound),
 }
 
+impl Message {
+    /// The height the message is about.
+    pub fn height(&self) -> Height {
+        match self {
+            Message::Proposal(p) => p.height,
+            Message::Vote(v) => v.body.height,
+            Message::Certificate(c) => c.body.height,
+            Message::NewRound(n) => n.height,
+        }
+    }
+}
+
 /// What the engine must be able to recover after a crash. The host writes each record
 /// durably **before** sending any message that follows it in the same output batch.
 // Records and evidence are rare (a few per round): their size does not matter.

@@ -245,15 +245,6 @@ pub fn engine_config() -> Config {
     Config { round_timeout_base_ms: 1_000, round_timeout_cap_ms: 30_000, idle_block_ms: 0 }
 }
 
-fn message_height(m: &Message) -> Height {
-    match m {
-        Message::Proposal(p) => p.height,
-        Message::Vote(v) => v.body.height,
-        Message::Certificate(c) => c.body.height,
-        Message::NewRound(n) => n.height,
-    }
-}
-
 impl ConsensusModel {
     pub fn new(setup: Setup) -> anyhow::Result<ConsensusModel> {
         anyhow::ensure!((2..=26).contains(&setup.voters), "between 2 and 26 voters");
@@ -363,7 +354,7 @@ impl ConsensusModel {
 
     /// Puts a message in flight, unless it is for a height beyond the model's.
     fn send(&self, s: &mut State, from: usize, to: usize, message: Message) {
-        if message_height(&message) > self.setup.max_height {
+        if message.height() > self.setup.max_height {
             return;
         }
         if let Message::Proposal(p) = &message {
@@ -396,7 +387,7 @@ impl ConsensusModel {
         // A message of a height this node has left changes nothing if it arrives (the engine
         // ignores it): it is dropped now rather than kept as one more state to visit.
         let height = node.engine.height();
-        s.network.retain(|p| p.to != i || message_height(&p.message) >= height);
+        s.network.retain(|p| p.to != i || p.message.height() >= height);
         s.nodes[i] = Node::new(node);
     }
 

@@ -56,6 +56,9 @@ struct Args {
     /// deep set's default.
     #[arg(long)]
     dfs: Option<bool>,
+    /// Stop a configuration after this many seconds (reported as incomplete: not a pass).
+    #[arg(long)]
+    seconds: Option<u64>,
     /// Override: no Byzantine voter.
     #[arg(long)]
     honest: bool,
@@ -207,6 +210,9 @@ fn main() -> anyhow::Result<()> {
         if args.expect_violation.is_some() {
             builder = builder.finish_when(HasDiscoveries::AnyFailures);
         }
+        if let Some(secs) = args.seconds {
+            builder = builder.timeout(Duration::from_secs(secs));
+        }
         let cap = args.max_states.or(args.deep.then_some(50_000_000));
         if let Some(cap) = cap {
             builder = builder.target_state_count(cap.max(1));
@@ -226,8 +232,15 @@ fn main() -> anyhow::Result<()> {
             checker.state_count(),
             checker.max_depth()
         );
-        let complete = cap.is_none_or(|cap| checker.unique_state_count() < cap);
-        if !complete {
+        let out_of_time = args.seconds.is_some_and(|secs| t.elapsed() >= Duration::from_secs(secs));
+        let complete = cap.is_none_or(|cap| checker.unique_state_count() < cap) && !out_of_time;
+        if out_of_time {
+            println!(
+                "   INCOMPLETE: stopped after {} s; what follows holds only for the states explored",
+                args.seconds.unwrap_or(0)
+            );
+            failed.push(format!("{name}: incomplete"));
+        } else if !complete {
             println!(
                 "   INCOMPLETE: stopped at the cap of {} states; what follows holds only for those",
                 cap.unwrap_or(0)
