@@ -49,7 +49,8 @@ pub struct Setup {
     /// The act suspending the Byzantine voter is pending from this height on: leaders propose
     /// it (alone) until it commits.
     pub suspension: Option<Height>,
-    /// Timers fire only when no honest message is in flight, earliest first, and honest
+    /// One clock for all (moved by the honest timer that fires); timers fire only when no
+    /// honest message is in flight, earliest first, and honest
     /// messages are never lost and arrive one after the other in the order of the network's
     /// list: the conditions under which liveness is promised (the Byzantine voter's messages
     /// still arrive whenever it likes, or never).
@@ -518,6 +519,18 @@ impl ConsensusModel {
                 n.now = now;
                 n.timer = None;
                 s.nodes[node] = Node::new(n);
+                if self.setup.synchronous && self.is_honest(node) {
+                    // Synchronous: one clock. Every node's reads at least the time of the
+                    // earliest timer that fired, so that a node that entered a round on others'
+                    // reports does not count its round from a time long past.
+                    for i in 0..s.nodes.len() {
+                        if s.nodes[i].state.now < now {
+                            let mut other = (*s.nodes[i].state).clone();
+                            other.now = now;
+                            s.nodes[i] = Node::new(other);
+                        }
+                    }
+                }
                 self.run(&mut s, node, Input::Timeout { height, round }, now);
             }
             Action::CatchUp { node, peer } => {

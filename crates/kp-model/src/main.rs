@@ -262,7 +262,12 @@ fn main() -> anyhow::Result<()> {
                 }
                 (true, Some(path)) => {
                     let steps = path.clone().into_actions().len();
-                    println!("   FAILS: {} — shortest counterexample, {steps} steps:", p.name);
+                    let shortest = if dfs {
+                        "a counterexample (depth-first: not the shortest)"
+                    } else {
+                        "shortest counterexample"
+                    };
+                    println!("   FAILS: {} — {shortest}, {steps} steps:", p.name);
                     println!("{}", trace(model, path));
                     if args.expect_violation.as_deref() == Some(p.name) {
                         found_expected = true;
