@@ -276,3 +276,41 @@ proptest! {
         prop_assert!(open_event(net.chain_id(), &bytes).is_err());
     }
 }
+
+/// A written procedure's events open as they were signed: the act they carry decodes field by
+/// field, its digest is that of the act's own bytes (what ordinary approvals sign), and a
+/// missing act or an objection without a reason is refused, naming the field.
+#[test]
+fn written_procedure_events_open_with_the_digest_of_their_act() {
+    let net = net();
+    let act = kp_testkit::act("WP-1", GovernanceAction::Suspend { participant: kp_testkit::pid("CA") });
+    let opening = net.written_procedure("BW", &act, at(9, 0));
+    let EventPayload::WrittenProcedure(w) = &opening.payload else { panic!("{:?}", opening.payload) };
+    assert_eq!(w.act, act);
+    assert_eq!(w.act_digest, kp_crypto::sha256(&kp_proto::encode_act(&act)));
+    assert_eq!(w.deadline, at(9, 0));
+    let conclusion = net.conclusion("EU", &act, true);
+    let EventPayload::ProcedureConclusion(c) = &conclusion.payload else { panic!("{:?}", conclusion.payload) };
+    assert_eq!((c.act_digest, c.adopted), (w.act_digest, true));
+    let response = net.response("EU", "WP-1", Some("not yet"));
+    assert!(
+        matches!(&response.payload, EventPayload::ProcedureResponse(r) if r.objection && r.reason.as_str() == "not yet")
+    );
+
+    let no_act = pb::EventPayload {
+        format_version: FORMAT_VERSION,
+        kind: Some(pb::event_payload::Kind::WrittenProcedure(pb::WrittenProcedure { act: None, deadline_ms: 1 })),
+    };
+    let e = open_event(net.chain_id(), &signed_raw(&net, no_act.encode_to_vec())).unwrap_err();
+    assert_eq!(field_error(e).field, "written_procedure.act");
+    let bare = pb::EventPayload {
+        format_version: FORMAT_VERSION,
+        kind: Some(pb::event_payload::Kind::ProcedureResponse(pb::ProcedureResponse {
+            reference: "WP-1".into(),
+            objection: true,
+            reason: String::new(),
+        })),
+    };
+    let e = open_event(net.chain_id(), &signed_raw(&net, bare.encode_to_vec())).unwrap_err();
+    assert_eq!(field_error(e).field, "procedure_response.reason");
+}

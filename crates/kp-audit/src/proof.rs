@@ -1,7 +1,7 @@
 //! Offline proof bundles (`proto/kp/v1/ledger.proto`, `ProofBundle`): the custody events of one
 //! certificate, each with its Merkle inclusion proof under its block's events root, the headers
-//! and commit certificates of those blocks, and every block that applied a governance act up
-//! to the last of them — so that a verifier holding nothing but the genesis derives the voter
+//! and commit certificates of those blocks, and every block that applied a governance event (an
+//! act, or a written procedure's opening, response or conclusion) up to the last of them — so that a verifier holding nothing but the genesis derives the voter
 //! set at each height itself and checks every certificate against it.
 //!
 //! What a verified bundle proves: each event shown, with exactly these bytes and signer, was
@@ -292,17 +292,35 @@ pub fn verify(bundle: &[u8], genesis: &Genesis) -> Result<ProofReport, Discrepan
                 None => "an unknown key".to_owned(),
             };
             match &event.payload {
-                EventPayload::Governance(g) => {
+                payload if payload.kind().is_governance() => {
                     if header.event_count != 1 {
-                        return Err(fail(height, "governance", "a governance act shares its block".into()));
+                        return Err(fail(height, "governance", "a governance event shares its block".into()));
                     }
                     ledger.apply(&event, header.time).map_err(|r| fail(height, "governance", r.to_string()))?;
-                    report.governance_acts.push(ProvenAct {
-                        height,
-                        reference: g.act.reference.to_string(),
-                        action: g.act.action.name().to_owned(),
-                        subject: g.act.action.subject().to_string(),
-                    });
+                    let (act, action) = match payload {
+                        EventPayload::Governance(g) => (Some(&g.act), g.act.action.name().to_owned()),
+                        EventPayload::WrittenProcedure(w) => {
+                            (Some(&w.act), format!("written procedure opened: {}", w.act.action.name()))
+                        }
+                        EventPayload::ProcedureConclusion(c) => (
+                            Some(&c.act),
+                            format!(
+                                "written procedure {}: {}",
+                                if c.adopted { "adopted" } else { "lapsed" },
+                                c.act.action.name()
+                            ),
+                        ),
+                        _ => (None, String::new()),
+                    };
+                    // Responses to a written procedure change no voter set: replayed, not listed.
+                    if let Some(act) = act {
+                        report.governance_acts.push(ProvenAct {
+                            height,
+                            reference: act.reference.to_string(),
+                            action,
+                            subject: act.action.subject().to_string(),
+                        });
+                    }
                 }
                 payload => {
                     if payload.certificate() != Some(&number) {

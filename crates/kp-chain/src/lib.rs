@@ -1,7 +1,8 @@
 //! The ledger as the consensus engine sees it: [`LedgerApp`] implements
 //! [`kp_consensus::Application`] with the real edge (`kp-proto`) and rules engine (`kp-rules`).
 //! It decides which voters a block needs: every voter of the height, except for a block that
-//! carries a single governance act suspending, restricting or withdrawing participant X, which
+//! carries a single governance act (or the conclusion of a written procedure on one)
+//! suspending, restricting or withdrawing participant X, which
 //! needs every voter but X (consensus minus the party concerned).
 //!
 //! Architecture invariant: pure (no I/O); the node and the simulator wrap it.
@@ -15,18 +16,21 @@ use kp_rules::Ledger;
 
 /// The voters whose signatures commit a block of `events` (decoded), given the height's voters.
 pub fn required_voters(voters: &[(ParticipantId, PublicKey)], events: &[Event]) -> Vec<(ParticipantId, PublicKey)> {
-    let subject = match events {
+    let act = match events {
         [only] => match &only.payload {
-            EventPayload::Governance(g) => match &g.act.action {
-                GovernanceAction::Suspend { participant }
-                | GovernanceAction::Restrict { participant, .. }
-                | GovernanceAction::Withdraw { participant } => Some(*participant),
-                _ => None,
-            },
+            EventPayload::Governance(g) => Some(&g.act),
+            // A written procedure's conclusion decides the act it carries, like the act itself.
+            EventPayload::ProcedureConclusion(c) => Some(&c.act),
             _ => None,
         },
         _ => None,
     };
+    let subject = act.and_then(|a| match &a.action {
+        GovernanceAction::Suspend { participant }
+        | GovernanceAction::Restrict { participant, .. }
+        | GovernanceAction::Withdraw { participant } => Some(*participant),
+        _ => None,
+    });
     voters.iter().copied().filter(|(id, _)| Some(*id) != subject).collect()
 }
 
@@ -299,21 +303,21 @@ impl Application for LedgerApp {
 pub struct PendingEvent {
     pub envelope: Vec<u8>,
     pub id: kp_domain::EventId,
-    /// A governance act: proposed in a block of its own.
+    /// A governance event (an act, or a written procedure's opening, response or conclusion):
+    /// proposed in a block of its own.
     pub governance: bool,
 }
 
 impl PendingEvent {
     /// Classifies a submitted envelope (structure only; the proposer's execution checks the rest).
     pub fn new(envelope: Vec<u8>) -> PendingEvent {
-        let governance =
-            kp_proto::decode_event(&envelope).is_ok_and(|e| matches!(e.payload(), EventPayload::Governance(_)));
+        let governance = kp_proto::decode_event(&envelope).is_ok_and(|e| e.payload().kind().is_governance());
         PendingEvent { id: kp_crypto::event_id(&envelope), envelope, governance }
     }
 
     /// Classifies an envelope its holder has already opened as `event`.
     pub fn opened(envelope: Vec<u8>, event: &Event) -> PendingEvent {
-        PendingEvent { id: event.id, governance: matches!(event.payload, EventPayload::Governance(_)), envelope }
+        PendingEvent { id: event.id, governance: event.payload.kind().is_governance(), envelope }
     }
 }
 

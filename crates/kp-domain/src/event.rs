@@ -330,6 +330,42 @@ pub struct GovernanceEvent {
     pub approvers: Vec<PublicKey>,
 }
 
+/// A governance act put to written procedure (between plenaries): adopted at `deadline` when
+/// no participant entitled to decide objected before it and enough approved (docs/rules.md,
+/// "Written procedure"). The event's signer is the proposer; responses are events of their own.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, Serialize, Deserialize)]
+pub struct WrittenProcedure {
+    pub act: GovernanceAct,
+    /// SHA-256 of the act's protobuf bytes (what an ordinary act's approvers sign), so that an
+    /// act adopted this way is recorded like any other.
+    pub act_digest: Hash32,
+    /// The procedure closes at this instant: responses are taken strictly before it.
+    pub deadline: Timestamp,
+}
+
+/// A participant's answer to a written procedure: an approval, or an objection (with its
+/// reason), which ends the procedure. The reference names exactly one act, since no reference
+/// is ever used twice.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, Serialize, Deserialize)]
+pub struct ProcedureResponse {
+    pub reference: Label,
+    pub objection: bool,
+    /// Required for an objection; optional for an approval.
+    pub reason: Text,
+}
+
+/// Closes a written procedure whose deadline has come: the act it concerns, exactly as opened
+/// (so that anyone reading this event alone knows what it decided and about whom), and the
+/// outcome its submitter states, which the rules engine confirms or refuses.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, Serialize, Deserialize)]
+pub struct ProcedureConclusion {
+    pub act: GovernanceAct,
+    /// SHA-256 of the act's protobuf bytes: must be the opened act's.
+    pub act_digest: Hash32,
+    /// True: adopted (the act applies); false: lapsed.
+    pub adopted: bool,
+}
+
 /// What an event says.
 #[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, Serialize, Deserialize)]
 pub enum EventPayload {
@@ -340,6 +376,9 @@ pub enum EventPayload {
     CertificateAmended(CertificateAmended),
     ProductionReported(ProductionReported),
     Governance(GovernanceEvent),
+    WrittenProcedure(WrittenProcedure),
+    ProcedureResponse(ProcedureResponse),
+    ProcedureConclusion(ProcedureConclusion),
 }
 
 impl EventPayload {
@@ -352,6 +391,9 @@ impl EventPayload {
             EventPayload::CertificateAmended(_) => EventKind::CertificateAmended,
             EventPayload::ProductionReported(_) => EventKind::ProductionReported,
             EventPayload::Governance(_) => EventKind::Governance,
+            EventPayload::WrittenProcedure(_) => EventKind::WrittenProcedure,
+            EventPayload::ProcedureResponse(_) => EventKind::ProcedureResponse,
+            EventPayload::ProcedureConclusion(_) => EventKind::ProcedureConclusion,
         }
     }
     /// The certificate this event concerns, if any.
@@ -362,7 +404,11 @@ impl EventPayload {
             EventPayload::ReceiptConfirmed(r) => Some(&r.certificate),
             EventPayload::CertificateVoided(v) => Some(&v.certificate),
             EventPayload::CertificateAmended(a) => Some(&a.certificate.number),
-            EventPayload::ProductionReported(_) | EventPayload::Governance(_) => None,
+            EventPayload::ProductionReported(_)
+            | EventPayload::Governance(_)
+            | EventPayload::WrittenProcedure(_)
+            | EventPayload::ProcedureResponse(_)
+            | EventPayload::ProcedureConclusion(_) => None,
         }
     }
     /// Checks that need no ledger state; the offending field is named from the payload's root
@@ -389,6 +435,15 @@ impl EventPayload {
             }
             EventPayload::ProductionReported(p) => p.validate(),
             EventPayload::Governance(g) => g.act.validate().map_err(|e| e.within("act")),
+            EventPayload::WrittenProcedure(w) => w.act.validate().map_err(|e| e.within("act")),
+            EventPayload::ProcedureConclusion(c) => c.act.validate().map_err(|e| e.within("act")),
+            EventPayload::ProcedureResponse(r) => {
+                if r.objection && r.reason.is_empty() {
+                    Err(FieldError::new("reason", "an objection states its reason"))
+                } else {
+                    Ok(())
+                }
+            }
         }
         .map_err(|e| e.within(kind))
     }
@@ -403,6 +458,9 @@ pub enum EventKind {
     CertificateAmended,
     ProductionReported,
     Governance,
+    WrittenProcedure,
+    ProcedureResponse,
+    ProcedureConclusion,
 }
 
 impl EventKind {
@@ -416,9 +474,27 @@ impl EventKind {
             EventKind::CertificateAmended => "certificate_amended",
             EventKind::ProductionReported => "production_reported",
             EventKind::Governance => "governance",
+            EventKind::WrittenProcedure => "written_procedure",
+            EventKind::ProcedureResponse => "procedure_response",
+            EventKind::ProcedureConclusion => "procedure_conclusion",
         }
     }
 }
+impl EventKind {
+    /// Whether events of this kind change governance state (participants, keys, acts,
+    /// procedures): such an event is proposed in a block of its own, and a verifier holding
+    /// only the genesis and these events derives every voter set.
+    pub fn is_governance(self) -> bool {
+        matches!(
+            self,
+            EventKind::Governance
+                | EventKind::WrittenProcedure
+                | EventKind::ProcedureResponse
+                | EventKind::ProcedureConclusion
+        )
+    }
+}
+
 impl fmt::Display for EventKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.field_name())

@@ -3,6 +3,7 @@
 
 use crate::{EdgeError, pb};
 use kp_domain::*;
+use prost::Message;
 
 type R<T> = Result<T, FieldError>;
 
@@ -186,6 +187,36 @@ pub fn payload_from_proto(kind: Option<pb::event_payload::Kind>) -> Result<Event
                 })
             })(),
         )?),
+        Kind::WrittenProcedure(w) => {
+            let act = required("written_procedure.act", w.act)?;
+            // The digest is of the act's own canonical bytes, as an ordinary act's approvers
+            // sign them: re-encoding a message decoded canonically gives back exactly its bytes.
+            let act_digest = kp_crypto::sha256(&act.encode_to_vec());
+            EventPayload::WrittenProcedure(WrittenProcedure {
+                act: at("written_procedure.act", act_from_proto(act))?,
+                act_digest,
+                deadline: Timestamp(w.deadline_ms),
+            })
+        }
+        Kind::ProcedureConclusion(c) => {
+            let act = required("procedure_conclusion.act", c.act)?;
+            let act_digest = kp_crypto::sha256(&act.encode_to_vec());
+            EventPayload::ProcedureConclusion(ProcedureConclusion {
+                act: at("procedure_conclusion.act", act_from_proto(act))?,
+                act_digest,
+                adopted: c.adopted,
+            })
+        }
+        Kind::ProcedureResponse(r) => EventPayload::ProcedureResponse(at(
+            "procedure_response",
+            (|| {
+                Ok(ProcedureResponse {
+                    reference: label("reference", &r.reference)?,
+                    objection: r.objection,
+                    reason: text("reason", &r.reason)?,
+                })
+            })(),
+        )?),
         Kind::Governance(_) => {
             return Err(EdgeError::Field(FieldError::new(
                 "governance",
@@ -237,6 +268,17 @@ pub fn payload_to_proto(payload: &EventPayload) -> Result<pb::EventPayload, Edge
                 .iter()
                 .map(|z| pb::ZoneProduction { zone: z.zone.to_string(), carats: z.carats.0, value_cents: z.value.0 })
                 .collect(),
+        }),
+        EventPayload::WrittenProcedure(w) => {
+            Kind::WrittenProcedure(pb::WrittenProcedure { act: Some(act_to_proto(&w.act)), deadline_ms: w.deadline.0 })
+        }
+        EventPayload::ProcedureConclusion(c) => {
+            Kind::ProcedureConclusion(pb::ProcedureConclusion { act: Some(act_to_proto(&c.act)), adopted: c.adopted })
+        }
+        EventPayload::ProcedureResponse(r) => Kind::ProcedureResponse(pb::ProcedureResponse {
+            reference: r.reference.to_string(),
+            objection: r.objection,
+            reason: r.reason.to_string(),
         }),
         EventPayload::Governance(_) => {
             return Err(EdgeError::Field(FieldError::new(

@@ -2,8 +2,8 @@
 
 use crate::period::{Half, Quarter};
 use kp_domain::{
-    CertificateNumber, CountryCode, Date, EventId, EventKind, EventPayload, Genesis, GovernanceAction, HsCode, HsLine,
-    Label, Origin, ParticipantId, Status, Timestamp,
+    CertificateNumber, CountryCode, Date, EventId, EventKind, EventPayload, Genesis, GovernanceAction, GovernanceEvent,
+    HsCode, HsLine, Label, Origin, ParticipantId, ProcedureConclusion, Status, Timestamp,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -337,8 +337,13 @@ impl Review {
                 self.production.insert(key, rec);
                 self.note_participant(p.participant);
             }
-            EventPayload::Governance(g) => {
-                let (subject, status, name, members) = match &g.act.action {
+            // A written procedure's opening and responses change no status; its conclusion
+            // states whether the act it carries was adopted (the rules engine confirmed it).
+            EventPayload::WrittenProcedure(_) | EventPayload::ProcedureResponse(_) => {}
+            EventPayload::ProcedureConclusion(c) if !c.adopted => {}
+            EventPayload::Governance(GovernanceEvent { act, .. })
+            | EventPayload::ProcedureConclusion(ProcedureConclusion { act, .. }) => {
+                let (subject, status, name, members) = match &act.action {
                     GovernanceAction::Admit(p) => {
                         (p.id, p.status.clone(), Some(p.name.as_str().to_owned()), Some(p.members.clone()))
                     }
@@ -365,7 +370,7 @@ impl Review {
                 if let Some(members) = members {
                     rec.members = members;
                 }
-                rec.changes.push(StatusChange { event: index, action: g.act.action.name(), status });
+                rec.changes.push(StatusChange { event: index, action: act.action.name(), status });
             }
         }
         self.events.push(reference);

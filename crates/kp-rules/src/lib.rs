@@ -30,6 +30,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 /// and a check on top of that).
 pub const MAX_TENTATIVE_DEPTH: usize = 4;
 
+/// Most written procedures open at once (a bound on what governance keeps in the state).
+pub const MAX_OPEN_PROCEDURES: usize = 64;
+
+/// Longest written procedure, from the block that opens it to its deadline.
+pub const MAX_PROCEDURE_DAYS: u64 = 90;
+
 /// Most amendments of one certificate.
 pub const MAX_AMENDMENTS: u32 = 16;
 
@@ -83,6 +89,52 @@ pub struct ProductionRecord {
     pub event: EventId,
 }
 
+/// Where a written procedure stands.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, Serialize)]
+pub enum ProcedureOutcome {
+    /// Taking responses until the deadline.
+    Open,
+    /// Concluded at or after the deadline: the act applied.
+    Adopted,
+    /// An entitled participant objected: the act died.
+    Objected,
+    /// Concluded without an objection but the act did not pass (too few approvals, or it no
+    /// longer applied); `ProcedureRecord::lapse` says why.
+    Lapsed,
+}
+
+impl ProcedureOutcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProcedureOutcome::Open => "open",
+            ProcedureOutcome::Adopted => "adopted",
+            ProcedureOutcome::Objected => "objected",
+            ProcedureOutcome::Lapsed => "lapsed",
+        }
+    }
+}
+
+/// A governance act under written procedure, from its opening to its outcome.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, Serialize)]
+pub struct ProcedureRecord {
+    pub act: GovernanceAct,
+    pub act_digest: Hash32,
+    pub proposer: ParticipantId,
+    /// The event that opened it, and its block time.
+    pub opened_by: EventId,
+    pub opened_at: Timestamp,
+    pub deadline: Timestamp,
+    /// Participants that approved, in ledger order (the proposer first).
+    pub approvals: Vec<ParticipantId>,
+    /// The objection that ended it: who, and why.
+    pub objection: Option<(ParticipantId, Text)>,
+    pub outcome: ProcedureOutcome,
+    /// When it closed: the block time of its conclusion or of the objection.
+    pub closed_at: Option<Timestamp>,
+    /// Why it lapsed.
+    pub lapse: Option<String>,
+}
+
 /// Who holds an authority key, and whether it is still valid.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct KeyOwner {
@@ -107,6 +159,7 @@ struct Change {
     keys: Vec<(PublicKey, KeyOwner)>,
     production: Option<ProductionRecord>,
     act: Option<(Label, Hash32)>,
+    procedure: Option<ProcedureRecord>,
     incidents: Vec<Incident>,
 }
 
@@ -129,6 +182,10 @@ pub struct Ledger {
     certificates: HashMap<CertificateNumber, CertificateRecord>,
     production: BTreeMap<(ParticipantId, HalfYear), ProductionRecord>,
     acts: BTreeMap<Label, Hash32>,
+    /// Every written procedure, open or closed, by reference.
+    procedures: BTreeMap<Label, ProcedureRecord>,
+    /// The open ones, by deadline (derived from `procedures`, kept in step by `set_procedure`).
+    open_procedures: BTreeSet<(Timestamp, Label)>,
     last_block_time: Timestamp,
     events_applied: u64,
     commitment: Commitment,
@@ -190,6 +247,7 @@ enum Undo {
     Key(PublicKey, Option<KeyOwner>),
     Production((ParticipantId, HalfYear), Option<ProductionRecord>),
     Act(Label, Option<Hash32>),
+    Procedure(Label, Option<Box<ProcedureRecord>>),
     Time(Timestamp),
     EventsApplied(u64),
 }
@@ -228,6 +286,7 @@ const NS_KEY: u8 = b'k';
 const NS_CERTIFICATE: u8 = b'c';
 const NS_PRODUCTION: u8 = b'r';
 const NS_ACT: u8 = b'g';
+const NS_PROCEDURE: u8 = b'w';
 
 /// The key of a certificate's record in the state (what a store looks it up by).
 pub fn certificate_record_key(number: &CertificateNumber) -> Vec<u8> {
@@ -239,9 +298,10 @@ pub fn is_certificate_record_key(key: &[u8]) -> bool {
     key.first() == Some(&NS_CERTIFICATE)
 }
 
-/// Whether a state record key is a governance act's (written when an act is applied).
+/// Whether a state record key is a governance act's or a written procedure's: written only by
+/// governance events (which a proof bundle carries, so that its verifier derives the voter sets).
 pub fn is_act_record_key(key: &[u8]) -> bool {
-    key.first() == Some(&NS_ACT)
+    matches!(key.first(), Some(&NS_ACT | &NS_PROCEDURE))
 }
 
 /// The certificate a certificate record key names, if it is one.
@@ -295,6 +355,8 @@ impl Ledger {
             certificates: HashMap::new(),
             production: BTreeMap::new(),
             acts: BTreeMap::new(),
+            procedures: BTreeMap::new(),
+            open_procedures: BTreeSet::new(),
             last_block_time: Timestamp(0),
             events_applied: 0,
             commitment: Commitment::new(),
@@ -384,6 +446,14 @@ impl Ledger {
                         })?;
                     ledger.acts.insert(label, Hash32(digest));
                 }
+                Some((&NS_PROCEDURE, _)) => {
+                    let r: ProcedureRecord = decode(&key, &value)?;
+                    wrong_key(record_key(NS_PROCEDURE, r.act.reference.as_str().as_bytes()))?;
+                    if r.outcome == ProcedureOutcome::Open {
+                        ledger.open_procedures.insert((r.deadline, r.act.reference.clone()));
+                    }
+                    ledger.procedures.insert(r.act.reference.clone(), r);
+                }
                 _ => return Err(RecordError { key: printable_key(&key), reason: "unknown record".to_owned() }),
             }
             ledger.commitment.set(&key, Some(&value));
@@ -432,6 +502,7 @@ impl Ledger {
         );
         out.extend(l.production.iter().map(|(id, r)| (record_key(NS_PRODUCTION, &encode(id)), encode(r))));
         out.extend(l.acts.iter().map(|(a, d)| (record_key(NS_ACT, a.as_str().as_bytes()), d.0.to_vec())));
+        out.extend(l.procedures.iter().map(|(a, r)| (record_key(NS_PROCEDURE, a.as_str().as_bytes()), encode(r))));
         out.sort();
         out
     }
@@ -484,6 +555,22 @@ impl Ledger {
     /// Admits `event` at `block_time`, or refuses it and changes nothing.
     pub fn apply(&mut self, event: &Event, block_time: Timestamp) -> Result<Outcome, Rejection> {
         let change = self.check(event, block_time)?;
+        Ok(self.write_change(change, block_time))
+    }
+
+    /// Writes what an admitted event changes, and counts it.
+    fn write_change(&mut self, change: Change, block_time: Timestamp) -> Outcome {
+        let incidents = self.write_records(change);
+        if block_time != self.last_block_time {
+            self.set_time(block_time);
+        }
+        self.journal(Undo::EventsApplied(self.events_applied));
+        self.events_applied += 1;
+        Outcome { incidents }
+    }
+
+    /// Writes the records a change makes; gives back its incidents.
+    fn write_records(&mut self, change: Change) -> Vec<Incident> {
         if let Some(r) = change.certificate {
             self.set_certificate(r.certificate.number.clone(), Some(r));
         }
@@ -499,12 +586,10 @@ impl Ledger {
         if let Some((reference, digest)) = change.act {
             self.set_act(reference, Some(digest));
         }
-        if block_time != self.last_block_time {
-            self.set_time(block_time);
+        if let Some(r) = change.procedure {
+            self.set_procedure(r.act.reference.clone(), Some(r));
         }
-        self.journal(Undo::EventsApplied(self.events_applied));
-        self.events_applied += 1;
-        Ok(Outcome { incidents: change.incidents })
+        change.incidents
     }
 
     /// Starts a tentative block: every change until [`Ledger::commit_block`] or
@@ -590,6 +675,7 @@ impl Ledger {
                 Undo::Key(key, old) => self.set_key(key, old),
                 Undo::Production(id, old) => self.set_production(id, old),
                 Undo::Act(reference, old) => self.set_act(reference, old),
+                Undo::Procedure(reference, old) => self.set_procedure(reference, old.map(|b| *b)),
                 Undo::Time(t) => self.set_time(t),
                 Undo::EventsApplied(n) => self.events_applied = n,
             }
@@ -669,6 +755,27 @@ impl Ledger {
         self.journal(Undo::Act(reference, old));
     }
 
+    fn set_procedure(&mut self, reference: Label, value: Option<ProcedureRecord>) {
+        self.write(|| record_key(NS_PROCEDURE, reference.as_str().as_bytes()), || value.as_ref().map(encode));
+        if let Some(r) = value.as_ref().filter(|r| r.outcome == ProcedureOutcome::Open) {
+            self.open_procedures.insert((r.deadline, reference.clone()));
+        }
+        let old = match value {
+            Some(r) => self.procedures.insert(reference.clone(), r),
+            None => self.procedures.remove(&reference),
+        };
+        if let Some(o) = old.as_ref().filter(|o| o.outcome == ProcedureOutcome::Open) {
+            let still_open = self
+                .procedures
+                .get(&reference)
+                .is_some_and(|r| r.outcome == ProcedureOutcome::Open && r.deadline == o.deadline);
+            if !still_open {
+                self.open_procedures.remove(&(o.deadline, reference.clone()));
+            }
+        }
+        self.journal(Undo::Procedure(reference, old.map(Box::new)));
+    }
+
     fn set_time(&mut self, t: Timestamp) {
         let old = self.last_block_time;
         self.last_block_time = t;
@@ -702,6 +809,9 @@ impl Ledger {
             }
             EventPayload::ProductionReported(p) => self.check_production(signer, p, event.id, block_time),
             EventPayload::Governance(g) => self.check_governance(signer, g),
+            EventPayload::WrittenProcedure(w) => self.check_procedure_opening(signer, w, event.id, block_time),
+            EventPayload::ProcedureResponse(r) => self.check_procedure_response(signer, r, block_time),
+            EventPayload::ProcedureConclusion(c) => self.check_procedure_conclusion(signer, c, block_time),
         }
     }
 
@@ -1016,6 +1126,202 @@ impl Ledger {
         self.governance_change(g).map(|(_, missing)| missing)
     }
 
+    /// The participants entitled to decide `action` by written procedure, in the state as it
+    /// stands: every voting participant, except the party concerned by a suspension, a
+    /// restriction or a withdrawal (consensus minus the party concerned). Key changes are a
+    /// participant's own business and are not decided this way.
+    fn entitled(&self, action: &GovernanceAction) -> Result<Vec<ParticipantId>, Rejection> {
+        let voters = self.participants.values().filter(|p| p.status.votes()).map(|p| p.id);
+        match action {
+            GovernanceAction::Admit(_) | GovernanceAction::Readmit { .. } => Ok(voters.collect()),
+            GovernanceAction::Suspend { participant }
+            | GovernanceAction::Restrict { participant, .. }
+            | GovernanceAction::Withdraw { participant } => Ok(voters.filter(|p| p != participant).collect()),
+            GovernanceAction::AuthorityKeyAdded { .. } | GovernanceAction::AuthorityKeyRevoked { .. } => {
+                Err(Rejection::NotByWrittenProcedure { action: action.name() })
+            }
+        }
+    }
+
+    fn check_procedure_opening(
+        &self,
+        signer: KeyOwner,
+        w: &WrittenProcedure,
+        event: EventId,
+        block_time: Timestamp,
+    ) -> Result<Change, Rejection> {
+        let act = &w.act;
+        let entitled = self.entitled(&act.action)?;
+        let proposer = self.known("signer", signer.participant)?;
+        if !proposer.status.votes() {
+            return Err(Rejection::ProposerNotVoting { participant: proposer.id, status: proposer.status.name() });
+        }
+        // The act must apply now, whoever approves (its approvals are the procedure's).
+        let g = GovernanceEvent { act: act.clone(), act_digest: w.act_digest, approvers: Vec::new() };
+        self.governance_change(&g)?;
+        if !entitled.contains(&proposer.id) {
+            return Err(Rejection::NotEntitled {
+                participant: proposer.id,
+                action: act.action.name(),
+                subject: act.action.subject(),
+            });
+        }
+        if w.deadline <= block_time {
+            return Err(Rejection::DeadlinePassed { deadline: w.deadline, block_time });
+        }
+        if w.deadline.0 - block_time.0 > MAX_PROCEDURE_DAYS * MS_PER_DAY {
+            return Err(Rejection::DeadlineTooFar { deadline: w.deadline, block_time, max_days: MAX_PROCEDURE_DAYS });
+        }
+        if self.open_procedures.len() >= MAX_OPEN_PROCEDURES {
+            return Err(Rejection::TooManyProcedures { max: MAX_OPEN_PROCEDURES });
+        }
+        let record = ProcedureRecord {
+            act: act.clone(),
+            act_digest: w.act_digest,
+            proposer: proposer.id,
+            opened_by: event,
+            opened_at: block_time,
+            deadline: w.deadline,
+            approvals: vec![proposer.id],
+            objection: None,
+            outcome: ProcedureOutcome::Open,
+            closed_at: None,
+            lapse: None,
+        };
+        Ok(Change { procedure: Some(record), ..Change::default() })
+    }
+
+    fn check_procedure_response(
+        &self,
+        signer: KeyOwner,
+        r: &ProcedureResponse,
+        block_time: Timestamp,
+    ) -> Result<Change, Rejection> {
+        let record = self
+            .procedures
+            .get(&r.reference)
+            .ok_or_else(|| Rejection::UnknownProcedure { reference: r.reference.clone() })?;
+        if block_time >= record.deadline {
+            return Err(Rejection::ProcedureDeadlinePassed {
+                reference: r.reference.clone(),
+                deadline: record.deadline,
+                block_time,
+            });
+        }
+        if record.outcome != ProcedureOutcome::Open {
+            return Err(Rejection::ProcedureClosed { reference: r.reference.clone(), outcome: record.outcome.name() });
+        }
+        let who = signer.participant;
+        if !self.entitled(&record.act.action)?.contains(&who) {
+            return Err(Rejection::NotEntitled {
+                participant: who,
+                action: record.act.action.name(),
+                subject: record.act.action.subject(),
+            });
+        }
+        if record.approvals.contains(&who) {
+            return Err(Rejection::AlreadyResponded { participant: who, reference: r.reference.clone() });
+        }
+        let mut updated = record.clone();
+        if r.objection {
+            updated.objection = Some((who, r.reason.clone()));
+            updated.outcome = ProcedureOutcome::Objected;
+            updated.closed_at = Some(block_time);
+        } else {
+            updated.approvals.push(who);
+        }
+        Ok(Change { procedure: Some(updated), ..Change::default() })
+    }
+
+    fn check_procedure_conclusion(
+        &self,
+        signer: KeyOwner,
+        c: &ProcedureConclusion,
+        block_time: Timestamp,
+    ) -> Result<Change, Rejection> {
+        let reference = &c.act.reference;
+        let record = self
+            .procedures
+            .get(reference)
+            .ok_or_else(|| Rejection::UnknownProcedure { reference: reference.clone() })?;
+        if record.act_digest != c.act_digest {
+            return Err(Rejection::ProcedureActDiffers { reference: reference.clone() });
+        }
+        if record.outcome != ProcedureOutcome::Open {
+            return Err(Rejection::ProcedureClosed { reference: reference.clone(), outcome: record.outcome.name() });
+        }
+        if block_time < record.deadline {
+            return Err(Rejection::DeadlineNotReached {
+                reference: reference.clone(),
+                deadline: record.deadline,
+                block_time,
+            });
+        }
+        let concluder = self.known("signer", signer.participant)?;
+        if !concluder.status.votes() {
+            return Err(Rejection::ProposerNotVoting { participant: concluder.id, status: concluder.status.name() });
+        }
+        let decision = self.procedure_decision(record)?;
+        if decision.is_ok() != c.adopted {
+            return Err(Rejection::WrongConclusion {
+                reference: reference.clone(),
+                stated: if c.adopted { "adopted" } else { "lapsed" },
+                actual: match &decision {
+                    Ok(_) => "adopted".to_owned(),
+                    Err(why) => format!("lapsed: {why}"),
+                },
+            });
+        }
+        let mut updated = record.clone();
+        updated.closed_at = Some(block_time);
+        Ok(match decision {
+            Ok(change) => {
+                updated.outcome = ProcedureOutcome::Adopted;
+                Change { procedure: Some(updated), ..change }
+            }
+            Err(why) => {
+                updated.outcome = ProcedureOutcome::Lapsed;
+                updated.lapse = Some(why);
+                Change { procedure: Some(updated), ..Change::default() }
+            }
+        })
+    }
+
+    /// What the conclusion of the written procedure `reference` would state now, if its
+    /// deadline has come: adopted (`true`) or lapsed. `None`: no such open procedure, or its
+    /// deadline is after `block_time`.
+    pub fn procedure_conclusion(&self, reference: &Label, block_time: Timestamp) -> Option<bool> {
+        let record = self.procedures.get(reference).filter(|r| r.outcome == ProcedureOutcome::Open)?;
+        if block_time < record.deadline {
+            return None;
+        }
+        self.procedure_decision(record).ok().map(|d| d.is_ok())
+    }
+
+    /// What concluding `record` now does: the act's change (adopted), or why it lapses.
+    fn procedure_decision(&self, record: &ProcedureRecord) -> Result<Result<Change, String>, Rejection> {
+        let entitled = self.entitled(&record.act.action)?;
+        let approved = record.approvals.iter().filter(|p| entitled.contains(p)).count();
+        if approved * 2 <= entitled.len() {
+            return Ok(Err(format!(
+                "{approved} of the {} participants entitled to decide approved; more than half must",
+                entitled.len()
+            )));
+        }
+        let g = GovernanceEvent { act: record.act.clone(), act_digest: record.act_digest, approvers: Vec::new() };
+        Ok(self.action_change(&g).map(|(change, _)| change).map_err(|r| r.to_string()))
+    }
+
+    /// A written procedure, by its act's reference.
+    pub fn procedure(&self, reference: &Label) -> Option<&ProcedureRecord> {
+        self.procedures.get(reference)
+    }
+
+    /// Every written procedure, by reference.
+    pub fn procedures(&self) -> impl Iterator<Item = &ProcedureRecord> {
+        self.procedures.values()
+    }
+
     /// The digest of the act applied under this reference, if one has been.
     pub fn applied_act(&self, reference: &Label) -> Option<Hash32> {
         self.acts.get(reference).copied()
@@ -1023,10 +1329,17 @@ impl Ledger {
 
     /// What a governance act changes, and whose approvals it still lacks.
     fn governance_change(&self, g: &GovernanceEvent) -> Result<(Change, Vec<ParticipantId>), Rejection> {
-        let act = &g.act;
-        if self.acts.contains_key(&act.reference) {
-            return Err(Rejection::DuplicateAct { reference: act.reference.clone() });
+        let reference = &g.act.reference;
+        if self.acts.contains_key(reference) || self.procedures.contains_key(reference) {
+            return Err(Rejection::DuplicateAct { reference: reference.clone() });
         }
+        self.action_change(g)
+    }
+
+    /// What a governance act changes if it applies now, and whose approvals it still lacks
+    /// (whether its reference is new is the caller's to check).
+    fn action_change(&self, g: &GovernanceEvent) -> Result<(Change, Vec<ParticipantId>), Rejection> {
+        let act = &g.act;
         // Who approved: participant → the keys it approved with.
         let mut approved: BTreeMap<ParticipantId, Vec<PublicKey>> = BTreeMap::new();
         let mut seen = BTreeSet::new();
@@ -1088,7 +1401,9 @@ impl Ledger {
                 transition(p.status.votes(), p)?;
                 leaves_a_voter(p)?;
                 change.participant = Some(Participant { status: Status::Suspended, ..p.clone() });
-                all_but_subject
+                // A participant may suspend itself (Venezuela, 2008): that restricts only its own
+                // trade, so its own approval suffices; otherwise every other voter must approve.
+                if approved.contains_key(participant) { vec![] } else { all_but_subject }
             }
             GovernanceAction::Withdraw { participant } => {
                 let p = self.known("act.action.participant", *participant)?;

@@ -86,6 +86,36 @@ pub enum Rejection {
     TooManyKeys { participant: ParticipantId, max: usize },
     #[error("act.action: {action} of {participant} would leave no voting participant")]
     NoVoterLeft { action: &'static str, participant: ParticipantId },
+    #[error(
+        "act.action: {action} is not decided by written procedure (only admission, suspension, restriction, readmission and withdrawal are)"
+    )]
+    NotByWrittenProcedure { action: &'static str },
+    #[error("deadline: {deadline} is not after the block time {block_time}")]
+    DeadlinePassed { deadline: Timestamp, block_time: Timestamp },
+    #[error("deadline: {deadline} is more than {max_days} days after the block time {block_time}")]
+    DeadlineTooFar { deadline: Timestamp, block_time: Timestamp, max_days: u64 },
+    #[error("act: {max} written procedures are open already; one must close before another opens")]
+    TooManyProcedures { max: usize },
+    #[error("reference: no written procedure has reference {reference}")]
+    UnknownProcedure { reference: Label },
+    #[error("reference: the written procedure {reference} is closed ({outcome})")]
+    ProcedureClosed { reference: Label, outcome: &'static str },
+    #[error(
+        "reference: the written procedure {reference} closed at its deadline {deadline}; the block time is {block_time}"
+    )]
+    ProcedureDeadlinePassed { reference: Label, deadline: Timestamp, block_time: Timestamp },
+    #[error(
+        "signer: {participant} does not decide {action} of {subject} (the party concerned takes no part, and only voting participants decide)"
+    )]
+    NotEntitled { participant: ParticipantId, action: &'static str, subject: ParticipantId },
+    #[error("signer: {participant} has already responded to the written procedure {reference}")]
+    AlreadyResponded { participant: ParticipantId, reference: Label },
+    #[error("act: the written procedure {reference} was opened on another act")]
+    ProcedureActDiffers { reference: Label },
+    #[error("act.reference: the written procedure {reference} closes at {deadline}; the block time is {block_time}")]
+    DeadlineNotReached { reference: Label, deadline: Timestamp, block_time: Timestamp },
+    #[error("adopted: the conclusion of {reference} states {stated}; the procedure is {actual}")]
+    WrongConclusion { reference: Label, stated: &'static str, actual: String },
 }
 
 impl Rejection {
@@ -134,6 +164,18 @@ impl Rejection {
             Rejection::KeyNotOwned { .. } => "key_not_owned",
             Rejection::TooManyKeys { .. } => "too_many_keys",
             Rejection::NoVoterLeft { .. } => "no_voter_left",
+            Rejection::NotByWrittenProcedure { .. } => "not_by_written_procedure",
+            Rejection::DeadlinePassed { .. } => "deadline_passed",
+            Rejection::DeadlineTooFar { .. } => "deadline_too_far",
+            Rejection::TooManyProcedures { .. } => "too_many_procedures",
+            Rejection::UnknownProcedure { .. } => "unknown_procedure",
+            Rejection::ProcedureClosed { .. } => "procedure_closed",
+            Rejection::ProcedureDeadlinePassed { .. } => "procedure_deadline_passed",
+            Rejection::NotEntitled { .. } => "not_entitled",
+            Rejection::AlreadyResponded { .. } => "already_responded",
+            Rejection::ProcedureActDiffers { .. } => "procedure_act_differs",
+            Rejection::DeadlineNotReached { .. } => "deadline_not_reached",
+            Rejection::WrongConclusion { .. } => "wrong_conclusion",
         }
     }
 }

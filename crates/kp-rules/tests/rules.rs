@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use kp_domain::*;
-use kp_rules::{CertificateState, Incident, Ledger, MAX_AMENDMENTS, Outcome, Rejection};
+use kp_rules::{
+    CertificateState, Incident, Ledger, MAX_AMENDMENTS, Outcome, ProcedureOutcome, ProcedureRecord, Rejection,
+};
 use kp_testkit::{TestNet, act, at, certificate, pid, receipt, seal};
 
 struct H {
@@ -970,4 +972,301 @@ fn stored_records_that_do_not_make_a_ledger_are_refused_with_their_key() {
     // Untouched records restore the same ledger.
     let mut restored = Ledger::from_records(records.clone(), 0).unwrap();
     assert_eq!(restored.state_root(), ledger.clone().state_root());
+}
+
+// ---- Written procedure and self-suspension (docs/rules.md, "Written procedure") ----
+
+fn suspend_cf() -> GovernanceAct {
+    act("WP-1", GovernanceAction::Suspend { participant: pid("CF") })
+}
+
+fn procedure<'a>(h: &'a H, reference: &str) -> &'a ProcedureRecord {
+    h.ledger.procedure(&Label::new(reference).unwrap()).expect("the procedure is recorded")
+}
+
+impl H {
+    /// Concludes `act`'s procedure at `t`, stating the outcome the ledger expects, and checks
+    /// that stating the other one is refused.
+    fn conclude(&mut self, act: &GovernanceAct, t: Timestamp) -> bool {
+        let adopted = self.ledger.procedure_conclusion(&act.reference, t).expect("the procedure is due");
+        let wrong = self.net.conclusion("EU", act, !adopted);
+        assert!(matches!(self.err(&wrong, t), Rejection::WrongConclusion { .. }));
+        let e = self.net.conclusion("EU", act, adopted);
+        self.ok(&e, t);
+        adopted
+    }
+}
+
+#[test]
+fn written_procedure_passes_at_the_deadline_without_objection() {
+    let mut h = h();
+    let deadline = at(10, 0);
+    let open = h.net.written_procedure("BW", &suspend_cf(), deadline);
+    h.ok(&open, at(1, 0));
+    assert_eq!(procedure(&h, "WP-1").outcome, ProcedureOutcome::Open);
+    for code in ["EU", "CA"] {
+        let e = h.net.response(code, "WP-1", None);
+        h.ok(&e, at(2, 0));
+    }
+    // Not before the deadline, not on another act under the same reference.
+    let early = h.net.conclusion("EU", &suspend_cf(), true);
+    assert!(matches!(h.err(&early, Timestamp(deadline.0 - 1)), Rejection::DeadlineNotReached { .. }));
+    assert_eq!(h.ledger.procedure_conclusion(&suspend_cf().reference, Timestamp(deadline.0 - 1)), None);
+    let other = act("WP-1", GovernanceAction::Suspend { participant: pid("AE") });
+    let forged = h.net.conclusion("EU", &other, true);
+    assert!(matches!(h.err(&forged, deadline), Rejection::ProcedureActDiffers { .. }));
+    // CF trades until the act is concluded.
+    h.issued("CF-1", "CF", "BW", at(9, 0));
+    assert!(h.conclude(&suspend_cf(), deadline));
+    assert_eq!(h.ledger.participant(&pid("CF")).unwrap().status, Status::Suspended);
+    assert!(!h.ledger.voters().iter().any(|(p, _)| *p == pid("CF")));
+    let record = procedure(&h, "WP-1");
+    assert_eq!(record.outcome, ProcedureOutcome::Adopted);
+    assert_eq!(record.approvals, vec![pid("BW"), pid("EU"), pid("CA")]);
+    assert_eq!(record.closed_at, Some(deadline));
+    // Recorded as an act like any other: its reference is used for good.
+    assert_eq!(h.ledger.applied_act(&Label::new("WP-1").unwrap()), Some(record.act_digest));
+    let again = h.gov("WP-1", GovernanceAction::Readmit { participant: pid("CF") }, &["BW", "EU", "CA", "AE"]);
+    assert!(matches!(h.err(&again, deadline), Rejection::DuplicateAct { .. }));
+    let twice = h.net.conclusion("EU", &suspend_cf(), true);
+    assert!(matches!(h.err(&twice, deadline), Rejection::ProcedureClosed { outcome: "adopted", .. }));
+    let e = h.issue("CF-4", "CF", "BW", deadline);
+    assert!(matches!(h.err(&e, deadline), Rejection::NotTrading { .. }));
+}
+
+#[test]
+fn one_objection_kills_a_written_procedure() {
+    let mut h = h();
+    let open = h.net.written_procedure("BW", &suspend_cf(), at(10, 0));
+    h.ok(&open, at(1, 0));
+    let e = h.net.response("EU", "WP-1", None);
+    h.ok(&e, at(2, 0));
+    let e = h.net.response("AE", "WP-1", Some("the review visit has not reported yet"));
+    h.ok(&e, at(3, 0));
+    let record = procedure(&h, "WP-1");
+    assert_eq!(record.outcome, ProcedureOutcome::Objected);
+    assert_eq!(record.objection.as_ref().map(|(p, _)| *p), Some(pid("AE")));
+    assert_eq!(record.closed_at, Some(at(3, 0)));
+    // Dead: no more responses, nothing to conclude, and the deadline passes without effect.
+    let late = h.net.response("CA", "WP-1", None);
+    assert!(matches!(h.err(&late, at(4, 0)), Rejection::ProcedureClosed { outcome: "objected", .. }));
+    let conclude = h.net.conclusion("EU", &suspend_cf(), false);
+    assert!(matches!(h.err(&conclude, at(11, 0)), Rejection::ProcedureClosed { .. }));
+    h.issued("CF-1", "CF", "BW", at(11, 0));
+    assert_eq!(h.ledger.participant(&pid("CF")).unwrap().status, Status::Active);
+    assert_eq!(h.ledger.applied_act(&Label::new("WP-1").unwrap()), None);
+    // An objection states its reason (the edge refuses one without; so does the engine).
+    let wp2 = act("WP-2", GovernanceAction::Suspend { participant: pid("CF") });
+    let open = h.net.written_procedure("BW", &wp2, at(20, 0));
+    h.ok(&open, at(11, 0));
+    let bare = h.net.raw_event(
+        "EU",
+        Role::Importing,
+        EventPayload::ProcedureResponse(ProcedureResponse {
+            reference: Label::new("WP-2").unwrap(),
+            objection: true,
+            reason: Text::new("").unwrap(),
+        }),
+    );
+    assert!(matches!(h.err(&bare, at(12, 0)), Rejection::Malformed(_)));
+}
+
+#[test]
+fn responses_after_the_deadline_and_deadlines_in_the_past_are_refused() {
+    let mut h = h();
+    let past = h.net.written_procedure("BW", &suspend_cf(), at(1, 0));
+    assert!(matches!(h.err(&past, at(1, 0)), Rejection::DeadlinePassed { .. }));
+    let past = h.net.written_procedure("BW", &suspend_cf(), at(0, 5));
+    assert!(matches!(h.err(&past, at(1, 0)), Rejection::DeadlinePassed { .. }));
+    let far = h.net.written_procedure("BW", &suspend_cf(), at(1 + kp_rules::MAX_PROCEDURE_DAYS, 1));
+    assert!(matches!(h.err(&far, at(1, 0)), Rejection::DeadlineTooFar { .. }));
+    let deadline = at(1 + kp_rules::MAX_PROCEDURE_DAYS, 0);
+    let open = h.net.written_procedure("BW", &suspend_cf(), deadline);
+    h.ok(&open, at(1, 0));
+    let late = h.net.response("EU", "WP-1", None);
+    assert!(matches!(h.err(&late, deadline), Rejection::ProcedureDeadlinePassed { .. }));
+    let late = h.net.response("EU", "WP-1", Some("too late to object"));
+    assert!(matches!(h.err(&late, at(200, 0)), Rejection::ProcedureDeadlinePassed { .. }));
+    let unknown = h.net.response("EU", "WP-9", None);
+    assert!(matches!(h.err(&unknown, at(2, 0)), Rejection::UnknownProcedure { .. }));
+    let unknown = h.net.conclusion("EU", &act("WP-9", GovernanceAction::Suspend { participant: pid("CF") }), true);
+    assert!(matches!(h.err(&unknown, at(200, 0)), Rejection::UnknownProcedure { .. }));
+    // The proposer alone is 1 of 4: the procedure lapses, and says why.
+    assert!(!h.conclude(&suspend_cf(), at(200, 0)));
+    assert!(procedure(&h, "WP-1").lapse.as_deref().unwrap().contains("1 of the 4"));
+}
+
+#[test]
+fn written_procedure_needs_more_than_half_of_those_entitled() {
+    // Four entitled (all but CF); the proposer counts. 2 of 4 lapses, 3 of 4 passes.
+    let mut h = h();
+    let open = h.net.written_procedure("BW", &suspend_cf(), at(5, 0));
+    h.ok(&open, at(1, 0));
+    let e = h.net.response("EU", "WP-1", None);
+    h.ok(&e, at(2, 0));
+    assert!(!h.conclude(&suspend_cf(), at(5, 0)));
+    let record = procedure(&h, "WP-1");
+    assert_eq!(record.outcome, ProcedureOutcome::Lapsed);
+    assert!(record.lapse.as_deref().unwrap().contains("2 of the 4"), "{:?}", record.lapse);
+    assert_eq!(h.ledger.participant(&pid("CF")).unwrap().status, Status::Active);
+    // A lapsed act's reference stays used.
+    let again = h.net.written_procedure("BW", &suspend_cf(), at(9, 0));
+    assert!(matches!(h.err(&again, at(5, 0)), Rejection::DuplicateAct { .. }));
+    let wp2 = act("WP-2", GovernanceAction::Suspend { participant: pid("CF") });
+    let open = h.net.written_procedure("BW", &wp2, at(9, 0));
+    h.ok(&open, at(5, 0));
+    for code in ["EU", "CA"] {
+        let e = h.net.response(code, "WP-2", None);
+        h.ok(&e, at(6, 0));
+    }
+    assert!(h.conclude(&wp2, at(9, 0)));
+}
+
+#[test]
+fn the_party_concerned_takes_no_part_and_key_changes_are_not_by_written_procedure() {
+    let mut h = h();
+    // CF may neither put its own suspension to written procedure nor answer one about it.
+    let own = h.net.written_procedure("CF", &suspend_cf(), at(10, 0));
+    assert!(matches!(h.err(&own, at(1, 0)), Rejection::NotEntitled { .. }));
+    let open = h.net.written_procedure("BW", &suspend_cf(), at(10, 0));
+    h.ok(&open, at(1, 0));
+    let objection = h.net.response("CF", "WP-1", Some("we object"));
+    assert!(matches!(h.err(&objection, at(2, 0)), Rejection::NotEntitled { .. }));
+    let twice = h.net.response("BW", "WP-1", None);
+    assert!(matches!(h.err(&twice, at(2, 0)), Rejection::AlreadyResponded { .. }));
+    let e = h.net.response("EU", "WP-1", None);
+    h.ok(&e, at(2, 0));
+    let twice = h.net.response("EU", "WP-1", Some("changed our mind"));
+    assert!(matches!(h.err(&twice, at(2, 0)), Rejection::AlreadyResponded { .. }));
+    // An ordinary act may not take a procedure's reference, nor the other way round.
+    let clash = h.gov("WP-1", GovernanceAction::Suspend { participant: pid("AE") }, &["BW", "EU", "CA", "CF"]);
+    assert!(matches!(h.err(&clash, at(2, 0)), Rejection::DuplicateAct { .. }));
+    let e = h.gov("S-1", GovernanceAction::Suspend { participant: pid("AE") }, &["BW", "EU", "CA", "CF"]);
+    h.ok(&e, at(2, 0));
+    let readmit_ae = act("S-1", GovernanceAction::Readmit { participant: pid("AE") });
+    let clash = h.net.written_procedure("BW", &readmit_ae, at(9, 0));
+    assert!(matches!(h.err(&clash, at(2, 0)), Rejection::DuplicateAct { .. }));
+    // A suspended participant neither proposes, answers nor concludes.
+    let readmit_ae = act("WP-2", GovernanceAction::Readmit { participant: pid("AE") });
+    let by_ae = h.net.written_procedure("AE", &readmit_ae, at(9, 0));
+    assert!(matches!(h.err(&by_ae, at(2, 0)), Rejection::ProposerNotVoting { .. }));
+    let by_ae = h.net.response("AE", "WP-1", None);
+    assert!(matches!(h.err(&by_ae, at(2, 0)), Rejection::NotEntitled { .. }));
+    let by_ae = h.net.conclusion("AE", &suspend_cf(), false);
+    assert!(matches!(h.err(&by_ae, at(10, 0)), Rejection::ProposerNotVoting { .. }));
+    let key = GovernanceAction::AuthorityKeyAdded {
+        participant: pid("EU"),
+        key: AuthorityKey { key: kp_testkit::seeded_key(3, "EU/new").public(), role: Role::Importing },
+    };
+    let e = h.net.written_procedure("EU", &act("K-1", key), at(9, 0));
+    assert!(matches!(h.err(&e, at(2, 0)), Rejection::NotByWrittenProcedure { .. }));
+}
+
+#[test]
+fn a_procedure_whose_act_no_longer_applies_lapses() {
+    let mut h = h();
+    let open = h.net.written_procedure("BW", &suspend_cf(), at(10, 0));
+    h.ok(&open, at(1, 0));
+    for code in ["EU", "CA", "AE"] {
+        let e = h.net.response(code, "WP-1", None);
+        h.ok(&e, at(2, 0));
+    }
+    // Meanwhile the plenary suspends CF by the ordinary rule.
+    h.suspend("CF", at(3, 0));
+    assert!(!h.conclude(&suspend_cf(), at(10, 0)));
+    let lapse = procedure(&h, "WP-1").lapse.clone().unwrap();
+    assert!(lapse.contains("does not apply"), "{lapse}");
+}
+
+#[test]
+fn procedures_survive_rollback_and_restore_and_admit() {
+    let mut h = h();
+    let readmit = act("WP-B", GovernanceAction::Readmit { participant: pid("CF") });
+    h.suspend("CF", at(1, 0));
+    let open = h.net.written_procedure("BW", &readmit, at(6, 0));
+    h.ok(&open, at(1, 0));
+    for code in ["EU", "CA"] {
+        let e = h.net.response(code, "WP-B", None);
+        h.ok(&e, at(2, 0));
+    }
+    // A rolled-back conclusion leaves the procedure open, state root unchanged.
+    let before = h.ledger.state_root();
+    h.ledger.begin_block();
+    let e = h.net.conclusion("EU", &readmit, true);
+    h.ok(&e, at(7, 0));
+    assert_eq!(procedure(&h, "WP-B").outcome, ProcedureOutcome::Adopted);
+    h.ledger.rollback_block();
+    assert_eq!(h.ledger.state_root(), before);
+    assert_eq!(procedure(&h, "WP-B").outcome, ProcedureOutcome::Open);
+    // Restored from its records, the ledger concludes it the same way.
+    let mut restored = Ledger::from_records(h.ledger.records(), h.ledger.events_applied()).unwrap();
+    assert_eq!(restored.state_root(), before);
+    restored.apply(&e, at(7, 0)).unwrap();
+    h.ok(&e, at(7, 0));
+    assert_eq!(restored.state_root(), h.ledger.state_root());
+    assert_eq!(h.ledger.participant(&pid("CF")).unwrap().status, Status::Active);
+    // A procedure that admits: the newcomer votes from then on.
+    let uz = Participant {
+        id: pid("UZ"),
+        name: Text::new("Uzbekistan").unwrap(),
+        members: vec![CountryCode::new("UZ").unwrap()],
+        status: Status::Active,
+        node_key: kp_testkit::seeded_key(8, "UZ/node").public(),
+        authorities: vec![AuthorityKey {
+            key: kp_testkit::seeded_key(8, "UZ/exporting").public(),
+            role: Role::Exporting,
+        }],
+        max_certificate_validity_days: 90,
+    };
+    let admit = act("WP-UZ", GovernanceAction::Admit(uz));
+    let open = h.net.written_procedure("EU", &admit, at(12, 0));
+    h.ok(&open, at(8, 0));
+    for code in ["BW", "CA"] {
+        let e = h.net.response(code, "WP-UZ", None);
+        h.ok(&e, at(9, 0));
+    }
+    assert!(h.conclude(&admit, at(12, 0)));
+    assert!(h.ledger.voters().iter().any(|(p, _)| *p == pid("UZ")));
+}
+
+#[test]
+fn a_participant_suspends_itself_and_is_readmitted_with_everyone_elses_approval() {
+    let mut h = h();
+    // Venezuela, 2008: its own act, no vote of the others.
+    let e = h.net.governance("CF", &act("SELF-1", GovernanceAction::Suspend { participant: pid("CF") }), &["CF"]);
+    h.ok(&e, at(1, 0));
+    assert_eq!(h.ledger.participant(&pid("CF")).unwrap().status, Status::Suspended);
+    let e = h.issue("CF-1", "CF", "BW", at(2, 0));
+    assert!(matches!(h.err(&e, at(2, 0)), Rejection::NotTrading { .. }));
+    // Lifted at its request (its approval) with the agreement of every voting participant.
+    let lift = act("LIFT-1", GovernanceAction::Readmit { participant: pid("CF") });
+    let e = h.net.governance("BW", &lift, &["CF", "BW", "EU", "CA"]);
+    match h.err(&e, at(3, 0)) {
+        Rejection::MissingApprovals { missing, .. } => assert_eq!(missing, vec![pid("AE")]),
+        r => panic!("{r}"),
+    }
+    let e = h.net.governance("BW", &lift, &["CF", "BW", "EU", "CA", "AE"]);
+    h.ok(&e, at(3, 0));
+    h.issued("CF-1", "CF", "BW", at(3, 0));
+}
+
+#[test]
+fn open_written_procedures_are_bounded() {
+    let mut h = h();
+    for i in 0..kp_rules::MAX_OPEN_PROCEDURES {
+        let e = h.net.written_procedure(
+            "BW",
+            &act(&format!("WP-{i}"), GovernanceAction::Suspend { participant: pid("CF") }),
+            at(9, 0),
+        );
+        h.ok(&e, at(1, 0));
+    }
+    let one_more = act("WP-MORE", GovernanceAction::Suspend { participant: pid("CF") });
+    let e = h.net.written_procedure("BW", &one_more, at(9, 0));
+    assert!(matches!(h.err(&e, at(1, 0)), Rejection::TooManyProcedures { .. }));
+    // One closes (an objection), and room is made.
+    let e = h.net.response("EU", "WP-0", Some("no"));
+    h.ok(&e, at(2, 0));
+    let e = h.net.written_procedure("BW", &one_more, at(9, 0));
+    h.ok(&e, at(2, 0));
 }

@@ -386,7 +386,11 @@ impl StateReader<'_> {
                 EventPayload::ShipmentSealed(s) => sealed = Some(s.clone()),
                 EventPayload::ReceiptConfirmed(r) => receipt = Some(r.clone()),
                 EventPayload::CertificateVoided(v) => void_reason = Some(v.reason.clone()),
-                EventPayload::ProductionReported(_) | EventPayload::Governance(_) => {
+                EventPayload::ProductionReported(_)
+                | EventPayload::Governance(_)
+                | EventPayload::WrittenProcedure(_)
+                | EventPayload::ProcedureResponse(_)
+                | EventPayload::ProcedureConclusion(_) => {
                     return Err(bad(format!("its event at height {h} index {i} is not a custody event")));
                 }
             }

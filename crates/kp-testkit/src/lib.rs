@@ -150,6 +150,31 @@ impl TestNet {
             .expect("governance event opens")
     }
 
+    /// `act` put to written procedure by `proposer`'s exporting authority, closing at `deadline`.
+    pub fn written_procedure(&self, proposer: &str, act: &GovernanceAct, deadline: Timestamp) -> Event {
+        let act_digest = kp_crypto::sha256(&kp_proto::encode_act(act));
+        let payload = EventPayload::WrittenProcedure(WrittenProcedure { act: act.clone(), act_digest, deadline });
+        self.event(proposer, Role::Exporting, payload)
+    }
+
+    /// `code`'s response to the written procedure `reference`: an approval, or (with a reason)
+    /// an objection.
+    pub fn response(&self, code: &str, reference: &str, objection: Option<&str>) -> Event {
+        let payload = EventPayload::ProcedureResponse(ProcedureResponse {
+            reference: Label::new(reference).expect("reference"),
+            objection: objection.is_some(),
+            reason: Text::new(objection.unwrap_or("")).expect("reason"),
+        });
+        self.event(code, Role::Importing, payload)
+    }
+
+    /// `code`'s conclusion of the written procedure of `act`, stating `adopted`.
+    pub fn conclusion(&self, code: &str, act: &GovernanceAct, adopted: bool) -> Event {
+        let act_digest = kp_crypto::sha256(&kp_proto::encode_act(act));
+        let payload = EventPayload::ProcedureConclusion(ProcedureConclusion { act: act.clone(), act_digest, adopted });
+        self.event(code, Role::Exporting, payload)
+    }
+
     /// Codes of every participant but `except`.
     pub fn all_but(&self, except: &[&str]) -> Vec<String> {
         self.genesis
