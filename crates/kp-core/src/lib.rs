@@ -132,7 +132,8 @@ pub struct Applied {
 pub enum RejectKind {
     Malformed,
     BadSignature,
-    Rules,
+    /// The rules engine refused it; its stable code (`Rejection::code`, docs/rules.md).
+    Rules(&'static str),
     PoolFull,
 }
 
@@ -288,7 +289,7 @@ fn reject_code(k: RejectKind) -> &'static str {
     match k {
         RejectKind::Malformed => "submit_malformed",
         RejectKind::BadSignature => "submit_bad_signature",
-        RejectKind::Rules => "submit_rules",
+        RejectKind::Rules(_) => "submit_rules",
         RejectKind::PoolFull => "submit_pool_full",
     }
 }
@@ -911,7 +912,7 @@ impl<B: Backend> Core<B> {
         self.overlay_time = at;
         // A rejected event changes nothing (the rules' own invariant).
         if let Err(r) = self.app.ledger_mut().apply(&event, at) {
-            return Err(Submission::Rejected(id, RejectKind::Rules, r.to_string()));
+            return Err(Submission::Rejected(id, RejectKind::Rules(r.code()), r.to_string()));
         }
         Ok(Checked { id, envelope, event })
     }

@@ -17,6 +17,9 @@ const MAX_INDEX_PAGES: usize = 50;
 
 /// Most events in one SubmitBatch call.
 pub const MAX_SUBMIT_BATCH: usize = 256;
+/// Most governance events in one `GetGovernanceEvents` answer: at 64 KiB each at most, well
+/// within a client's default 4 MiB message limit.
+pub const MAX_GOVERNANCE_EVENTS: usize = 48;
 /// Most bytes in one API request (a SubmitBatch's events together; one event is at most
 /// `kp_domain::MAX_EVENT_BYTES`).
 pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
@@ -169,13 +172,13 @@ fn submit_response(outcome: Submission) -> pb::SubmitResponse {
         Submission::Added(id) => (id, Outcome::Accepted(pb::Accepted {})),
         Submission::Duplicate(id, height) => (id, Outcome::Duplicate(pb::Duplicate { height })),
         Submission::Rejected(id, kind, reason) => {
-            let kind = match kind {
-                RejectKind::Malformed => pb::rejection::Kind::Malformed,
-                RejectKind::BadSignature => pb::rejection::Kind::BadSignature,
-                RejectKind::Rules => pb::rejection::Kind::Rules,
-                RejectKind::PoolFull => pb::rejection::Kind::PoolFull,
+            let (kind, code) = match kind {
+                RejectKind::Malformed => (pb::rejection::Kind::Malformed, ""),
+                RejectKind::BadSignature => (pb::rejection::Kind::BadSignature, ""),
+                RejectKind::Rules(code) => (pb::rejection::Kind::Rules, code),
+                RejectKind::PoolFull => (pb::rejection::Kind::PoolFull, ""),
             };
-            (id, Outcome::Rejected(pb::Rejection { kind: kind.into(), reason }))
+            (id, Outcome::Rejected(pb::Rejection { kind: kind.into(), reason, code: code.to_owned() }))
         }
     };
     pb::SubmitResponse { event_id: id.to_string(), outcome: Some(outcome) }
@@ -431,6 +434,40 @@ impl pb::node_server::Node for Api {
             return Err(Status::not_found(format!("this node collects no approvals for an act {reference:?}")));
         }
         Ok(Response::new(pb::GetGovernanceResponse { acts: drafts.into_iter().map(governance_status).collect() }))
+    }
+
+    async fn get_governance_events(
+        &self,
+        request: Request<pb::GetGovernanceEventsRequest>,
+    ) -> Result<Response<pb::GetGovernanceEventsResponse>, Status> {
+        let r = request.into_inner();
+        let limit = match r.limit {
+            0 => MAX_GOVERNANCE_EVENTS,
+            n => usize::try_from(n).unwrap_or(MAX_GOVERNANCE_EVENTS).min(MAX_GOVERNANCE_EVENTS),
+        };
+        let core = self.shared.lock()?;
+        let head = core.store().head().height;
+        let heights = core.store().act_heights(head).map_err(store_error)?;
+        let mut events = Vec::new();
+        let mut next_height = None;
+        for height in heights.into_iter().filter(|h| *h >= r.from_height) {
+            if events.len() == limit {
+                next_height = Some(height);
+                break;
+            }
+            let Some(stored) = core.store().block(height).map_err(store_error)? else {
+                return Err(Status::internal(format!("the store indexes block {height} as governance but has none")));
+            };
+            // A governance event has a block of its own.
+            if let [envelope] = stored.block.events() {
+                events.push(pb::GovernanceBlockEvent {
+                    height,
+                    block_time_ms: stored.block.header().time.0,
+                    envelope: envelope.clone(),
+                });
+            }
+        }
+        Ok(Response::new(pb::GetGovernanceEventsResponse { events, next_height }))
     }
 
     type SubscribeBlocksStream = BlockStream;

@@ -102,6 +102,18 @@ pub fn void_payload(certificate: &str, reason: &str) -> Result<EventPayload> {
     }))
 }
 
+/// A node's refusal of a submitted event (what [`submit`] fails with when the node refuses).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("event {event_id} rejected ({kind}{}): {reason}", if code.is_empty() { String::new() } else { format!(", {code}") })]
+pub struct Refused {
+    pub event_id: String,
+    /// MALFORMED, BAD_SIGNATURE, RULES or POOL_FULL.
+    pub kind: String,
+    /// For RULES: the rule's stable code (docs/rules.md).
+    pub code: String,
+    pub reason: String,
+}
+
 /// Signs `payload` with the key in `key_file` for the node's chain — once the node's genesis is
 /// `expected` — and submits it; with `wait`, waits up to `wait` for the commit.
 pub fn submit(
@@ -132,7 +144,13 @@ pub fn submit(
             }
             Some(Outcome::Rejected(r)) => {
                 let kind = pb::rejection::Kind::try_from(r.kind).map_or("unknown", |k| k.as_str_name());
-                bail!("event {} rejected ({kind}): {}", answer.event_id, r.reason);
+                return Err(Refused {
+                    event_id: answer.event_id,
+                    kind: kind.to_owned(),
+                    code: r.code,
+                    reason: r.reason,
+                }
+                .into());
             }
             None => bail!("the node answered without an outcome"),
         }

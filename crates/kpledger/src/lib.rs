@@ -1,5 +1,5 @@
 //! The library behind the `kpledger` command: key files, the participant registry, local test
-//! networks, the sample custody flow, and the node and its API client. The binary (`main.rs`) only parses arguments and
+//! networks, the sample custody flow, the KP decision scenarios, and the node and its API client. The binary (`main.rs`) only parses arguments and
 //! prints.
 
 pub mod audit;
@@ -11,5 +11,6 @@ pub mod load;
 pub mod node;
 pub mod registry;
 pub mod review;
+pub mod scenario;
 pub mod store;
 pub mod testnet;

@@ -85,6 +85,11 @@ enum Command {
         #[command(subcommand)]
         command: GovernanceCommand,
     },
+    /// The KP's own decision cases (node-config/scenarios/), replayed on a running test network.
+    Scenario {
+        #[command(subcommand)]
+        command: ScenarioCommand,
+    },
     /// A synthetic custody workload on a test network (issue, seal, receipt between its
     /// participants, signed with their keys); prints events committed, events/s and commit
     /// latency.
@@ -281,6 +286,27 @@ enum CertCommand {
 }
 
 #[derive(Subcommand)]
+enum ScenarioCommand {
+    /// Run a scenario file on a test network of its own, made in DIR from the participants the
+    /// scenario names, started, driven step by step (each outcome checked), audited, and brought
+    /// down, whatever happens.
+    Run {
+        file: PathBuf,
+        /// Where the network is made (must not hold one); removed after a successful run unless --keep.
+        #[arg(long)]
+        dir: PathBuf,
+        /// First TCP port; each node takes three (p2p, API, metrics).
+        #[arg(long, default_value_t = 26000)]
+        base_port: u16,
+        /// Every registry participant (59), the scenario's roles among them.
+        #[arg(long)]
+        full: bool,
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum GovernanceCommand {
     /// Draft an act and approve it with your authority's key.
     Propose {
@@ -308,14 +334,46 @@ enum GovernanceCommand {
         reference: String,
         #[arg(long)]
         rationale: String,
+        /// Put the act to written procedure (between plenaries): adopted at --deadline unless an
+        /// entitled participant objects, if more than half of them approve.
+        #[arg(long, requires = "deadline")]
+        written_procedure: bool,
+        /// When the written procedure closes: RFC 3339 (2027-03-31T17:00:00Z) or days from now (14d).
+        #[arg(long, requires = "written_procedure")]
+        deadline: Option<String>,
         #[command(flatten)]
         submit: Submit,
     },
-    /// Approve an act a node holds, by its reference.
+    /// Approve an act a node holds, or a written procedure on the ledger, by its reference.
     Approve {
         reference: String,
         #[command(flatten)]
         submit: Submit,
+    },
+    /// Object to a written procedure (this ends it).
+    Object {
+        reference: String,
+        /// Why (recorded on the ledger).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        submit: Submit,
+    },
+    /// Conclude a written procedure whose deadline has passed: adopted or lapsed, as the rules say.
+    Conclude {
+        reference: String,
+        #[command(flatten)]
+        submit: Submit,
+    },
+    /// Every act on the ledger (and those awaiting approval on this node) with its approvals,
+    /// objections and outcome.
+    History {
+        /// Only acts about this participant or in which it took part.
+        #[arg(long)]
+        participant: Option<String>,
+        /// The node's API address, like 127.0.0.1:27001.
+        #[arg(long)]
+        node: String,
     },
     /// Who has approved an act and who has not (every act the node holds, or one).
     Status {
@@ -377,11 +435,19 @@ enum StoreCommand {
 
 #[derive(Subcommand)]
 enum TestnetCommand {
-    /// Write a genesis, fresh keys and node configurations for the first N registry participants.
+    /// Write a genesis, fresh keys and node configurations for the first N registry participants
+    /// (or those named with --codes).
     Init {
         /// How many participants (1 to 59), taken in registry order.
-        #[arg(long)]
-        participants: usize,
+        #[arg(long, required_unless_present = "codes", conflicts_with = "codes")]
+        participants: Option<usize>,
+        /// The participants, by code (comma-separated), instead of the first N.
+        #[arg(long, value_delimiter = ',')]
+        codes: Vec<String>,
+        /// A participant to be admitted later through governance (comma-separated): keys, its
+        /// admission entry (DIR/<code>/participant.json) and a joining node's configuration.
+        #[arg(long = "newcomer", value_delimiter = ',')]
+        newcomers: Vec<String>,
         #[arg(long)]
         dir: PathBuf,
         /// First TCP port; each node takes three (p2p, API, metrics).
@@ -430,6 +496,23 @@ fn print_review<T: serde::Serialize>(
     Ok(())
 }
 
+/// What became of a submitted event (`what` names it).
+fn print_submitted(json: bool, what: &str, r: &kpledger::cert::Submitted) -> Result<()> {
+    if json {
+        return print_json(r);
+    }
+    let id = &r.event_id;
+    match (r.outcome.as_str(), r.height) {
+        ("committed", Some(h)) => {
+            println!("{what}: event {id} committed at height {h} ({})", r.block_time.as_deref().unwrap_or_default())
+        }
+        ("duplicate", Some(h)) => println!("{what}: event {id} was already committed at height {h}"),
+        ("duplicate", None) => println!("{what}: event {id} is already pending"),
+        _ => println!("{what}: event {id} accepted (pending)"),
+    }
+    Ok(())
+}
+
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
@@ -461,14 +544,23 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(())
             }
         }
-        Command::Testnet { command: TestnetCommand::Init { participants, dir, base_port, registry } } => {
+        Command::Testnet {
+            command: TestnetCommand::Init { participants, codes, newcomers, dir, base_port, registry },
+        } => {
             let registry = match registry {
                 Some(path) => Registry::parse(
                     &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
                 )?,
                 None => Registry::default_registry()?,
             };
-            let report = testnet::init(&registry, participants, &dir, base_port, now())?;
+            let parse_codes = |list: &[String]| -> Result<Vec<kp_domain::ParticipantId>> {
+                list.iter().map(|c| kpledger::review::parse_participant(c)).collect()
+            };
+            let selection = match participants {
+                Some(n) => testnet::Selection::First(n),
+                None => testnet::Selection::Codes(parse_codes(&codes)?),
+            };
+            let report = testnet::init_with(&registry, &selection, &parse_codes(&newcomers)?, &dir, base_port, now())?;
             if cli.json {
                 print_json(&report)
             } else {
@@ -524,18 +616,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             let wait = submit.wait.then(|| std::time::Duration::from_secs(submit.timeout));
             let r = cert::submit(&submit.node, &submit.key, &submit.expected()?, &payload, wait)?;
-            if cli.json {
-                return print_json(&r);
-            }
-            match (r.outcome.as_str(), r.height) {
-                ("committed", Some(h)) => {
-                    println!("event {} committed at height {h} ({})", r.event_id, r.block_time.unwrap_or_default())
-                }
-                ("duplicate", Some(h)) => println!("event {} was already committed at height {h}", r.event_id),
-                ("duplicate", None) => println!("event {} is already pending", r.event_id),
-                _ => println!("event {} accepted (pending)", r.event_id),
-            }
-            Ok(())
+            print_submitted(cli.json, "event", &r)
         }
         Command::Governance { command } => {
             use kpledger::governance;
@@ -550,11 +631,27 @@ fn run(cli: Cli) -> Result<()> {
                     revoke_key,
                     reference,
                     rationale,
+                    written_procedure,
+                    deadline,
                     submit,
                 } => {
                     let spec =
                         governance::ActSpec { action, participant, zones, participant_file, new_key, role, revoke_key };
                     let wait = submit.wait.then(|| std::time::Duration::from_secs(submit.timeout));
+                    if written_procedure {
+                        let deadline = governance::parse_deadline(&deadline.unwrap_or_default(), now())?;
+                        let r = governance::propose_written(
+                            &submit.node,
+                            &submit.key,
+                            &submit.expected()?,
+                            &spec,
+                            &reference,
+                            &rationale,
+                            deadline,
+                            wait,
+                        )?;
+                        return print_submitted(cli.json, &format!("written procedure {reference} opened"), &r);
+                    }
                     vec![governance::propose(
                         &submit.node,
                         &submit.key,
@@ -567,7 +664,63 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 GovernanceCommand::Approve { reference, submit } => {
                     let wait = submit.wait.then(|| std::time::Duration::from_secs(submit.timeout));
+                    if governance::is_procedure(&submit.node, &reference)? {
+                        let payload = governance::response_payload(&reference, None)?;
+                        let r = kpledger::cert::submit(&submit.node, &submit.key, &submit.expected()?, &payload, wait)?;
+                        return print_submitted(cli.json, &format!("approval of written procedure {reference}"), &r);
+                    }
                     vec![governance::approve(&submit.node, &submit.key, &submit.expected()?, &reference, wait)?]
+                }
+                GovernanceCommand::Object { reference, reason, submit } => {
+                    let wait = submit.wait.then(|| std::time::Duration::from_secs(submit.timeout));
+                    let payload = governance::response_payload(&reference, Some(&reason))?;
+                    let r = kpledger::cert::submit(&submit.node, &submit.key, &submit.expected()?, &payload, wait)?;
+                    return print_submitted(cli.json, &format!("objection to written procedure {reference}"), &r);
+                }
+                GovernanceCommand::Conclude { reference, submit } => {
+                    let wait = submit.wait.then(|| std::time::Duration::from_secs(submit.timeout));
+                    let (adopted, r) =
+                        governance::conclude(&submit.node, &submit.key, &submit.expected()?, &reference, wait)?;
+                    let what = if adopted { "adopted" } else { "lapsed" };
+                    return print_submitted(cli.json, &format!("written procedure {reference} concluded: {what}"), &r);
+                }
+                GovernanceCommand::History { participant, node } => {
+                    let entries = governance::history(&node, participant.as_deref())?;
+                    if cli.json {
+                        return print_json(&entries);
+                    }
+                    if entries.is_empty() {
+                        println!("no governance act");
+                    }
+                    for e in &entries {
+                        println!("{} — {} {} ({}): {}", e.reference, e.action, e.subject, e.procedure, e.outcome);
+                        if let Some(p) = &e.proposer {
+                            println!("  proposed by {p}");
+                        }
+                        println!(
+                            "  approved by: {}",
+                            if e.approvals.is_empty() { "-".to_owned() } else { e.approvals.join(" ") }
+                        );
+                        for o in &e.objections {
+                            println!("  objected by {}: {}", o.participant, o.reason);
+                        }
+                        if !e.missing.is_empty() {
+                            println!("  not approved by: {}", e.missing.join(" "));
+                        }
+                        if let Some(d) = &e.deadline {
+                            println!("  deadline {d}");
+                        }
+                        match (e.opened_height, e.decided_height) {
+                            (Some(o), Some(d)) if o == d => println!("  at height {o}"),
+                            (Some(o), Some(d)) => println!("  opened at height {o}, decided at height {d}"),
+                            (Some(o), None) => println!("  opened at height {o}"),
+                            _ => {}
+                        }
+                        if let Some(d) = &e.detail {
+                            println!("  {d}");
+                        }
+                    }
+                    return Ok(());
                 }
                 GovernanceCommand::Status { reference, node } => governance::status(&node, reference.as_deref())?,
             };
@@ -589,6 +742,19 @@ fn run(cli: Cli) -> Result<()> {
                 if let Some(e) = &r.submitted_event {
                     println!("  submitted as event {e}");
                 }
+            }
+            Ok(())
+        }
+        Command::Scenario { command: ScenarioCommand::Run { file, dir, base_port, full, keep } } => {
+            let json = cli.json;
+            let opts = kpledger::scenario::RunOptions { dir, base_port, full, keep };
+            let report = kpledger::scenario::run(&file, &opts, &mut |line| {
+                if !json {
+                    println!("{line}");
+                }
+            })?;
+            if json {
+                print_json(&report)?;
             }
             Ok(())
         }

@@ -118,7 +118,7 @@ impl ExpectedGenesis {
         }
     }
 
-    fn of_file(file: &Path) -> Result<ExpectedGenesis> {
+    pub fn of_file(file: &Path) -> Result<ExpectedGenesis> {
         let genesis = crate::testnet::read_genesis(file)?;
         Ok(ExpectedGenesis { hash: kp_proto::genesis_hash(&genesis), from: file.display().to_string() })
     }

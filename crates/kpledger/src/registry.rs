@@ -13,6 +13,10 @@ pub struct Registry {
     pub participant: Vec<RegistryParticipant>,
     #[serde(default)]
     pub observer: Vec<RegistryObserver>,
+    /// Participants admitted after the others (Uzbekistan, 2024): never in a test network's
+    /// genesis unless named; `testnet init --newcomer` prepares their node for admission.
+    #[serde(default)]
+    pub newcomer: Vec<RegistryParticipant>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,7 +46,7 @@ pub enum RegistryError {
 impl Registry {
     pub fn parse(text: &str) -> Result<Registry, RegistryError> {
         let registry: Registry = toml::from_str(text)?;
-        let mut ids: Vec<_> = registry.participant.iter().map(|p| p.id).collect();
+        let mut ids: Vec<_> = registry.participant.iter().chain(&registry.newcomer).map(|p| p.id).collect();
         ids.sort();
         if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
             return Err(FieldError::new("participant.id", format!("{} is listed twice", w[0])).into());

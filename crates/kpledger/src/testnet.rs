@@ -1,5 +1,5 @@
-//! Local test networks: a genesis for the first N participants of the registry, fresh keys for
-//! each, and one node configuration per participant, all under one directory:
+//! Local test networks: a genesis for the first N participants of the registry (or those named),
+//! fresh keys for each, and one node configuration per participant, all under one directory:
 //!
 //! ```text
 //! DIR/genesis.json
@@ -25,16 +25,74 @@ pub struct InitReport {
     pub genesis_hash: String,
     pub participants: Vec<String>,
     pub observers: Vec<String>,
+    /// Participants prepared to be admitted (not in the genesis).
+    pub newcomers: Vec<String>,
 }
 
 /// Creates a test network of the first `n` participants of `registry` in `dir`.
 pub fn init(registry: &Registry, n: usize, dir: &Path, base_port: u16, now: Timestamp) -> Result<InitReport> {
-    ensure!(
-        (1..=MAX_TESTNET_PARTICIPANTS).contains(&n),
-        "--participants must be from 1 to {MAX_TESTNET_PARTICIPANTS}, got {n}"
-    );
-    ensure!(n <= registry.participant.len(), "the registry lists only {} participants", registry.participant.len());
-    let ports_needed = 3 * (n + registry.observer.len());
+    init_with(registry, &Selection::First(n), &[], dir, base_port, now)
+}
+
+/// Which registry participants a test network's genesis holds.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// The first N, in registry order.
+    First(usize),
+    /// These, by code.
+    Codes(Vec<ParticipantId>),
+}
+
+/// Creates a test network in `dir` of the participants `selection` picks, and prepares for each
+/// of `newcomers` (registry participants or newcomers left out of the genesis) a node to be
+/// admitted through governance: its keys, its entry for the admission act
+/// (`DIR/<code>/participant.json`) and a configuration with `joining = true`. `testnet up`
+/// starts only the genesis' nodes; a newcomer's is started once its admission is committed.
+pub fn init_with(
+    registry: &Registry,
+    selection: &Selection,
+    newcomers: &[ParticipantId],
+    dir: &Path,
+    base_port: u16,
+    now: Timestamp,
+) -> Result<InitReport> {
+    let chosen: Vec<&crate::registry::RegistryParticipant> = match selection {
+        Selection::First(n) => {
+            let n = *n;
+            ensure!(
+                (1..=MAX_TESTNET_PARTICIPANTS).contains(&n),
+                "--participants must be from 1 to {MAX_TESTNET_PARTICIPANTS}, got {n}"
+            );
+            ensure!(
+                n <= registry.participant.len(),
+                "the registry lists only {} participants",
+                registry.participant.len()
+            );
+            registry.participant.iter().take(n).collect()
+        }
+        Selection::Codes(codes) => {
+            ensure!(!codes.is_empty(), "--codes names no participant");
+            let mut chosen = Vec::new();
+            for c in codes {
+                let p = registry.participant.iter().chain(&registry.newcomer).find(|p| p.id == *c);
+                let p = p.ok_or_else(|| anyhow::anyhow!("--codes: {c} is not in the registry"))?;
+                ensure!(
+                    !chosen.iter().any(|q: &&crate::registry::RegistryParticipant| q.id == *c),
+                    "--codes lists {c} twice"
+                );
+                chosen.push(p);
+            }
+            chosen
+        }
+    };
+    let mut joining = Vec::new();
+    for c in newcomers {
+        ensure!(!chosen.iter().any(|p| p.id == *c), "--newcomer {c} is in the genesis already");
+        let p = registry.participant.iter().chain(&registry.newcomer).find(|p| p.id == *c);
+        joining.push(p.ok_or_else(|| anyhow::anyhow!("--newcomer: {c} is not in the registry"))?);
+    }
+    let n = chosen.len();
+    let ports_needed = 3 * (n + registry.observer.len() + joining.len());
     ensure!(
         usize::from(base_port) + ports_needed <= usize::from(u16::MAX),
         "--base-port {base_port} leaves no room for {ports_needed} ports"
@@ -62,7 +120,8 @@ pub fn init(registry: &Registry, n: usize, dir: &Path, base_port: u16, now: Time
         (p, p + 1, p + 2)
     };
     let mut node_dirs = Vec::new();
-    for rp in registry.participant.iter().take(n) {
+    let mut newcomer_entries = Vec::new();
+    for (rp, in_genesis) in chosen.iter().map(|p| (*p, true)).chain(joining.iter().map(|p| (*p, false))) {
         let pdir = dir.join(rp.id.as_str());
         std::fs::create_dir_all(&pdir).with_context(|| format!("creating {}", pdir.display()))?;
         let node = SecretKey::generate()?;
@@ -71,7 +130,7 @@ pub fn init(registry: &Registry, n: usize, dir: &Path, base_port: u16, now: Time
         keyfile::write(&pdir.join("node.key"), &node, &format!("{} node", rp.id), false)?;
         keyfile::write(&pdir.join("exporting.key"), &exporting, &format!("{} exporting authority", rp.id), false)?;
         keyfile::write(&pdir.join("importing.key"), &importing, &format!("{} importing authority", rp.id), false)?;
-        participants.push(Participant {
+        let entry = Participant {
             id: rp.id,
             name: rp.name.clone(),
             members: rp.members.clone(),
@@ -82,8 +141,16 @@ pub fn init(registry: &Registry, n: usize, dir: &Path, base_port: u16, now: Time
                 AuthorityKey { key: importing.public(), role: Role::Importing },
             ],
             max_certificate_validity_days: rp.max_certificate_validity_days,
-        });
-        node_dirs.push((pdir, next_ports(), node.public(), true));
+        };
+        if in_genesis {
+            participants.push(entry);
+            node_dirs.push((pdir, next_ports(), node.public(), true));
+        } else {
+            let file = pdir.join("participant.json");
+            std::fs::write(&file, serde_json::to_string_pretty(&entry)? + "\n")
+                .with_context(|| format!("writing {}", file.display()))?;
+            newcomer_entries.push((pdir, next_ports()));
+        }
     }
     let mut observers = Vec::new();
     for ro in &registry.observer {
@@ -136,6 +203,24 @@ pub fn init(registry: &Registry, n: usize, dir: &Path, base_port: u16, now: Time
         );
         std::fs::write(ndir.join("node.toml"), config).with_context(|| format!("writing {}", ndir.display()))?;
     }
+    // A newcomer's node dials every participant's node and follows the chain until admitted.
+    let bootstrap: String = addresses.iter().map(|(_, a)| format!("\n    \"{a}\",")).collect::<String>() + "\n";
+    for (ndir, (p2p, api, metrics)) in &newcomer_entries {
+        let config = format!(
+            "# Node configuration written by `kpledger testnet init` for a participant to be admitted\n\
+             # through governance (`governance propose admit --participant-file participant.json`).\n\
+             genesis = \"../genesis.json\"\n\
+             data_dir = \"data\"\n\
+             node_key = \"node.key\"\n\
+             joining = true\n\
+             listen = \"/ip4/127.0.0.1/tcp/{p2p}\"\n\
+             bootstrap = [{bootstrap}]\n\
+             api = \"127.0.0.1:{api}\"\n\
+             metrics = \"127.0.0.1:{metrics}\"\n\
+             worker_threads = {worker_threads}\n",
+        );
+        std::fs::write(ndir.join("node.toml"), config).with_context(|| format!("writing {}", ndir.display()))?;
+    }
     let json = serde_json::to_string_pretty(&genesis)?;
     std::fs::write(&genesis_path, json + "\n").with_context(|| format!("writing {}", genesis_path.display()))?;
 
@@ -145,6 +230,7 @@ pub fn init(registry: &Registry, n: usize, dir: &Path, base_port: u16, now: Time
         genesis_hash: kp_proto::genesis_hash(&genesis).to_hex(),
         participants: genesis.participants.iter().map(|p| p.id.to_string()).collect(),
         observers: genesis.observers.iter().map(|o| o.id.to_string()).collect(),
+        newcomers: joining.iter().map(|p| p.id.to_string()).collect(),
     })
 }
 
