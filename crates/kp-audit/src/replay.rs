@@ -50,7 +50,7 @@ pub struct Discrepancy {
     /// The event concerned, if one is.
     pub event: Option<EventRef>,
     /// A stable code: `source`, `header`, `event_encoding`, `event_signature`, `events_root`,
-    /// `chain`, `height`, `hash_chain`, `time`, `rule`, `state_root`, `voter_set`,
+    /// `chain`, `height`, `hash_chain`, `time`, `governance_shares_block`, `rule`, `state_root`, `voter_set`,
     /// `certificate_encoding`, `certificate`.
     pub kind: &'static str,
     pub reason: String,
@@ -335,6 +335,9 @@ impl Replay {
                     h.time, self.height
                 ),
             ));
+        }
+        if let Err((i, reason)) = kp_chain::check_block_events(&p.events) {
+            return Err(event_discrepancy(height, i, p.ids[i].to_string(), "governance_shares_block", reason));
         }
         for (i, event) in p.events.iter().enumerate() {
             if let Err(r) = self.ledger.apply(event, h.time) {

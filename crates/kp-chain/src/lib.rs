@@ -34,6 +34,29 @@ pub fn required_voters(voters: &[(ParticipantId, PublicKey)], events: &[Event]) 
     voters.iter().copied().filter(|(id, _)| Some(*id) != subject).collect()
 }
 
+/// Whether `events` may make one block: a governance event (an act, or a written procedure's
+/// opening, response or conclusion) is alone in its block, so that every change of the voter
+/// set has a block of its own and a proof bundle, which carries governance blocks whole, can
+/// show it. Voters refuse any other block (`execute`), and so does the audit; the proposer's
+/// choice (`select_events`) never makes one. `Err`: the governance event's index, and why.
+pub fn check_block_events(events: &[Event]) -> Result<(), (usize, String)> {
+    if events.len() < 2 {
+        return Ok(());
+    }
+    match events.iter().position(|e| e.payload.kind().is_governance()) {
+        Some(i) => Err((
+            i,
+            format!(
+                "event {i} is a governance event ({}) and shares its block with {} other event(s); a governance \
+                 event has a block of its own",
+                events[i].payload.kind(),
+                events.len() - 1
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The committed ledger of one node, as the consensus engine's application.
 #[derive(Debug, Clone)]
 pub struct LedgerApp {
@@ -224,6 +247,7 @@ impl LedgerApp {
             Some(k) => self.opened[k].1.clone(),
             None => self.open_all(events, known)?,
         };
+        check_block_events(&decoded).map_err(|(i, reason)| ExecutionError { event_index: Some(i), reason })?;
         let required = required_voters(&self.voters, &decoded);
         self.ledger.begin_block();
         for (i, event) in decoded.iter().enumerate() {

@@ -86,3 +86,31 @@ fn an_executed_block_is_kept_for_its_commit_and_undone_for_another() {
         assert_eq!(app.ledger().tentative_depth(), 0);
     }
 }
+
+/// A governance event shares no block: a proposal that mixes one with other events is refused
+/// when executed (the proposer never makes one), alone it executes.
+#[test]
+fn a_governance_event_has_a_block_of_its_own() {
+    use kp_consensus::Application;
+    let net = TestNet::new(&["BW", "EU", "ZA"], 13);
+    let t = at(2, 0);
+    let issue = net.envelope_with(
+        net.key("BW", Role::Exporting),
+        &EventPayload::CertificateIssued(certificate("BW-1", "BW", "EU", t)),
+    );
+    let act = kp_testkit::act("S-1", kp_domain::GovernanceAction::Suspend { participant: kp_testkit::pid("ZA") });
+    let suspend = net.governance_envelope("BW", &act, &["BW", "EU"]);
+    let mut app = LedgerApp::new(&net.genesis).unwrap();
+    for mixed in [vec![issue.clone(), suspend.clone()], vec![suspend.clone(), issue.clone()]] {
+        let e = app.execute(t, &mixed).unwrap_err();
+        assert!(e.reason.contains("block of its own"), "{e:?}");
+        assert_eq!(app.ledger().events_applied(), 0, "nothing of a refused block stays applied");
+    }
+    let wp = kp_testkit::act("WP-1", kp_domain::GovernanceAction::Suspend { participant: kp_testkit::pid("ZA") });
+    let opening =
+        net.envelope_with(net.key("BW", Role::Exporting), &net.written_procedure("BW", &wp, at(9, 0)).payload);
+    assert!(app.execute(t, &[issue.clone(), opening.clone()]).is_err());
+    app.execute(t, &[suspend]).unwrap();
+    assert!(app.execute(t, &[opening]).is_ok());
+    assert!(app.execute(t, &[issue]).is_ok());
+}
