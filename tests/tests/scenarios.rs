@@ -13,8 +13,9 @@ fn run(name: &str, slot: u32) {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../node-config/scenarios").join(format!("{name}.toml"));
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("net");
-    // Below the ephemeral range, away from the other test processes' ports and from each other.
-    let base = 20_000 + (std::process::id() % 40) * 200 + slot * 30;
+    // This test process's block of 250 ports (as `Net::start` takes it, below the ephemeral
+    // range): `Net::start(_, 0)` below, then 30 ports per scenario (at most 8 nodes of 3 each).
+    let base = 10_000 + (std::process::id() % 90) * 250 + 20 + slot * 30;
     let out = kpledger(&[
         "scenario",
         "run",
@@ -75,4 +76,94 @@ fn uzbekistan_admitted_and_its_node_votes() {
 #[test]
 fn written_procedure_adopted_objected_and_lapsed() {
     run("written-procedure", 5);
+}
+
+/// Written procedure and the governance history through the command line, as an authority
+/// types it: propose with --written-procedure --deadline, approve, object, conclude (refused: it
+/// was objected), and history with --participant and --json.
+#[test]
+fn written_procedure_and_history_from_the_command_line() {
+    use kp_e2e::net::{Net, json, path};
+    let net = Net::start(4, 0);
+    let key = |code: &str| net.node_dir(code).join("exporting.key");
+    let signed = |args: &[&str], code: &str| {
+        let key = key(code);
+        let api = net.api(code);
+        let mut all = vec!["governance"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--key", path(&key), "--node", &api]);
+        json(&all)
+    };
+    let opened = signed(
+        &[
+            "propose",
+            "suspend",
+            "--participant",
+            "AM",
+            "--reference",
+            "KP-WP-CLI-1",
+            "--rationale",
+            "by written procedure",
+            "--written-procedure",
+            "--deadline",
+            "10m",
+            "--wait",
+        ],
+        "BW",
+    );
+    assert_eq!(opened["outcome"], "committed", "{opened}");
+    let approved = signed(&["approve", "KP-WP-CLI-1", "--wait"], "EU");
+    assert_eq!(approved["outcome"], "committed", "{approved}");
+    let objected = signed(&["object", "KP-WP-CLI-1", "--reason", "no review visit yet", "--wait"], "AE");
+    assert_eq!(objected["outcome"], "committed", "{objected}");
+    // A deadline must be given with --written-procedure, and a bad one is named.
+    let out = kpledger(&[
+        "governance",
+        "propose",
+        "suspend",
+        "--participant",
+        "AM",
+        "--reference",
+        "X",
+        "--rationale",
+        "r",
+        "--written-procedure",
+        "--key",
+        path(&key("BW")),
+        "--node",
+        &net.api("BW"),
+    ]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--deadline"));
+    let out = kpledger(&[
+        "governance",
+        "propose",
+        "suspend",
+        "--participant",
+        "AM",
+        "--reference",
+        "X",
+        "--rationale",
+        "r",
+        "--written-procedure",
+        "--deadline",
+        "soon",
+        "--key",
+        path(&key("BW")),
+        "--node",
+        &net.api("BW"),
+    ]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("soon"), "{out:?}");
+    // Concluding an objected procedure is refused before anything is signed.
+    let out = kpledger(&["governance", "conclude", "KP-WP-CLI-1", "--key", path(&key("BW")), "--node", &net.api("BW")]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("objected"), "{out:?}");
+    let history = json(&["governance", "history", "--participant", "AE", "--node", &net.api("BW")]);
+    let entries = history.as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{history}");
+    let e = &entries[0];
+    assert_eq!((e["reference"].as_str(), e["outcome"].as_str()), (Some("KP-WP-CLI-1"), Some("objected")), "{e}");
+    assert_eq!(e["approvals"], serde_json::json!(["BW", "EU"]), "{e}");
+    assert_eq!(e["objections"][0]["participant"], "AE", "{e}");
+    assert_eq!(e["procedure"], "written procedure", "{e}");
+    let none = json(&["governance", "history", "--participant", "ZA", "--node", &net.api("BW")]);
+    assert_eq!(none, serde_json::json!([]));
 }

@@ -163,6 +163,25 @@ pub struct ActArgs {
     pub rationale: String,
 }
 
+impl ActArgs {
+    /// "suspend CF (KP-2013-CF)", for the step's line.
+    fn describe(&self) -> String {
+        let who = self.participant.as_deref().or(self.newcomer.as_deref()).unwrap_or("");
+        format!("{} {who} ({})", self.action, self.reference)
+    }
+
+    /// The act as `kpledger governance propose` takes it.
+    fn spec(&self, net: &Net) -> ActSpec {
+        ActSpec {
+            action: self.action.clone(),
+            participant: self.participant.clone(),
+            zones: self.zones.clone(),
+            participant_file: self.newcomer.as_ref().map(|n| net.dir.join(n).join("participant.json")),
+            ..ActSpec::default()
+        }
+    }
+}
+
 /// What a run did.
 #[derive(Debug, Serialize)]
 pub struct RunReport {
@@ -299,16 +318,6 @@ fn code(s: &str) -> Result<ParticipantId> {
     crate::review::parse_participant(s)
 }
 
-fn spec(a: &ActArgs, net: &Net) -> ActSpec {
-    ActSpec {
-        action: a.action.clone(),
-        participant: a.participant.clone(),
-        zones: a.zones.clone(),
-        participant_file: a.newcomer.as_ref().map(|n| net.dir.join(n).join("participant.json")),
-        ..ActSpec::default()
-    }
-}
-
 fn trader(name: &str) -> Result<Trader> {
     Ok(Trader { name: Text::new(name)?, identification: Text::new("scenario")? })
 }
@@ -431,7 +440,7 @@ impl Step {
                     &node,
                     &net.key(by, "exporting"),
                     &net.expected,
-                    &spec(act, net),
+                    &act.spec(net),
                     &act.reference,
                     &act.rationale,
                     None,
@@ -444,12 +453,7 @@ impl Step {
                     }
                 });
                 let r = judge_act(r, expect.as_deref())?;
-                Ok(format!(
-                    "{by} proposes {} {} ({}): {r}",
-                    act.action,
-                    act.participant.as_deref().or(act.newcomer.as_deref()).unwrap_or(""),
-                    act.reference
-                ))
+                Ok(format!("{by} proposes {}: {r}", act.describe()))
             }
             Step::Written { by, act, deadline, expect } => {
                 let node = net.api(by)?.to_owned();
@@ -461,19 +465,14 @@ impl Step {
                     &node,
                     &net.key(by, "exporting"),
                     &net.expected,
-                    &spec(act, net),
+                    &act.spec(net),
                     &act.reference,
                     &act.rationale,
                     closes,
                     Some(WAIT),
                 );
                 let r = judge(r, expect.as_deref())?;
-                Ok(format!(
-                    "{by} puts {} {} to written procedure ({}, deadline in {deadline}): {r}",
-                    act.action,
-                    act.participant.as_deref().or(act.newcomer.as_deref()).unwrap_or(""),
-                    act.reference
-                ))
+                Ok(format!("{by} puts {} to written procedure, deadline in {deadline}: {r}", act.describe()))
             }
             Step::Approve { by, reference, expect } => {
                 let mut said = Vec::new();
