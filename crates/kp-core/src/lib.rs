@@ -521,6 +521,11 @@ impl<B: Backend> Core<B> {
         self.end_overlay();
         self.app.committed()
     }
+    /// Whose authority key `key` is (or was), as the ledger this node has applied knows it
+    /// (nothing is undone: the API asks it of every submission).
+    pub fn key_owner(&self, key: &kp_domain::PublicKey) -> Option<kp_rules::KeyOwner> {
+        self.app.ledger().key_owner(key)
+    }
     /// Every participant's node key, as the committed state has them (nothing is undone).
     pub fn node_keys(&self) -> &[(ParticipantId, kp_domain::PublicKey)] {
         self.app.node_keys()

@@ -13,7 +13,7 @@
 pub mod memo;
 mod merkle;
 
-pub use merkle::{InclusionProof, MerkleError, merkle_root};
+pub use merkle::{InclusionProof, MerkleError, leaf_hash, merkle_root, root_of_hashes};
 
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use kp_domain::{ChainId, EventId, Hash32, PublicKey};

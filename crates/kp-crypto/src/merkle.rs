@@ -6,7 +6,8 @@
 use kp_domain::Hash32;
 use sha2::{Digest, Sha256};
 
-fn leaf_hash(leaf: &[u8]) -> Hash32 {
+/// The RFC 6962 leaf hash of `leaf`: what a redacted event carries in its place.
+pub fn leaf_hash(leaf: &[u8]) -> Hash32 {
     Hash32(Sha256::new().chain_update([0u8]).chain_update(leaf).finalize().into())
 }
 
@@ -23,7 +24,9 @@ fn split(n: usize) -> usize {
     k
 }
 
-fn root_of_hashes(hashes: &[Hash32]) -> Hash32 {
+/// The RFC 6962 Merkle tree hash of leaves given by their leaf hashes ([`leaf_hash`]): a block's
+/// events root checked without the events' bytes.
+pub fn root_of_hashes(hashes: &[Hash32]) -> Hash32 {
     match hashes.len() {
         0 => Hash32(Sha256::digest([]).into()),
         1 => hashes[0],

@@ -1,8 +1,9 @@
 //! The gRPC API (kp.v1.Node) over the node's core.
 
+use crate::access::{Caller, Concerns, Role};
 use crate::core::{Core, RejectKind, Submission};
 use crate::pb;
-use kp_domain::{CertificateNumber, EventId, ParticipantId, Timestamp};
+use kp_domain::{CertificateNumber, Date, EventId, EventPayload, ParticipantId, Timestamp};
 use kp_store::TradeRole;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -57,6 +58,8 @@ pub struct Shared {
     pub commits: broadcast::Sender<u64>,
     /// Block subscriptions open at once are capped (each holds a task and a buffer).
     pub subscriptions: Arc<tokio::sync::Semaphore>,
+    /// Block subscriptions open per caller identity.
+    pub subscribers: Arc<crate::access::PerIdentity>,
     /// Becomes true when the node stops: streams end.
     pub stopping: tokio::sync::watch::Receiver<bool>,
 }
@@ -108,6 +111,8 @@ struct CertificateQuery {
     after: Option<(Timestamp, CertificateNumber)>,
     size: usize,
     wanted: Option<&'static str>,
+    /// A reviewer's period: certificates issued outside it are left out.
+    period: (Option<Date>, Option<Date>),
 }
 
 impl CertificateQuery {
@@ -140,6 +145,10 @@ impl CertificateQuery {
                     continue;
                 }
                 let c = &rec.certificate;
+                let (from, to) = self.period;
+                if from.is_some_and(|f| c.issued_on < f) || to.is_some_and(|t| c.issued_on > t) {
+                    continue;
+                }
                 certificates.push(pb::CertificateSummary {
                     certificate: n.to_string(),
                     exporter: c.exporter.as_str().to_owned(),
@@ -213,15 +222,105 @@ fn state_name(s: kp_rules::CertificateState) -> &'static str {
     }
 }
 
-fn block_response(core: &Core, height: u64) -> Result<Option<pb::GetBlockResponse>, Status> {
+/// The caller the access layer identified (anonymous if a request reached a handler without).
+fn caller_of<T>(request: &Request<T>) -> Arc<Caller> {
+    request
+        .extensions()
+        .get::<Arc<Caller>>()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(Caller::anonymous("unidentified".into(), None)))
+}
+
+/// Whether a caller sees every event in full whatever it concerns (no lookups needed).
+fn sees_all(caller: &Caller) -> bool {
+    match &caller.role {
+        Role::Local => true,
+        Role::Reviewer(g) => g.participants.is_none() && g.from.is_none() && g.to.is_none(),
+        _ => false,
+    }
+}
+
+/// The facts of the certificate `number` that decide who sees it, from the committed state.
+fn certificate_concerns(core: &Core, number: &CertificateNumber) -> Result<Concerns, Status> {
+    Ok(match core.store().certificate(number).map_err(store_error)? {
+        Some(r) => Concerns::Certificate {
+            exporter: r.certificate.exporter,
+            importer: r.certificate.importer,
+            issued_on: r.certificate.issued_on,
+        },
+        None => Concerns::Unknown,
+    })
+}
+
+/// What an event concerns, and its kind and certificate for a redacted view.
+fn event_concerns(core: &Core, envelope: &[u8]) -> Result<(Concerns, String, String), Status> {
+    let Ok(event) = kp_proto::decode_event(envelope) else {
+        return Ok((Concerns::Unknown, String::new(), String::new()));
+    };
+    let payload = event.payload();
+    let kind = payload.kind().field_name().to_owned();
+    let concerns = match payload {
+        EventPayload::ProductionReported(r) => Concerns::Production {
+            participant: r.participant,
+            start: Date::from_ymd(i32::from(r.period.year), if r.period.half == 1 { 1 } else { 7 }, 1)
+                .map_err(|e| Status::internal(format!("a stored production report's period: {e}")))?,
+        },
+        _ if payload.kind().is_governance() => Concerns::Public,
+        p => match p.certificate() {
+            Some(number) => certificate_concerns(core, number)?,
+            None => Concerns::Public,
+        },
+    };
+    let certificate = payload.certificate().map(ToString::to_string).unwrap_or_default();
+    Ok((concerns, kind, certificate))
+}
+
+/// `envelope` as `caller` may see it: the bytes, or (not entitled) empty and a redacted view.
+fn shown(core: &Core, caller: &Caller, envelope: &[u8], index: u32) -> Result<Option<pb::RedactedEvent>, Status> {
+    if sees_all(caller) {
+        return Ok(None);
+    }
+    let (concerns, kind, certificate) = event_concerns(core, envelope)?;
+    if caller.sees(&concerns) {
+        return Ok(None);
+    }
+    let (exporter, importer) = match &concerns {
+        Concerns::Certificate { exporter, importer, .. } => (exporter.to_string(), importer.to_string()),
+        Concerns::Production { participant, .. } => (participant.to_string(), String::new()),
+        Concerns::Public | Concerns::Unknown => (String::new(), String::new()),
+    };
+    Ok(Some(pb::RedactedEvent {
+        index,
+        event_id: kp_crypto::event_id(envelope).to_string(),
+        leaf_hash: kp_crypto::leaf_hash(envelope).0.to_vec(),
+        kind,
+        certificate,
+        exporter,
+        importer,
+    }))
+}
+
+fn block_response(core: &Core, height: u64, caller: &Caller) -> Result<Option<pb::GetBlockResponse>, Status> {
     let Some(stored) = core.store().block(height).map_err(store_error)? else { return Ok(None) };
     let h = stored.block.header();
+    let mut events = Vec::with_capacity(stored.block.events().len());
+    let mut redacted = Vec::new();
+    for (i, e) in stored.block.events().iter().enumerate() {
+        match shown(core, caller, e, u32::try_from(i).unwrap_or(u32::MAX))? {
+            None => events.push(e.clone()),
+            Some(r) => {
+                events.push(Vec::new());
+                redacted.push(r);
+            }
+        }
+    }
     Ok(Some(pb::GetBlockResponse {
         height,
         header: stored.block.header_bytes().to_vec(),
         hash: stored.block.hash().to_string(),
         time_ms: h.time.0,
-        events: stored.block.events().to_vec(),
+        events,
+        redacted,
         certificate: kp_consensus::wire::encode_certificate(&stored.certificate),
         // Every voter that signed: the precommits, and a withheld voter's prevote.
         signers: stored
@@ -234,12 +333,36 @@ fn block_response(core: &Core, height: u64) -> Result<Option<pb::GetBlockRespons
     }))
 }
 
+/// Refuses events in `envelopes` signed by another participant's key than the caller's own.
+fn check_signers(core: &Core, caller: &Caller, envelopes: &[Vec<u8>]) -> Result<(), Status> {
+    if matches!(caller.role, Role::Local) {
+        return Ok(());
+    }
+    for (i, e) in envelopes.iter().enumerate() {
+        // What does not decode, or is signed by an unknown key, is refused by the edge itself.
+        let Ok(event) = kp_proto::decode_event(e) else { continue };
+        let Some(owner) = core.key_owner(&event.signer()) else { continue };
+        if !caller.may_sign_for(owner.participant) {
+            return Err(Status::permission_denied(format!(
+                "{} ({}) may submit only events its own participant's authorities signed; event {i} is signed by \
+                 a key of {}",
+                caller.name,
+                caller.role.label(),
+                owner.participant
+            )));
+        }
+    }
+    Ok(())
+}
+
 type BlockStream = Pin<Box<dyn Stream<Item = Result<pb::GetBlockResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::node_server::Node for Api {
     async fn submit(&self, request: Request<pb::SubmitRequest>) -> Result<Response<pb::SubmitResponse>, Status> {
+        let caller = caller_of(&request);
         let envelope = request.into_inner().envelope;
+        check_signers(&*self.shared.lock()?, &caller, std::slice::from_ref(&envelope))?;
         let answer = self.shared.submit(vec![envelope]).await?.pop();
         answer
             .map(|a| Response::new(submit_response(a)))
@@ -250,22 +373,38 @@ impl pb::node_server::Node for Api {
         &self,
         request: Request<pb::SubmitBatchRequest>,
     ) -> Result<Response<pb::SubmitBatchResponse>, Status> {
-        let answers = self.shared.submit(request.into_inner().envelopes).await?;
+        let caller = caller_of(&request);
+        let envelopes = request.into_inner().envelopes;
+        if envelopes.len() <= MAX_SUBMIT_BATCH {
+            check_signers(&*self.shared.lock()?, &caller, &envelopes)?;
+        }
+        let answers = self.shared.submit(envelopes).await?;
         Ok(Response::new(pb::SubmitBatchResponse { results: answers.into_iter().map(submit_response).collect() }))
     }
 
     async fn get_event(&self, request: Request<pb::GetEventRequest>) -> Result<Response<pb::GetEventResponse>, Status> {
+        let caller = caller_of(&request);
         let id = parse_event_id(&request.into_inner().event_id)?;
         let core = self.shared.lock()?;
         if let Some((at, envelope)) = core.store().event(&id).map_err(store_error)? {
             let time = core.store().header(at.height).map_err(store_error)?.map_or(0, |h| h.time.0);
+            let redacted = shown(&core, &caller, &envelope, at.index)?;
             return Ok(Response::new(pb::GetEventResponse {
-                envelope,
+                envelope: if redacted.is_some() { Vec::new() } else { envelope },
                 position: Some(pb::Position { height: at.height, index: at.index, block_time_ms: time }),
+                redacted,
             }));
         }
         if let Some(e) = core.pending(&id) {
-            return Ok(Response::new(pb::GetEventResponse { envelope: e.to_vec(), position: None }));
+            // A pending event's certificate may not be in the committed state yet: only a
+            // caller who sees everything, or who may sign it, gets its bytes.
+            let mine = kp_proto::decode_event(e)
+                .ok()
+                .and_then(|ev| core.key_owner(&ev.signer()))
+                .is_some_and(|o| caller.may_sign_for(o.participant));
+            let redacted = if mine { None } else { shown(&core, &caller, e, 0)? };
+            let envelope = if redacted.is_some() { Vec::new() } else { e.to_vec() };
+            return Ok(Response::new(pb::GetEventResponse { envelope, position: None, redacted }));
         }
         match core.refusal(&id) {
             Some(why) => Err(Status::failed_precondition(format!("event {id} was refused at proposal time: {why}"))),
@@ -277,10 +416,12 @@ impl pb::node_server::Node for Api {
         &self,
         request: Request<pb::GetCustodyRequest>,
     ) -> Result<Response<pb::GetCustodyResponse>, Status> {
+        let caller = caller_of(&request);
         let number = parse_number(&request.into_inner().certificate)?;
         let core = self.shared.lock()?;
         let custody = core.store().custody(&number).map_err(store_error)?;
         let state = core.store().certificate(&number).map_err(store_error)?.map_or("", |r| state_name(r.state));
+        let full = sees_all(&caller) || caller.sees(&certificate_concerns(&core, &number)?);
         let steps = custody
             .into_iter()
             .map(|c| {
@@ -296,7 +437,8 @@ impl pb::node_server::Node for Api {
                         block_time_ms: c.block_time.0,
                     }),
                     signer,
-                    envelope: c.envelope,
+                    envelope: if full { c.envelope } else { Vec::new() },
+                    redacted: !full,
                 }
             })
             .collect();
@@ -307,9 +449,17 @@ impl pb::node_server::Node for Api {
         &self,
         request: Request<pb::ListCertificatesRequest>,
     ) -> Result<Response<pb::ListCertificatesResponse>, Status> {
+        let caller = caller_of(&request);
         let r = request.into_inner();
         let participant = ParticipantId::new(&r.participant)
             .map_err(|e| Status::invalid_argument(format!("participant {:?}: {e}", r.participant)))?;
+        if !caller.sees_participant(participant) {
+            return Err(Status::permission_denied(format!(
+                "{} ({}) lacks the right read-certificates for {participant}",
+                caller.name,
+                caller.role.label()
+            )));
+        }
         let role = match pb::list_certificates_request::Role::try_from(r.role) {
             Ok(pb::list_certificates_request::Role::Exporter) => TradeRole::Exporter,
             Ok(pb::list_certificates_request::Role::Importer) => TradeRole::Importer,
@@ -345,7 +495,16 @@ impl pb::node_server::Node for Api {
         // The core's lock is held only to take a snapshot of the committed state: the page is
         // read from it on a blocking thread while consensus and submissions go on.
         let snapshot = self.shared.lock()?.store().snapshot().map_err(store_error)?;
-        let query = CertificateQuery { participant, role, from: Timestamp(r.from_ms), to, after, size, wanted };
+        let query = CertificateQuery {
+            participant,
+            role,
+            from: Timestamp(r.from_ms),
+            to,
+            after,
+            size,
+            wanted,
+            period: caller.period(),
+        };
         let page = tokio::task::spawn_blocking(move || query.page(snapshot.reader()))
             .await
             .map_err(|e| Status::internal(format!("the certificate query failed: {e}")))??;
@@ -353,14 +512,19 @@ impl pb::node_server::Node for Api {
     }
 
     async fn get_block(&self, request: Request<pb::GetBlockRequest>) -> Result<Response<pb::GetBlockResponse>, Status> {
+        let caller = caller_of(&request);
         let height = request.into_inner().height;
         let core = self.shared.lock()?;
-        block_response(&core, height)?.map(Response::new).ok_or_else(|| {
+        block_response(&core, height, &caller)?.map(Response::new).ok_or_else(|| {
             Status::not_found(format!("no block at height {height} (head {})", core.store().head().height))
         })
     }
 
-    async fn get_status(&self, _: Request<pb::GetStatusRequest>) -> Result<Response<pb::GetStatusResponse>, Status> {
+    async fn get_status(
+        &self,
+        request: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::GetStatusResponse>, Status> {
+        let caller = caller_of(&request);
         let core = self.shared.lock()?;
         let head = core.store().head();
         let active_participants = core.voters().iter().map(|(p, _)| p.as_str().to_owned()).collect();
@@ -381,14 +545,29 @@ impl pb::node_server::Node for Api {
             clock_offset_ms: core.clock_offset().map(|c| c.offset_ms),
             clock_warning_ms: core.clock_warning_ms(),
             clock_off_since_ms: core.clock_offset().and_then(|c| c.off_since).map_or(0, |t| t.0),
+            caller: caller.role.label(),
+            caller_name: caller.name.clone(),
         }))
     }
 
     async fn approve(&self, request: Request<pb::ApproveRequest>) -> Result<Response<pb::ApproveResponse>, Status> {
+        let caller = caller_of(&request);
         let r = request.into_inner();
         let approval = crate::core::ApprovalBytes { act: r.act, key: r.key, signature: r.signature };
         let outcome = {
             let mut core = self.shared.lock()?;
+            if !matches!(caller.role, Role::Local)
+                && let Ok(key) = <[u8; 32]>::try_from(approval.key.as_slice())
+                && let Some(owner) = core.key_owner(&kp_domain::PublicKey(key))
+                && !caller.may_sign_for(owner.participant)
+            {
+                return Err(Status::permission_denied(format!(
+                    "{} ({}) may approve only with its own participant's keys; this key is {}'s",
+                    caller.name,
+                    caller.role.label(),
+                    owner.participant
+                )));
+            }
             let (outcome, effects) = core.approve(approval, true).map_err(store_error)?;
             drop(core);
             crate::runtime::forward(&self.shared, effects);
@@ -413,8 +592,17 @@ impl pb::node_server::Node for Api {
     }
 
     async fn get_proof(&self, request: Request<pb::GetProofRequest>) -> Result<Response<pb::GetProofResponse>, Status> {
+        let caller = caller_of(&request);
         let number = parse_number(&request.into_inner().certificate)?;
         let core = self.shared.lock()?;
+        let concerns = certificate_concerns(&core, &number)?;
+        if concerns != Concerns::Unknown && !sees_all(&caller) && !caller.sees(&concerns) {
+            return Err(Status::permission_denied(format!(
+                "{} ({}) lacks the right read-certificates for {number} (a proof bundle carries its signed events)",
+                caller.name,
+                caller.role.label()
+            )));
+        }
         match kp_audit::proof::build(core.store(), &number) {
             Ok(bundle) => Ok(Response::new(pb::GetProofResponse { bundle })),
             Err(e @ kp_audit::proof::BuildError::NotFound(_)) => Err(Status::not_found(e.to_string())),
@@ -476,8 +664,19 @@ impl pb::node_server::Node for Api {
         &self,
         request: Request<pb::SubscribeBlocksRequest>,
     ) -> Result<Response<Self::SubscribeBlocksStream>, Status> {
+        let caller = caller_of(&request);
         let mut next = request.into_inner().from_height.max(1);
         let shared = self.shared.clone();
+        let mine = shared
+            .subscribers
+            .try_take(&caller.identity(), crate::access::MAX_SUBSCRIPTIONS_PER_IDENTITY)
+            .ok_or_else(|| {
+                Status::resource_exhausted(format!(
+                    "{} has {} block subscriptions open already",
+                    caller.name,
+                    crate::access::MAX_SUBSCRIPTIONS_PER_IDENTITY
+                ))
+            })?;
         let permit = Arc::clone(&shared.subscriptions).try_acquire_owned().map_err(|_| {
             Status::resource_exhausted(format!(
                 "this node serves at most {MAX_SUBSCRIPTIONS} block subscriptions at once"
@@ -488,11 +687,11 @@ impl pb::node_server::Node for Api {
         // Bounded: a slow subscriber holds at most 16 blocks here, then waits.
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
-            let _permit = permit;
+            let _permit = (permit, mine);
             loop {
                 let block = {
                     let Ok(core) = shared.core.lock() else { return };
-                    block_response(&core, next)
+                    block_response(&core, next, &caller)
                 };
                 match block {
                     Ok(Some(b)) => {

@@ -52,6 +52,55 @@ struct RawConfig {
     joining: bool,
     #[serde(default = "default_worker_threads")]
     worker_threads: usize,
+    /// The API's TLS files; required unless `api_plaintext` is set.
+    #[serde(default)]
+    api_tls: Option<RawTls>,
+    /// Serve the API without TLS: only on a loopback address, and every caller then has every
+    /// right (docs/security.md).
+    #[serde(default)]
+    api_plaintext: bool,
+    /// Serve the metrics on an address other than loopback.
+    #[serde(default)]
+    metrics_public: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    certificate: PathBuf,
+    key: PathBuf,
+    client_ca: PathBuf,
+    #[serde(default)]
+    participant_ca: Vec<RawParticipantCa>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParticipantCa {
+    participant: String,
+    certificate: PathBuf,
+}
+
+/// Where the API's TLS files are (read and checked when the node starts: `kp_node::tls`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTlsFiles {
+    /// The node's certificate chain (PEM), its own certificate first.
+    pub certificate: PathBuf,
+    /// The certificate's private key (PEM, PKCS#8).
+    pub key: PathBuf,
+    /// The network CA (PEM): client certificates it issued carry any role.
+    pub client_ca: PathBuf,
+    /// A participant's own CA (PEM) with its two-letter code: client certificates it issued may
+    /// only be that participant's authorities.
+    pub participant_cas: Vec<(String, PathBuf)>,
+}
+
+/// How the API is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiSecurity {
+    Tls(ApiTlsFiles),
+    /// Without TLS, on loopback, by explicit choice.
+    Plaintext,
 }
 
 /// Threads of the node's async runtime unless the file says otherwise.
@@ -81,6 +130,7 @@ pub struct NodeConfig {
     pub joining: bool,
     /// Threads of the node's async runtime (the API, the network and the core share them).
     pub worker_threads: usize,
+    pub api_security: ApiSecurity,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +183,59 @@ impl NodeConfig {
         if api == metrics {
             return Err(field("metrics", format!("{metrics} is also the API address")));
         }
+        if !metrics.ip().is_loopback() && !raw.metrics_public {
+            return Err(field(
+                "metrics",
+                format!("{metrics} is not a loopback address: set metrics_public = true to serve metrics there"),
+            ));
+        }
+        let api_security = match (raw.api_tls, raw.api_plaintext) {
+            (Some(_), true) => {
+                return Err(field("api_plaintext", "is set together with [api_tls]: choose one".to_owned()));
+            }
+            (None, false) => {
+                return Err(field(
+                    "api_tls",
+                    "is missing: the API is served over TLS ([api_tls] with certificate, key and client_ca), \
+                     or without it on a loopback address with api_plaintext = true"
+                        .to_owned(),
+                ));
+            }
+            (None, true) => {
+                if !api.ip().is_loopback() {
+                    return Err(field(
+                        "api_plaintext",
+                        format!(
+                            "the API address {api} is not a loopback address: plaintext is served on loopback only"
+                        ),
+                    ));
+                }
+                ApiSecurity::Plaintext
+            }
+            (Some(t), false) => {
+                let file = |name: &'static str, p: &Path| {
+                    let p = resolve(p);
+                    if p.is_file() { Ok(p) } else { Err(field(name, format!("{} is not a file", p.display()))) }
+                };
+                let mut participant_cas = Vec::new();
+                for ca in &t.participant_ca {
+                    let code = &ca.participant;
+                    if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+                        return Err(field(
+                            "api_tls.participant_ca",
+                            format!("participant {code:?} is not a two-letter participant code"),
+                        ));
+                    }
+                    participant_cas.push((code.clone(), file("api_tls.participant_ca", &ca.certificate)?));
+                }
+                ApiSecurity::Tls(ApiTlsFiles {
+                    certificate: file("api_tls.certificate", &t.certificate)?,
+                    key: file("api_tls.key", &t.key)?,
+                    client_ca: file("api_tls.client_ca", &t.client_ca)?,
+                    participant_cas,
+                })
+            }
+        };
         let c = &raw.consensus;
         if c.max_block_events == 0 || c.max_block_events > MAX_BLOCK_EVENTS {
             return Err(field("consensus", format!("max_block_events must be 1 to {MAX_BLOCK_EVENTS}")));
@@ -155,6 +258,7 @@ impl NodeConfig {
             consensus: raw.consensus,
             joining: raw.joining,
             worker_threads: raw.worker_threads,
+            api_security,
         })
     }
 }
@@ -199,6 +303,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("genesis.json"), "{}").unwrap();
         std::fs::write(dir.path().join("node.key"), "k").unwrap();
+        for f in ["tls.pem", "tls.key", "ca.pem"] {
+            std::fs::write(dir.path().join(f), "pem").unwrap();
+        }
         let path = dir.path().join("node.toml");
         (dir, path)
     }
@@ -211,6 +318,10 @@ listen = "/ip4/127.0.0.1/tcp/27000"
 bootstrap = ["/ip4/127.0.0.1/tcp/27003/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"]
 api = "127.0.0.1:27001"
 metrics = "127.0.0.1:27002"
+[api_tls]
+certificate = "tls.pem"
+key = "tls.key"
+client_ca = "ca.pem"
 "#;
 
     #[test]
@@ -224,6 +335,10 @@ metrics = "127.0.0.1:27002"
         assert_eq!(c.worker_threads, DEFAULT_WORKER_THREADS);
         let one = NodeConfig::parse(&format!("worker_threads = 1\n{GOOD}"), &path).unwrap();
         assert_eq!(one.worker_threads, 1);
+        let ApiSecurity::Tls(tls) = &c.api_security else { panic!("TLS expected") };
+        assert_eq!(tls.client_ca, dir.path().join("ca.pem"));
+        let plain = GOOD.split("[api_tls]").next().unwrap().to_owned() + "api_plaintext = true\n";
+        assert_eq!(NodeConfig::parse(&plain, &path).unwrap().api_security, ApiSecurity::Plaintext);
     }
 
     #[test]
@@ -243,6 +358,20 @@ metrics = "127.0.0.1:27002"
             (format!("worker_threads = 0\n{GOOD}"), "`worker_threads`"),
             (format!("worker_threads = 65\n{GOOD}"), "`worker_threads`"),
             (format!("{GOOD}\ncolour = \"blue\"\n"), "unknown field"),
+            (GOOD.replace("\"tls.key\"", "\"missing.key\""), "`api_tls.key`"),
+            (GOOD.replace("\"ca.pem\"", "\"missing.pem\""), "`api_tls.client_ca`"),
+            (format!("api_plaintext = true\n{GOOD}"), "`api_plaintext`"),
+            (GOOD.split("[api_tls]").next().unwrap().to_owned(), "`api_tls`"),
+            (
+                GOOD.split("[api_tls]").next().unwrap().replace("127.0.0.1:27001", "0.0.0.0:27001")
+                    + "api_plaintext = true\n",
+                "`api_plaintext`",
+            ),
+            (GOOD.replace("127.0.0.1:27002", "0.0.0.0:27002"), "`metrics`"),
+            (
+                format!("{GOOD}[[api_tls.participant_ca]]\nparticipant = \"bw\"\ncertificate = \"ca.pem\"\n"),
+                "`api_tls.participant_ca`",
+            ),
             ("genesis = ".to_owned(), "configuration"),
         ];
         for (text, expected) in cases {

@@ -8,10 +8,12 @@ pub mod pb {
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("kp_node_descriptor");
 }
 
+pub mod access;
 pub mod api;
 pub mod config;
 pub mod network;
 pub mod runtime;
+pub mod tls;
 
 pub use config::NodeConfig;
 /// The node's core lives in its own crate (no runtime, network or clock), driven here by the

@@ -39,6 +39,8 @@ pub enum NodeError {
     Network(#[from] NetworkError),
     #[error("API server: {0}")]
     Api(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("the node's core failed: {0}")]
     Poisoned(String),
 }
@@ -149,6 +151,17 @@ pub async fn run(
     metrics: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
+    // The TLS files are checked before anything else starts: a node never serves its API with
+    // a certificate it cannot use, nor runs without the API it was configured with.
+    let tls = match &config.api_security {
+        crate::config::ApiSecurity::Tls(files) => Some(Arc::new(crate::tls::ApiTls::load(files)?)),
+        crate::config::ApiSecurity::Plaintext => {
+            tracing::warn!(
+                "the API is served without TLS on loopback (api_plaintext): every local caller has every right"
+            );
+            None
+        }
+    };
     let net_key = SecretKey::from_seed(&key.to_seed());
     let (mut core, effects) = Core::open(
         &genesis,
@@ -185,6 +198,7 @@ pub async fn run(
         outbox,
         commits,
         subscriptions: Arc::new(tokio::sync::Semaphore::new(crate::api::MAX_SUBSCRIPTIONS)),
+        subscribers: Arc::default(),
         stopping: stop_rx.clone(),
     };
     publish(&shared, &effects);
@@ -202,7 +216,10 @@ pub async fn run(
         .build_v1()
         .map_err(|e| NodeError::Api(e.to_string()))?;
     let mut api_stop = stop_rx.clone();
+    let connections = crate::tls::incoming(api, tls, stop_rx.clone(), Arc::new(crate::tls::ConnStats::default()));
     let server = tonic::transport::Server::builder()
+        .max_concurrent_streams(crate::tls::MAX_STREAMS_PER_CONNECTION)
+        .layer(crate::access::AccessLayer::default())
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(crate::api::MAX_REQUESTS))
         .add_service(health_service)
         .add_service(reflection)
@@ -210,7 +227,7 @@ pub async fn run(
             pb::node_server::NodeServer::new(Api { shared: shared.clone() })
                 .max_decoding_message_size(crate::api::MAX_REQUEST_BYTES),
         )
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(api), async move {
+        .serve_with_incoming_shutdown(connections, async move {
             let _ = api_stop.wait_for(|s| *s).await;
         });
     let mut server = tokio::spawn(server);

@@ -61,6 +61,9 @@ async fn start(net: &TestNet, data: &std::path::Path) -> Running {
         },
         joining: false,
         worker_threads: 2,
+        // In-process, on loopback: the API's access rules are tested on real processes over
+        // TLS (tests/tests/access.rs).
+        api_security: kp_node::config::ApiSecurity::Plaintext,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let key = kp_crypto::SecretKey::from_seed(&net.keys[&pid("BW")].node.to_seed());
