@@ -126,7 +126,7 @@ pub fn export(addr: &str, out: &Path) -> Result<ExportSummary> {
         let mut writer = ExportWriter::new(BufWriter::with_capacity(1 << 20, file), &genesis_bytes)?;
         let bar = bar(Some(head));
         let mut events = 0u64;
-        crate::node::each_block(&mut client, head, |b| {
+        crate::node::each_block(&mut client, head, false, |b| {
             events += b.events.len() as u64;
             bar.set_position(b.height);
             writer.block(b.header, b.events, b.certificate)?;

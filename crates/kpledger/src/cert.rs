@@ -3,7 +3,7 @@
 //! node. With `--wait`, the command returns once the event is committed, with its height.
 
 use crate::keyfile;
-use crate::node::{ExpectedGenesis, connect};
+use crate::node::ExpectedGenesis;
 use anyhow::{Context, Result, anyhow, bail};
 use kp_domain::{
     Carats, CertificateNumber, CertificateVoided, EventPayload, Label, ReceiptConfirmed, ShipmentSealed, Text,
@@ -125,7 +125,7 @@ pub fn submit(
 ) -> Result<Submitted> {
     let key = keyfile::read(key_file)?;
     crate::node::block_on(async {
-        let mut client = connect(node).await?;
+        let mut client = crate::node::connect_signing(node, key_file).await?;
         let chain_id = crate::node::chain_id(&mut client, expected).await?;
         let envelope = kp_proto::sign_event(&key, &chain_id, kp_proto::encode_payload(payload)?);
         let answer = client

@@ -210,7 +210,7 @@ pub fn propose(
     let act = build_act(spec, reference, rationale)?;
     let act_bytes = kp_proto::encode_act(&act);
     block_on(async {
-        let mut client = connect(node).await?;
+        let mut client = crate::node::connect_signing(node, key_file).await?;
         let chain_id = chain_id(&mut client, expected).await?;
         approve_bytes(&mut client, &chain_id, key_file, act_bytes, wait).await
     })
@@ -225,7 +225,7 @@ pub fn approve(
     wait: Option<Duration>,
 ) -> Result<ActReport> {
     block_on(async {
-        let mut client = connect(node).await?;
+        let mut client = crate::node::connect_signing(node, key_file).await?;
         let chain_id = chain_id(&mut client, expected).await?;
         let status = fetch(&mut client, reference).await?;
         if let Some(h) = status.committed_height {

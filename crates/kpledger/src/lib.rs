@@ -9,6 +9,7 @@ pub mod governance;
 pub mod keyfile;
 pub mod load;
 pub mod node;
+pub mod pki;
 pub mod registry;
 pub mod review;
 pub mod scenario;

@@ -10,7 +10,6 @@
 // Rates and percentiles for the report are floating point; nothing here touches the ledger.
 #![allow(clippy::float_arithmetic, clippy::cast_possible_truncation)]
 
-use crate::node::connect;
 use crate::testnet::Testnet;
 use anyhow::{Result, anyhow, ensure};
 use kp_domain::*;
@@ -322,8 +321,9 @@ pub fn run(dir: &Path, certificates: usize, rate: f64, seed: u64, deadline: Dura
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async move {
         let mut clients = Vec::with_capacity(keys.len());
-        for (_, k) in &keys {
-            clients.push(connect(&k.api).await?);
+        // Each participant's events go to its own node, as its authority.
+        for (p, k) in &keys {
+            clients.push(crate::node::connect_with(&k.api, &crate::node::testnet_auth(dir, Some(p.as_str()))).await?);
         }
         let tracker = Arc::new(Mutex::new(Tracker::default()));
         // Receipts whose seals are committed, and receipts to send again.
@@ -342,7 +342,8 @@ pub fn run(dir: &Path, certificates: usize, rate: f64, seed: u64, deadline: Dura
         }
 
         // Watch commits on the first participant's node.
-        let mut watcher = connect(&keys[0].1.api).await?;
+        let mut watcher =
+            crate::node::connect_with(&keys[0].1.api, &crate::node::testnet_auth(dir, Some("reviewer"))).await?;
         let from = watcher.get_status(pb::GetStatusRequest {}).await.map_err(|e| anyhow!("{}", e.message()))?;
         let mut stream = watcher
             .subscribe_blocks(pb::SubscribeBlocksRequest { from_height: from.into_inner().height + 1 })

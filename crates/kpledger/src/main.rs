@@ -18,8 +18,55 @@ struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+    #[command(flatten)]
+    api: ApiArgs,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How to reach a node's API: over TLS, checked against the network's CA, as the identity of a
+/// client certificate (docs/security.md).
+#[derive(clap::Args)]
+struct ApiArgs {
+    /// The CA certificate (PEM) the node's API certificate must chain to.
+    #[arg(long, global = true, env = "KP_API_CA")]
+    ca: Option<PathBuf>,
+    /// Your client certificate (PEM): its role decides what the node answers.
+    #[arg(long, global = true, env = "KP_API_CERT", requires = "cert_key")]
+    cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, global = true, env = "KP_API_CERT_KEY", requires = "cert")]
+    cert_key: Option<PathBuf>,
+    /// The node serves its API without TLS on loopback (`api_plaintext`).
+    #[arg(long, global = true, conflicts_with_all = ["ca", "testnet"])]
+    plaintext: bool,
+    /// A test network's directory: its CA, and the identities `testnet init` made (an
+    /// authority's for what its key file signs; `--as` for the rest).
+    #[arg(long, global = true, env = "KP_TESTNET")]
+    testnet: Option<PathBuf>,
+    /// On a test network, read as: reviewer (default: every participant), observer, anonymous,
+    /// or a participant's authority (its code).
+    #[arg(long = "as", global = true, requires = "testnet")]
+    as_: Option<String>,
+}
+
+impl ApiArgs {
+    fn auth(&self) -> Result<Option<kpledger::node::ApiAuth>> {
+        use kpledger::node::{ApiAuth, Reader};
+        if self.plaintext {
+            return Ok(Some(ApiAuth::Plaintext));
+        }
+        if let Some(ca) = &self.ca {
+            let identity = self.cert.clone().zip(self.cert_key.clone());
+            return Ok(Some(ApiAuth::Tls { ca: ca.clone(), identity }));
+        }
+        anyhow::ensure!(self.cert.is_none(), "--cert needs --ca (the CA the node's certificate chains to)");
+        if let Some(dir) = &self.testnet {
+            let reader = self.as_.as_deref().map(Reader::parse).transpose()?.unwrap_or(Reader::Reviewer);
+            return Ok(Some(ApiAuth::Testnet { dir: dir.clone(), reader }));
+        }
+        Ok(None)
+    }
 }
 
 #[derive(Subcommand)]
@@ -456,6 +503,32 @@ enum TestnetCommand {
         /// Participant registry (default: node-config/participants.toml as built in).
         #[arg(long)]
         registry: Option<PathBuf>,
+        /// No certificates: the nodes serve their APIs without TLS on loopback, to every local
+        /// caller with every right (for measuring what TLS costs; nothing else).
+        #[arg(long)]
+        plaintext_api: bool,
+    },
+    /// Issue a client certificate with a test network's CA (DIR/ca.pem, DIR/ca.key).
+    ClientCert {
+        #[arg(long)]
+        dir: PathBuf,
+        /// The role: authority:BW, observer, reviewer, reviewer:CD,CG or
+        /// reviewer:CD,CG:2025-01-01:2025-12-31 (participants, or * for all, and a period of
+        /// certificates' issue dates).
+        #[arg(long)]
+        role: String,
+        /// The subject's name (the certificate's common name), as logs show it.
+        #[arg(long)]
+        name: String,
+        /// Writes OUT.pem and OUT.key (mode 0600).
+        #[arg(long)]
+        out: PathBuf,
+        /// Days of validity from now.
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+        /// A certificate that expired yesterday (for testing what a node does with it).
+        #[arg(long)]
+        expired: bool,
     },
     /// Start every node of the network in DIR, each as its own process (logs in
     /// DIR/<node>/node.log, pid in DIR/<node>/node.pid), and wait for their APIs.
@@ -533,6 +606,9 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if let Some(auth) = cli.api.auth()? {
+        kpledger::node::set_auth(auth);
+    }
     match cli.command {
         Command::Keygen { out, label, force } => {
             let key = kp_crypto::SecretKey::generate()?;
@@ -545,7 +621,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Testnet {
-            command: TestnetCommand::Init { participants, codes, newcomers, dir, base_port, registry },
+            command: TestnetCommand::Init { participants, codes, newcomers, dir, base_port, registry, plaintext_api },
         } => {
             let registry = match registry {
                 Some(path) => Registry::parse(
@@ -560,7 +636,15 @@ fn run(cli: Cli) -> Result<()> {
                 Some(n) => testnet::Selection::First(n),
                 None => testnet::Selection::Codes(parse_codes(&codes)?),
             };
-            let report = testnet::init_with(&registry, &selection, &parse_codes(&newcomers)?, &dir, base_port, now())?;
+            let report = testnet::init_with(
+                &registry,
+                &selection,
+                &parse_codes(&newcomers)?,
+                &dir,
+                base_port,
+                now(),
+                plaintext_api,
+            )?;
             if cli.json {
                 print_json(&report)
             } else {
@@ -573,6 +657,32 @@ fn run(cli: Cli) -> Result<()> {
                     report.observers.join(" "),
                     report.genesis_hash
                 );
+                Ok(())
+            }
+        }
+        Command::Testnet { command: TestnetCommand::ClientCert { dir, role, name, out, days, expired } } => {
+            use kpledger::pki;
+            let ca = pki::Ca::load(&dir)?;
+            let role = if role.starts_with(kp_node::access::ROLE_URI_SCHEME) {
+                role
+            } else {
+                format!("{}:{role}", kp_node::access::ROLE_URI_SCHEME)
+            };
+            let now = pki::now();
+            let (from, until) = if expired {
+                (now - time::Duration::days(2), now - time::Duration::days(1))
+            } else {
+                anyhow::ensure!((1..=3650).contains(&days), "--days must be 1 to 3650");
+                (now - time::Duration::minutes(5), now + time::Duration::days(days))
+            };
+            let pair = ca.issue_client(&name, &role, from, until)?;
+            let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            let stem = out.file_name().and_then(|s| s.to_str()).context("--out names no file")?;
+            pki::write_pair(parent, stem, &pair)?;
+            if cli.json {
+                print_json(&serde_json::json!({ "certificate": format!("{}.pem", out.display()), "role": role }))
+            } else {
+                println!("wrote {}.pem and {}.key ({role})", out.display(), out.display());
                 Ok(())
             }
         }
@@ -868,14 +978,14 @@ fn run(cli: Cli) -> Result<()> {
             let participant = review::parse_participant(&code)?;
             let (from, to) = (review::parse_date("from", &from)?, review::parse_date("to", &to)?);
             anyhow::ensure!(from <= to, "--from {from} is after --to {to}");
-            let model = review::load(&review::source(ledger.node, ledger.file)?)?;
+            let model = review::load(&review::source(ledger.node, ledger.file)?, Some(participant))?;
             // Due and overdue as of the ledger's consensus time (its last block), not this clock.
             let report = model.participant_report(participant, from, to, overdue_days, model.as_of());
             print_review(cli.json, csv, &report, kp_review::ParticipantReport::to_csv, |r| println!("{r}"))
         }
         Command::Anomalies { ledger, from, to, late_days, tolerance_percent, csv } => {
             use kpledger::review;
-            let model = review::load(&review::source(ledger.node, ledger.file)?)?;
+            let model = review::load(&review::source(ledger.node, ledger.file)?, None)?;
             // Late receipts as of the ledger's consensus time (its last block), not this clock.
             let mut params = kp_review::AnomalyParams::new(model.as_of());
             params.from = from.map(|d| review::parse_date("from", &d)).transpose()?;
@@ -902,7 +1012,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Stats { ledger, year, participant, csv, chart } => {
             use kpledger::review;
             let participant = participant.map(|p| review::parse_participant(&p)).transpose()?;
-            let model = review::load(&review::source(ledger.node, ledger.file)?)?;
+            let model = review::load(&review::source(ledger.node, ledger.file)?, participant)?;
             let stats = model.stats(year, participant);
             if let (Some(file), Some(p)) = (&chart, participant) {
                 review::write_file(file, &kp_review::chart_svg(&stats, p))?;

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use kp_node::NodeConfig;
 use kp_node::pb::{self, node_client::NodeClient};
 use serde::Serialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Runs the node of `config` until SIGINT or SIGTERM. Logs go to stderr through `tracing`
 /// (level from `RUST_LOG`, default `info`; JSON lines with `json_logs`).
@@ -60,17 +60,166 @@ async fn shutdown_signal() {
     tracing::info!("stop requested");
 }
 
-/// A connection to a node's API at `addr` (`HOST:PORT`, or a full `http://` URL).
+/// How this process reaches nodes' APIs: set once by the command line (`--ca`, `--cert`,
+/// `--cert-key`, `--plaintext`, `--testnet`, `--as`), or by a command that runs a test network
+/// of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiAuth {
+    /// TLS, the server checked against `ca`, as the identity of a client certificate and its
+    /// key (anonymous without).
+    Tls { ca: PathBuf, identity: Option<(PathBuf, PathBuf)> },
+    /// A node serving its API without TLS on loopback (`api_plaintext`).
+    Plaintext,
+    /// A test network's directory (as `kpledger testnet init` writes it): its CA, and for each
+    /// call the identity it needs — the signer's participant's authority for a signed
+    /// submission, `reader` otherwise.
+    Testnet { dir: PathBuf, reader: Reader },
+}
+
+/// Who reads, on a test network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reader {
+    /// `DIR/clients/reviewer`: every participant (the default).
+    Reviewer,
+    Observer,
+    Anonymous,
+    Authority(String),
+}
+
+impl Reader {
+    pub fn parse(s: &str) -> Result<Reader> {
+        Ok(match s {
+            "reviewer" => Reader::Reviewer,
+            "observer" => Reader::Observer,
+            "anonymous" => Reader::Anonymous,
+            code if code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase()) => Reader::Authority(code.into()),
+            other => anyhow::bail!("--as {other:?}: reviewer, observer, anonymous or a participant code like BW"),
+        })
+    }
+}
+
+static AUTH: std::sync::RwLock<Option<ApiAuth>> = std::sync::RwLock::new(None);
+
+/// Sets how this process reaches APIs from now on.
+pub fn set_auth(auth: ApiAuth) {
+    *AUTH.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(auth);
+}
+
+fn auth() -> Option<ApiAuth> {
+    AUTH.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+}
+
+/// The files of a test network's client identity `name` (a participant code, `reviewer` or
+/// `observer`), as `kpledger testnet init` writes them.
+pub fn testnet_identity(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let base = if name.len() == 2 { dir.join(name) } else { dir.join("clients") };
+    let stem = if name.len() == 2 { "client".to_owned() } else { name.to_owned() };
+    (base.join(format!("{stem}.pem")), base.join(format!("{stem}.key")))
+}
+
+/// The test network a signing key file belongs to (`DIR/<participant>/<role>.key` beside
+/// `DIR/genesis.json`), and the participant.
+pub fn testnet_of_key(key_file: &Path) -> Option<(PathBuf, String)> {
+    let key = std::path::absolute(key_file).ok()?;
+    let pdir = key.parent()?;
+    let dir = pdir.parent()?;
+    let code = pdir.file_name()?.to_str()?.to_owned();
+    dir.join("genesis.json").is_file().then(|| (dir.to_path_buf(), code))
+}
+
+/// How to reach a test network's nodes as `who` (a participant code, `reviewer`, `observer`;
+/// anonymous when `None`): TLS with its CA, or plaintext if it was made with `--plaintext-api`.
+pub fn testnet_auth(dir: &Path, who: Option<&str>) -> ApiAuth {
+    let ca = dir.join("ca.pem");
+    if !ca.is_file() {
+        // `testnet init --plaintext-api`: the nodes serve their APIs without TLS.
+        return ApiAuth::Plaintext;
+    }
+    ApiAuth::Tls { ca, identity: who.map(|w| testnet_identity(dir, w)) }
+}
+
+/// A connection to a node's API at `addr` (`HOST:PORT`, or a URL) as this process's reader.
 pub async fn connect(addr: &str) -> Result<NodeClient<tonic::transport::Channel>> {
-    let url = if addr.starts_with("http://") || addr.starts_with("https://") {
-        addr.to_owned()
-    } else {
-        format!("http://{addr}")
+    let resolved = match auth() {
+        Some(ApiAuth::Testnet { dir, reader }) => match reader {
+            Reader::Reviewer => testnet_auth(&dir, Some("reviewer")),
+            Reader::Observer => testnet_auth(&dir, Some("observer")),
+            Reader::Anonymous => testnet_auth(&dir, None),
+            Reader::Authority(p) => testnet_auth(&dir, Some(&p)),
+        },
+        Some(a) => a,
+        None => anyhow::bail!(
+            "how to reach the node's API? It is served over TLS: pass --ca FILE (the network's CA) with --cert \
+             FILE and --cert-key FILE for your identity, or --testnet DIR (or KP_TESTNET) for a test network"
+        ),
     };
-    let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
-        .with_context(|| format!("{addr:?} is not a node address like 127.0.0.1:27001"))?
-        .connect_timeout(std::time::Duration::from_secs(5));
-    let channel = endpoint.connect().await.with_context(|| format!("cannot reach the node at {url}"))?;
+    connect_with(addr, &resolved).await
+}
+
+/// A connection to submit what `key_file`'s authority signed: on a test network, as that
+/// participant's authority (the key file's directory names it).
+pub async fn connect_signing(addr: &str, key_file: &Path) -> Result<NodeClient<tonic::transport::Channel>> {
+    let resolved = match auth() {
+        Some(ApiAuth::Testnet { dir, .. }) => {
+            let code = testnet_of_key(key_file).map(|(_, c)| c);
+            let code = code.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} is not a key file of the test network {}: pass --cert and --cert-key",
+                    key_file.display(),
+                    dir.display()
+                )
+            })?;
+            testnet_auth(&dir, Some(&code))
+        }
+        Some(a) => a,
+        None => match testnet_of_key(key_file) {
+            Some((dir, code)) => testnet_auth(&dir, Some(&code)),
+            None => anyhow::bail!(
+                "how to reach the node's API? It is served over TLS: pass --ca FILE (the network's CA) with --cert \
+                 FILE and --cert-key FILE for the authority's client certificate"
+            ),
+        },
+    };
+    connect_with(addr, &resolved).await
+}
+
+/// A connection to `addr` with `auth` (TLS, or plaintext).
+pub async fn connect_with(addr: &str, auth: &ApiAuth) -> Result<NodeClient<tonic::transport::Channel>> {
+    let auth = match auth {
+        ApiAuth::Testnet { dir, .. } => &testnet_auth(dir, Some("reviewer")),
+        a => a,
+    };
+    let host = addr.trim_start_matches("http://").trim_start_matches("https://");
+    let endpoint = match auth {
+        ApiAuth::Plaintext => tonic::transport::Endpoint::from_shared(format!("http://{host}")),
+        ApiAuth::Tls { .. } | ApiAuth::Testnet { .. } => {
+            tonic::transport::Endpoint::from_shared(format!("https://{host}"))
+        }
+    }
+    .with_context(|| format!("{addr:?} is not a node address like 127.0.0.1:27001"))?
+    .connect_timeout(std::time::Duration::from_secs(5));
+    let endpoint = match auth {
+        ApiAuth::Plaintext | ApiAuth::Testnet { .. } => endpoint,
+        ApiAuth::Tls { ca, identity } => {
+            let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+            let mut tls = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?));
+            if let Some((cert, key)) = identity {
+                tls = tls.identity(tonic::transport::Identity::from_pem(read(cert)?, read(key)?));
+            }
+            endpoint.tls_config(tls).with_context(|| format!("the TLS files ({})", ca.display()))?
+        }
+    };
+    let channel = endpoint.connect().await.map_err(|e| {
+        // The cause (certificate refused, connection refused) is in the source chain.
+        let mut msg = format!("cannot reach the node at {host}");
+        let mut source: Option<&dyn std::error::Error> = Some(&e);
+        while let Some(s) = source {
+            msg.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        anyhow::anyhow!(msg)
+    })?;
     // Blocks of up to 16 MiB of events, and proof bundles, are larger than tonic's 4 MiB default.
     Ok(NodeClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
 }
@@ -176,9 +325,12 @@ pub async fn ledger_start(client: &mut NodeClient<tonic::transport::Channel>) ->
 
 /// Hands `block` every committed block from height 1 to `head`, in order; fails if the node
 /// skips a height or ends its stream early.
+/// A block with events redacted for this caller is refused unless `partial` (the caller then
+/// handles `redacted` itself).
 pub async fn each_block(
     client: &mut NodeClient<tonic::transport::Channel>,
     head: u64,
+    partial: bool,
     mut block: impl FnMut(pb::GetBlockResponse) -> Result<()>,
 ) -> Result<()> {
     if head == 0 {
@@ -192,6 +344,15 @@ pub async fn each_block(
     let mut next = 1;
     while let Some(b) = stream.message().await.map_err(|e| anyhow::anyhow!("{}", e.message()))? {
         anyhow::ensure!(b.height == next, "the node sent block {} where {next} was expected", b.height);
+        anyhow::ensure!(
+            partial || b.redacted.is_empty(),
+            "the node withholds the signed bytes of {} of the {} events of block {} from this caller (commercial \
+             fields of participants it is not entitled to): the whole ledger needs an identity entitled to every \
+             participant (a reviewer of all), or the node's data directory",
+            b.redacted.len(),
+            b.events.len(),
+            b.height
+        );
         block(b)?;
         if next == head {
             return Ok(());
@@ -214,6 +375,15 @@ pub fn status(addr: &str) -> Result<pb::GetStatusResponse> {
     })
 }
 
+/// `status` with this `auth`, whatever the process's own.
+pub fn status_with(addr: &str, auth: &ApiAuth) -> Result<pb::GetStatusResponse> {
+    block_on(async {
+        let mut client = connect_with(addr, auth).await?;
+        let s = client.get_status(pb::GetStatusRequest {}).await.map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+        Ok(s.into_inner())
+    })
+}
+
 #[derive(Debug, Serialize)]
 pub struct CustodyStep {
     pub step: usize,
@@ -223,6 +393,8 @@ pub struct CustodyStep {
     pub block_time: String,
     pub signer: String,
     pub event_id: String,
+    /// The caller may not see the event's commercial fields: its bytes were withheld.
+    pub redacted: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -258,6 +430,7 @@ pub fn custody(addr: &str, certificate: &str) -> Result<Custody> {
                     block_time: kp_domain::Timestamp(at.block_time_ms).to_string(),
                     signer: s.signer,
                     event_id: s.event_id,
+                    redacted: s.redacted,
                 }
             })
             .collect();

@@ -31,8 +31,10 @@ fn add_block(review: &mut Review, height: u64, header: &[u8], events: &[Vec<u8>]
     Ok(())
 }
 
-/// The review model of the whole committed ledger of `source`.
-pub fn load(source: &LedgerSource) -> Result<Review> {
+/// The review model of the whole committed ledger of `source`. With `only`, a node may withhold
+/// from this caller events that do not concern that participant (what a report on it needs
+/// is all there; anything else would be incomplete, so it is refused).
+pub fn load(source: &LedgerSource, only: Option<ParticipantId>) -> Result<Review> {
     match source {
         LedgerSource::File(path) => {
             let input = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
@@ -49,8 +51,21 @@ pub fn load(source: &LedgerSource) -> Result<Review> {
             let mut client = crate::node::connect(addr).await?;
             let start = crate::node::ledger_start(&mut client).await?;
             let mut review = Review::new(&start.genesis);
-            crate::node::each_block(&mut client, start.head, |b| {
-                add_block(&mut review, b.height, &b.header, &b.events)
+            crate::node::each_block(&mut client, start.head, only.is_some(), |b| {
+                if let Some(p) = only {
+                    let p = p.as_str();
+                    if let Some(r) = b.redacted.iter().find(|r| r.exporter == p || r.importer == p) {
+                        bail!(
+                            "the node withholds event {} of block {} (certificate {}), which concerns {p}, from this \
+                             caller: a report on {p} needs an identity entitled to it",
+                            r.event_id,
+                            b.height,
+                            r.certificate
+                        );
+                    }
+                }
+                let events: Vec<Vec<u8>> = b.events.into_iter().filter(|e| !e.is_empty()).collect();
+                add_block(&mut review, b.height, &b.header, &events)
             })
             .await?;
             Ok(review)

@@ -578,7 +578,7 @@ impl Step {
             }
             Step::ExpectAnomaly { kind, participant, present } => {
                 let node = net.reader()?.to_owned();
-                let review = crate::review::load(&crate::review::LedgerSource::Node(node))?;
+                let review = crate::review::load(&crate::review::LedgerSource::Node(node), None)?;
                 let params = kp_review::AnomalyParams::new(review.as_of());
                 let id = code(participant)?;
                 let found: Vec<_> = review
@@ -687,7 +687,10 @@ pub fn run(file: &Path, opts: &RunOptions, print: &mut dyn FnMut(&str)) -> Resul
         dir,
         opts.base_port,
         kp_node::now(),
+        false,
     )?;
+    // The scenario's steps reach its own network's nodes as their participants' authorities.
+    crate::node::set_auth(crate::node::ApiAuth::Testnet { dir: dir.clone(), reader: crate::node::Reader::Reviewer });
     print(&format!(
         "scenario: {} — {} participants ({} named{}), in {}",
         scenario.name,

@@ -2,10 +2,16 @@
 //! fresh keys for each, and one node configuration per participant, all under one directory:
 //!
 //! ```text
-//! DIR/genesis.json
+//! DIR/genesis.json  DIR/ca.pem  DIR/ca.key            the network's API CA
 //! DIR/BW/node.key  DIR/BW/exporting.key  DIR/BW/importing.key  DIR/BW/node.toml
+//! DIR/BW/api-tls.pem  DIR/BW/api-tls.key               the node's API TLS certificate
+//! DIR/BW/client.pem  DIR/BW/client.key                 a client certificate: BW's authority
+//! DIR/clients/reviewer.pem  DIR/clients/observer.pem   a reviewer of all, an observer
 //! DIR/observers/WDC/node.key ...
 //! ```
+//!
+//! With `plaintext`, no certificate is made and the nodes serve their APIs without TLS on
+//! loopback (`api_plaintext`): for measuring what TLS costs, nothing else.
 
 use crate::keyfile;
 use crate::registry::Registry;
@@ -13,6 +19,7 @@ use anyhow::{Context, Result, bail, ensure};
 use kp_crypto::SecretKey;
 use kp_domain::*;
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 pub const MAX_TESTNET_PARTICIPANTS: usize = 59;
@@ -31,7 +38,7 @@ pub struct InitReport {
 
 /// Creates a test network of the first `n` participants of `registry` in `dir`.
 pub fn init(registry: &Registry, n: usize, dir: &Path, base_port: u16, now: Timestamp) -> Result<InitReport> {
-    init_with(registry, &Selection::First(n), &[], dir, base_port, now)
+    init_with(registry, &Selection::First(n), &[], dir, base_port, now, false)
 }
 
 /// Which registry participants a test network's genesis holds.
@@ -55,6 +62,7 @@ pub fn init_with(
     dir: &Path,
     base_port: u16,
     now: Timestamp,
+    plaintext: bool,
 ) -> Result<InitReport> {
     let chosen: Vec<&crate::registry::RegistryParticipant> = match selection {
         Selection::First(n) => {
@@ -111,6 +119,22 @@ pub fn init_with(
     let chain_key = SecretKey::generate()?;
     suffix.copy_from_slice(&chain_key.public().0[..4]);
     let chain_id = ChainId::new(&format!("kp-local-{}", hex::encode(suffix)))?;
+    let issued = crate::pki::now();
+    let ca = if plaintext {
+        None
+    } else {
+        let ca = crate::pki::Ca::new(&format!("KP {chain_id} API CA"), issued)?;
+        ca.write(dir)?;
+        let clients = dir.join("clients");
+        std::fs::create_dir_all(&clients).with_context(|| format!("creating {}", clients.display()))?;
+        let year = time::Duration::days(365);
+        let reviewer =
+            ca.issue_client("Review team (all participants)", "kp-ledger:reviewer", issued, issued + year)?;
+        crate::pki::write_pair(&clients, "reviewer", &reviewer)?;
+        let observer = ca.issue_client("Observer", "kp-ledger:observer", issued, issued + year)?;
+        crate::pki::write_pair(&clients, "observer", &observer)?;
+        Some(ca)
+    };
 
     let mut participants = Vec::new();
     let mut port = base_port;
@@ -130,6 +154,12 @@ pub fn init_with(
         keyfile::write(&pdir.join("node.key"), &node, &format!("{} node", rp.id), false)?;
         keyfile::write(&pdir.join("exporting.key"), &exporting, &format!("{} exporting authority", rp.id), false)?;
         keyfile::write(&pdir.join("importing.key"), &importing, &format!("{} importing authority", rp.id), false)?;
+        if let Some(ca) = &ca {
+            let name = format!("{} authority", rp.id);
+            let role = format!("kp-ledger:authority:{}", rp.id);
+            let client = ca.issue_client(&name, &role, issued, issued + time::Duration::days(365))?;
+            crate::pki::write_pair(&pdir, "client", &client)?;
+        }
         let entry = Participant {
             id: rp.id,
             name: rp.name.clone(),
@@ -185,6 +215,15 @@ pub fn init_with(
     // at 59 nodes on 2 cores, one thread each took about 5% less CPU per event but made the
     // commit latency 10–20% longer at a steady rate, so test networks keep the default.
     let worker_threads = kp_node::config::DEFAULT_WORKER_THREADS;
+    // The API: TLS with the network CA's certificate for the node, or plaintext on loopback.
+    let api_section = |ndir: &Path, up: &str| -> Result<String> {
+        let Some(ca) = &ca else { return Ok("api_plaintext = true\n".to_owned()) };
+        let name = ndir.file_name().and_then(|n| n.to_str()).unwrap_or("node");
+        let loopback = [IpAddr::from([127, 0, 0, 1]), IpAddr::from(std::net::Ipv6Addr::LOCALHOST)];
+        let pair = ca.issue_server(&format!("{name} node API"), &["localhost"], &loopback, issued)?;
+        crate::pki::write_pair(ndir, "api-tls", &pair)?;
+        Ok(format!("[api_tls]\ncertificate = \"api-tls.pem\"\nkey = \"api-tls.key\"\nclient_ca = \"../{up}ca.pem\"\n"))
+    };
     for (ndir, (p2p, api, metrics), key, _) in &node_dirs {
         let bootstrap: Vec<String> =
             addresses.iter().filter(|(k, _)| k != key).map(|(_, a)| format!("\n    \"{a}\",")).collect();
@@ -198,8 +237,10 @@ pub fn init_with(
              bootstrap = [{bootstrap}]\n\
              api = \"127.0.0.1:{api}\"\n\
              metrics = \"127.0.0.1:{metrics}\"\n\
-             worker_threads = {worker_threads}\n",
+             worker_threads = {worker_threads}\n\
+             {api_tls}",
             up = if ndir.parent() == Some(dir) { "" } else { "../" },
+            api_tls = api_section(ndir, if ndir.parent() == Some(dir) { "" } else { "../" })?,
         );
         std::fs::write(ndir.join("node.toml"), config).with_context(|| format!("writing {}", ndir.display()))?;
     }
@@ -217,7 +258,9 @@ pub fn init_with(
              bootstrap = [{bootstrap}]\n\
              api = \"127.0.0.1:{api}\"\n\
              metrics = \"127.0.0.1:{metrics}\"\n\
-             worker_threads = {worker_threads}\n",
+             worker_threads = {worker_threads}\n\
+             {api_tls}",
+            api_tls = api_section(ndir, "")?,
         );
         std::fs::write(ndir.join("node.toml"), config).with_context(|| format!("writing {}", ndir.display()))?;
     }
@@ -349,6 +392,7 @@ pub struct NodeProcess {
 /// API to answer.
 pub fn up(dir: &Path, wait: std::time::Duration) -> Result<UpReport> {
     let net = Testnet::load(dir)?;
+    let auth = crate::node::ApiAuth::Testnet { dir: dir.to_path_buf(), reader: crate::node::Reader::Anonymous };
     let exe = std::env::current_exe().context("finding the kpledger executable")?;
     let dirs = node_dirs(&net);
     for (name, ndir) in &dirs {
@@ -384,7 +428,7 @@ pub fn up(dir: &Path, wait: std::time::Duration) -> Result<UpReport> {
     let mut answering = 0;
     for n in &nodes {
         loop {
-            if crate::node::status(&n.api).is_ok() {
+            if crate::node::status_with(&n.api, &auth).is_ok() {
                 answering += 1;
                 break;
             }

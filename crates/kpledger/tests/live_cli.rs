@@ -129,8 +129,29 @@ fn clients_sign_only_for_the_expected_network() {
     std::fs::copy(&key, &loose).unwrap();
     let why = err_text(&["cert", "issue", "--file", path(&c2), "--key", path(&loose), "--node", &node]);
     assert!(why.contains("--genesis FILE") && why.contains("--genesis-hash HEX"), "{why}");
+    // Outside a test network's directory, the API identity is given explicitly too.
+    let why = err_text(&[
+        "cert",
+        "issue",
+        "--file",
+        path(&c2),
+        "--key",
+        path(&loose),
+        "--node",
+        &node,
+        "--genesis-hash",
+        ours,
+    ]);
+    assert!(why.contains("--ca FILE") && why.contains("--cert-key FILE"), "{why}");
+    let (ca, cert, cert_key) = (net.join("ca.pem"), net.join("BW/client.pem"), net.join("BW/client.key"));
     let r = ok(&[
         "--json",
+        "--ca",
+        path(&ca),
+        "--cert",
+        path(&cert),
+        "--cert-key",
+        path(&cert_key),
         "cert",
         "issue",
         "--file",
