@@ -18,6 +18,13 @@ if ! compgen -G '/usr/lib/*/faketime/libfaketimeMT.so.1' >/dev/null; then
   { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq faketime >/dev/null; } ||
     echo "test.sh: could not install faketime; the wrong-clock test of real nodes will be skipped" >&2
 fi
+# Python's grpcio, for the test of a client generated from proto/ alone (tests/tests/access.rs
+# requires it when KP_REQUIRE_PYTHON is set).
+if [ ! -x target/py/bin/python ] || ! target/py/bin/python -c 'import grpc, grpc_tools, cryptography' 2>/dev/null; then
+  python3 -m venv target/py
+  target/py/bin/pip install -q --disable-pip-version-check grpcio grpcio-tools cryptography
+fi
+export KP_PYTHON="$PWD/target/py/bin/python" KP_REQUIRE_PYTHON=1
 cargo fmt --all -- --check
 bash scripts/check-deps.sh
 cargo clippy --locked --workspace --all-targets -- -D warnings

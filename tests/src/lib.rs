@@ -18,8 +18,55 @@ pub mod net {
         bin
     }
 
+    /// The test networks of this process by their nodes' API addresses: a CLI call naming a node
+    /// (`--node ADDR`) reaches it with its network's CA and identities (`KP_TESTNET`).
+    static NETWORKS: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+
+    /// The test network directory whose node serves `api`, if one of this process's.
+    pub fn network_of(api: &str) -> Option<PathBuf> {
+        let nets = NETWORKS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        nets.iter().find(|(a, _)| a == api).map(|(_, d)| d.clone())
+    }
+
+    /// Makes the nodes of the test network in `dir` known to [`kpledger`] (until [`forget`]).
+    pub fn register(dir: &Path) {
+        let mut found = Vec::new();
+        for entry in walk_configs(dir) {
+            let config = std::fs::read_to_string(&entry).unwrap();
+            if let Some(line) = config.lines().find(|l| l.starts_with("api = ")) {
+                found.push((line.trim_start_matches("api = ").trim_matches('"').to_owned(), dir.to_path_buf()));
+            }
+        }
+        NETWORKS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(found);
+    }
+
+    pub fn forget(dir: &Path) {
+        NETWORKS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|(_, d)| d != dir);
+    }
+
+    fn walk_configs(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.file_name().is_some_and(|n| n == "node.toml") {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    }
+
     pub fn kpledger(args: &[&str]) -> Output {
-        Command::new(kpledger_bin()).args(args).output().expect("kpledger runs")
+        let mut command = Command::new(kpledger_bin());
+        let node = args.iter().position(|a| *a == "--node").and_then(|i| args.get(i + 1));
+        if let Some(dir) = node.and_then(|n| network_of(n)) {
+            command.env("KP_TESTNET", dir);
+        }
+        command.args(args).output().expect("kpledger runs")
     }
 
     pub fn ok(args: &[&str]) -> String {
@@ -81,8 +128,14 @@ pub mod net {
                 &base.to_string(),
             ]);
             let net = Net { dir, children: std::cell::RefCell::new(Vec::new()) };
+            register(net.dir.path());
             ok(&["testnet", "up", "--dir", path(net.dir.path()), "--timeout", "60"]);
             net
+        }
+
+        /// The network's directory.
+        pub fn dir(&self) -> &Path {
+            self.dir.path()
         }
 
         /// The network's genesis file (JSON).
@@ -115,7 +168,9 @@ pub mod net {
         }
 
         pub fn status(&self, node: &str) -> Option<Value> {
-            let out = kpledger(&["--json", "status", "--node", &self.api(node)]);
+            // With the network named: a node configured after the start is not registered.
+            let dir = self.dir().to_str().unwrap().to_owned();
+            let out = kpledger(&["--json", "--testnet", &dir, "status", "--node", &self.api(node)]);
             out.status.success().then(|| serde_json::from_slice(&out.stdout).unwrap())
         }
 
@@ -223,6 +278,7 @@ pub mod net {
                 }
             }
             let _ = kpledger(&["testnet", "down", "--dir", path(self.dir.path())]);
+            forget(self.dir.path());
             for mut child in self.children.borrow_mut().drain(..) {
                 let _ = child.kill();
                 let _ = child.wait();

@@ -244,13 +244,20 @@ fn an_admitted_participant_joins_with_its_own_node() {
         "genesis = \"../genesis.json\"\ndata_dir = \"data\"\nnode_key = \"node.key\"\nlisten = {:?}\nbootstrap = {:?}\napi = \"{}\"\nmetrics = \"{}\"\n",
         am.listen, bootstrap, am.api, am.metrics
     );
+    // Its API over TLS with a certificate of this network's CA for this host (BW's serves:
+    // the test network's node certificates name localhost and 127.0.0.1, not the node).
+    for ext in ["pem", "key"] {
+        std::fs::copy(net.node_dir("BW").join(format!("api-tls.{ext}")), am_dir.join(format!("api-tls.{ext}")))
+            .unwrap();
+    }
+    let tls = "[api_tls]\ncertificate = \"api-tls.pem\"\nkey = \"api-tls.key\"\nclient_ca = \"../ca.pem\"\n";
     // Without `joining`, a key the genesis does not know is refused at start, and nothing is created.
-    std::fs::write(am_dir.join("node.toml"), &config).unwrap();
+    std::fs::write(am_dir.join("node.toml"), format!("{config}{tls}")).unwrap();
     let refused = kpledger(&["node", "--config", path(&am_dir.join("node.toml"))]);
     assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("joining = true"));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("joining = true"), "{refused:?}");
     assert!(!am_dir.join("data").exists());
-    std::fs::write(am_dir.join("node.toml"), config + "joining = true\n").unwrap();
+    std::fs::write(am_dir.join("node.toml"), format!("{config}joining = true\n{tls}")).unwrap();
 
     // Admission: every voter approves.
     let governance = |args: &[&str], signer: &str| net.governance(args, signer, signer);
