@@ -9,7 +9,9 @@
 # Environment: KP_BENCH_SIZES (default "4 59"), KP_BENCH_CERTS_<N> / KP_BENCH_RATE_<N>
 # (certificates and target events/s of the run with N participants), KP_BENCH_STEADY_RATE_<N> /
 # KP_BENCH_STEADY_CERTS_<N> (the steady run's; rate 0 skips it), KP_BENCH_CATCHUP_BLOCKS
-# (0 skips the catch-up run), KP_ROCKSDB_LIB (release by default), KP_BENCH_BIN (a kpledger
+# (0 skips the catch-up run), KP_BENCH_TLS_COST (default 1: the 4-participant overload run
+# again on a network whose APIs serve plaintext, `testnet init --plaintext-api`, for the cost of
+# TLS as the ratio of events/s measured in this run; 0 skips it), KP_ROCKSDB_LIB (release by default), KP_BENCH_BIN (a kpledger
 # binary to measure instead of building this tree's: an earlier build, for a same-hour A/B).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +33,8 @@ cleanup() { if [ -n "$running" ]; then "$kp" testnet down --dir "$running" >/dev
 trap cleanup EXIT
 
 api() { sed -n 's/^api = "\(.*\)"$/\1/p' "$1/node.toml"; }
-height() { "$kp" --json status --node "$(api "$1")" | sed -n 's/^  "height": \([0-9]*\),$/\1/p'; }
+# The height of node directory $2 of network $1 (asked anonymously: status is anyone's).
+height() { "$kp" --json --testnet "$1" --as anonymous status --node "$(api "$2")" | sed -n 's/^  "height": \([0-9]*\),$/\1/p'; }
 peak_rss_mb() { # the highest VmHWM over the network's node processes, and their mean, in MB
     local max=0 sum=0 n=0 pid kb
     for f in "$1"/*/node.pid "$1"/observers/*/node.pid; do
@@ -61,7 +64,7 @@ for n in $sizes; do
     running="$dir"
     "$kp" testnet up --dir "$dir" >&2
     first=$(sed -n 's/^      "id": "\(..\)",$/\1/p' "$dir/genesis.json" | head -1)
-    for _ in $(seq 1 600); do [ "$(height "$dir/$first")" -ge 1 ] && break; sleep 0.5; done
+    for _ in $(seq 1 600); do [ "$(height "$dir" "$dir/$first")" -ge 1 ] && break; sleep 0.5; done
     certs_var="KP_BENCH_CERTS_$n"; rate_var="KP_BENCH_RATE_$n"
     if [ "$n" -le 8 ]; then certs=${!certs_var:-5000}; rate=${!rate_var:-8000}; else certs=${!certs_var:-1500}; rate=${!rate_var:-900}; fi
     echo "== $n participants: $certs certificates ($((certs * 3)) events) at $rate events/s" >&2
@@ -87,6 +90,37 @@ for n in $sizes; do
     running=""
 done
 
+# The cost of TLS: the 4-participant overload run (TLS, mutual, as every run above) again on a
+# network whose APIs serve plaintext on loopback; the same certificates, rate and seed.
+tls_cost="null"
+if [ "${KP_BENCH_TLS_COST:-1}" != "0" ]; then
+    certs=${KP_BENCH_CERTS_4:-5000}; rate=${KP_BENCH_RATE_4:-8000}
+    runs=""
+    for api_mode in tls plaintext tls plaintext; do
+        dir="target/bench-network-4-$api_mode"
+        rm -rf "$dir"
+        base=$((base + 1000))
+        flag=""; [ "$api_mode" = plaintext ] && flag="--plaintext-api"
+        "$kp" testnet init --participants 4 --dir "$dir" --base-port "$base" $flag >&2
+        running="$dir"
+        "$kp" testnet up --dir "$dir" >&2
+        first=$(sed -n 's/^      "id": "\(..\)",$/\1/p' "$dir/genesis.json" | head -1)
+        for _ in $(seq 1 600); do [ "$(height "$dir" "$dir/$first")" -ge 1 ] && break; sleep 0.5; done
+        echo "== TLS cost: 4 participants, API $api_mode, $certs certificates at $rate events/s" >&2
+        load=$("$kp" load --dir "$dir" --certificates "$certs" --rate "$rate" --timeout 600 || echo null)
+        eps=$(sed -n 's/^  "events_per_second": \([0-9.]*\),$/\1/p' <<<"$load"); eps=${eps:-0}
+        runs="$runs{\"api\": \"$api_mode\", \"events_per_second\": $eps},"
+        "$kp" testnet down --dir "$dir" >&2
+        running=""
+    done
+    # Alternated, twice each, so that a drift of the shared machine weighs on both alike.
+    tls_cost=$(awk -v r="${runs%,}" 'BEGIN {
+        n = split(r, parts, "},"); t = 0; p = 0
+        for (i = 1; i <= n; i++) { split(parts[i], f, "\"events_per_second\": "); v = f[2] + 0
+            if (parts[i] ~ /"tls"/) t += v; else p += v }
+        printf "{\"runs\": [%s], \"tls_events_per_second\": %.0f, \"plaintext_events_per_second\": %.0f, \"tls_over_plaintext\": %.3f}", r, t / 2, p / 2, (p > 0 ? t / p : 0) }')
+fi
+
 catchup="null"
 if [ "$catchup_blocks" -gt 0 ]; then
     dir="target/bench-network-catchup"
@@ -103,13 +137,13 @@ if [ "$catchup_blocks" -gt 0 ]; then
     kill -TERM "$(cat "$observer/node.pid")"; sleep 2; rm -rf "$observer/data"; rm -f "$observer/node.pid"
     first=$(sed -n 's/^      "id": "\(..\)",$/\1/p' "$dir/genesis.json" | head -1)
     echo "== growing the chain to $catchup_blocks blocks" >&2
-    while [ "$(height "$dir/$first")" -lt "$catchup_blocks" ]; do sleep 2; done
-    target=$(height "$dir/$first")
+    while [ "$(height "$dir" "$dir/$first")" -lt "$catchup_blocks" ]; do sleep 2; done
+    target=$(height "$dir" "$dir/$first")
     "$kp" node --config "$observer/node.toml" >"$observer/catchup.log" 2>&1 &
     echo $! > "$observer/node.pid"
     start=$(date +%s.%N)
     while true; do
-        h=$(height "$observer" 2>/dev/null || echo 0); h=${h:-0}
+        h=$(height "$dir" "$observer" 2>/dev/null || echo 0); h=${h:-0}
         [ "$h" -ge "$target" ] && break
         sleep 0.2
     done
@@ -118,4 +152,4 @@ if [ "$catchup_blocks" -gt 0 ]; then
     "$kp" testnet down --dir "$dir" >&2
     running=""
 fi
-echo "{\"networks\": [${results%,}], \"catch_up\": $catchup}" | tee target/bench-network.json
+echo "{\"networks\": [${results%,}], \"tls_cost\": $tls_cost, \"catch_up\": $catchup}" | tee target/bench-network.json

@@ -3,7 +3,10 @@
 # (genesis and fresh keys), starts its 59 participant nodes and 2 observer nodes as separate
 # processes on loopback, and runs a custody flow through them: Botswana issues and seals a
 # shipment to the European Union, which confirms receipt; one event is refused with its reason.
-# It prints the certificate's custody history and the network status, then stops the network.
+# Every API call goes over TLS with a client certificate from the network's CA (docs/security.md):
+# each submission as the signing participant's authority, the reads as a reviewer, an observer
+# and an authority, so the redacted view is shown beside the full one. It prints the
+# certificate's custody history and the network status, then stops the network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -16,6 +19,8 @@ if [ -f "$dir/genesis.json" ]; then "$kp" testnet down --dir "$dir" >/dev/null 2
 rm -rf "$dir"
 "$kp" testnet init --participants 59 --dir "$dir" --base-port "${KP_DEMO_BASE_PORT:-27000}"
 trap '"$kp" testnet down --dir "$dir"' EXIT
+# The network's CA and the client certificates `testnet init` made: every command below uses them.
+export KP_TESTNET="$dir"
 echo
 echo "== starting 61 nodes (59 participants, 2 observers); logs in $dir/<node>/node.log"
 "$kp" testnet up --dir "$dir" | tail -1
@@ -44,13 +49,22 @@ echo "== the EU's importing authority confirms receipt (through the EU's node)"
 "$kp" cert receive "$number" --parcels 12 --carats 12500.75 --remarks "Antwerp Diamond Office: seals intact" \
     --key "$dir/EU/importing.key" --node "$eu" --wait
 echo
-echo "== custody history, as an observer's node has it"
+echo "== custody history from an observer's node, read by the EU's authority (TLS, client certificate $dir/EU/client.pem)"
 observer=$(sed -n 's/^api = "\(.*\)"$/\1/p' "$dir/observers/CSC/node.toml")
 for _ in $(seq 1 50); do
-    if "$kp" custody "$number" --node "$observer" --json | grep -q '"state": "received"'; then break; fi
+    if "$kp" custody "$number" --as EU --node "$observer" --json | grep -q '"state": "received"'; then break; fi
     sleep 0.2
 done
-"$kp" custody "$number" --node "$observer"
+"$kp" custody "$number" --as EU --node "$observer"
+echo
+echo "== the same, read by an observer (Civil Society Coalition): traders and values withheld"
+"$kp" custody "$number" --as observer --node "$observer"
+echo
+echo "== an anonymous caller (no client certificate) may ask for status only"
+if "$kp" custody "$number" --as anonymous --node "$observer"; then
+    echo "the node answered an unauthenticated caller" >&2
+    exit 1
+fi
 echo
 echo "== network status (EU's node)"
 "$kp" status --node "$eu"
