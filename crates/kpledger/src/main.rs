@@ -673,7 +673,7 @@ fn run(cli: Cli) -> Result<()> {
                 (now - time::Duration::days(2), now - time::Duration::days(1))
             } else {
                 anyhow::ensure!((1..=3650).contains(&days), "--days must be 1 to 3650");
-                (now - time::Duration::minutes(5), now + time::Duration::days(days))
+                (now - time::Duration::days(2), now + time::Duration::days(days))
             };
             let pair = ca.issue_client(&name, &role, from, until)?;
             let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));

@@ -66,7 +66,7 @@ impl Ca {
         let key = KeyPair::generate()?;
         let mut params = ca_params(name);
         params.serial_number = Some(serial()?);
-        params.not_before = now - Duration::hours(1);
+        params.not_before = now - Duration::days(2);
         params.not_after = now + Duration::days(3650);
         let cert = params.self_signed(&key)?;
         Ok(Ca { key, cert })
@@ -133,7 +133,7 @@ impl Ca {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.serial_number = Some(serial()?);
-        params.not_before = now - Duration::hours(1);
+        params.not_before = now - Duration::days(2);
         params.not_after = now + Duration::days(730);
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.cert, &self.key)?;
