@@ -137,15 +137,13 @@ async fn outsiders_are_refused_and_hostile_peers_disconnected() {
     let pid = std::fs::read_to_string(dir.path().join(other).join("node.pid")).unwrap();
     assert!(Command::new("kill").args(["-TERM", pid.trim()]).status().unwrap().success());
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let before: serde_json::Value = serde_json::from_str(&kpledger(&[
-        "--json",
-        "--testnet",
-        dir.path().to_str().unwrap(),
-        "status",
-        "--node",
-        &field(&config, "api"),
-    ]))
-    .unwrap();
+    // The node's status as its network's reviewer.
+    let status = || -> serde_json::Value {
+        let node = field(&config, "api");
+        let out = kpledger(&["--json", "--testnet", dir.path().to_str().unwrap(), "status", "--node", &node]);
+        serde_json::from_str(&out).unwrap()
+    };
+    let before = status();
     let other_key = kpledger::keyfile::read(&dir.path().join(other).join("node.key")).unwrap();
     let mut hostile = client(kp_node::network::keypair_of(&other_key).unwrap());
     // A well-formed request is answered: the identity is let in.
@@ -178,15 +176,7 @@ async fn outsiders_are_refused_and_hostile_peers_disconnected() {
         exchange(&mut hostile, &listen, target_peer, vec![Request::Head], Duration::from_secs(10)).await;
     assert_eq!(answered, 0, "a banned peer was answered");
     // Nothing it sent changed the node.
-    let after: serde_json::Value = serde_json::from_str(&kpledger(&[
-        "--json",
-        "--testnet",
-        dir.path().to_str().unwrap(),
-        "status",
-        "--node",
-        &field(&config, "api"),
-    ]))
-    .unwrap();
+    let after = status();
     assert_eq!(after["pending_events"], 0);
     assert_eq!(after["height"], before["height"]);
     assert_eq!(after["head_hash"], before["head_hash"]);

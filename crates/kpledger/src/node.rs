@@ -138,9 +138,9 @@ pub fn testnet_auth(dir: &Path, who: Option<&str>) -> ApiAuth {
     ApiAuth::Tls { ca, identity: who.map(|w| testnet_identity(dir, w)) }
 }
 
-/// A connection to a node's API at `addr` (`HOST:PORT`, or a URL) as this process's reader.
-pub async fn connect(addr: &str) -> Result<NodeClient<tonic::transport::Channel>> {
-    let resolved = match auth() {
+/// How this process reads: its `--testnet` reader's identity resolved, or the auth it was given.
+fn reader_auth() -> Result<ApiAuth> {
+    Ok(match auth() {
         Some(ApiAuth::Testnet { dir, reader }) => match reader {
             Reader::Reviewer => testnet_auth(&dir, Some("reviewer")),
             Reader::Observer => testnet_auth(&dir, Some("observer")),
@@ -152,8 +152,12 @@ pub async fn connect(addr: &str) -> Result<NodeClient<tonic::transport::Channel>
             "how to reach the node's API? It is served over TLS: pass --ca FILE (the network's CA) with --cert \
              FILE and --cert-key FILE for your identity, or --testnet DIR (or KP_TESTNET) for a test network"
         ),
-    };
-    connect_with(addr, &resolved).await
+    })
+}
+
+/// A connection to a node's API at `addr` (`HOST:PORT`, or a URL) as this process's reader.
+pub async fn connect(addr: &str) -> Result<NodeClient<tonic::transport::Channel>> {
+    connect_with(addr, &reader_auth()?).await
 }
 
 /// A connection to submit what `key_file`'s authority signed: on a test network, as that
@@ -368,11 +372,7 @@ pub fn describe_offset(offset_ms: i64) -> String {
 }
 
 pub fn status(addr: &str) -> Result<pb::GetStatusResponse> {
-    block_on(async {
-        let mut client = connect(addr).await?;
-        let s = client.get_status(pb::GetStatusRequest {}).await.map_err(|e| anyhow::anyhow!("{}", e.message()))?;
-        Ok(s.into_inner())
-    })
+    status_with(addr, &reader_auth()?)
 }
 
 /// `status` with this `auth`, whatever the process's own.
