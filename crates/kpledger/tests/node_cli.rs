@@ -13,6 +13,12 @@ fn kpledger(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kpledger")).args(args).output().expect("kpledger runs")
 }
 
+/// A client command to the test network in `net`: its CA and identities (`KP_TESTNET`), read
+/// as a reviewer unless `--as` says otherwise.
+fn client(net: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kpledger")).env("KP_TESTNET", net).args(args).output().expect("kpledger runs")
+}
+
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -33,10 +39,10 @@ fn start(config: &Path, log: &Path) -> Child {
 }
 
 /// The node's status once its API answers (at most 20 s).
-fn status_when_up(api: &str, log: &Path) -> Value {
+fn status_when_up(net: &Path, api: &str, log: &Path) -> Value {
     let started = Instant::now();
     loop {
-        let out = kpledger(&["--json", "status", "--node", api]);
+        let out = client(net, &["--json", "status", "--node", api]);
         if out.status.success() {
             return serde_json::from_slice(&out.stdout).unwrap();
         }
@@ -76,20 +82,28 @@ fn a_node_process_serves_its_status_and_stops_cleanly() {
     let log = dir.path().join("node.log");
 
     let node = start(&config, &log);
-    let s = status_when_up(&api, &log);
+    let s = status_when_up(&net, &api, &log);
     assert_eq!(s["me"], "BW");
     assert_eq!(s["active_participants"], serde_json::json!(["BW"]));
     assert!(s["chain_id"].as_str().unwrap().starts_with("kp-local-"));
-    let text = kpledger(&["status", "--node", &api]);
+    let text = client(&net, &["status", "--node", &api]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("node of BW"));
+    // The API is served over TLS only: a client without the network's CA is told what to pass.
+    let bare = kpledger(&["status", "--node", &api]);
+    assert!(!bare.status.success());
+    assert!(
+        String::from_utf8_lossy(&bare.stderr).contains("--testnet DIR"),
+        "{}",
+        String::from_utf8_lossy(&bare.stderr)
+    );
     // Custody of a certificate the ledger does not hold, and of a malformed number.
-    let none = kpledger(&["--json", "custody", "BW-0001", "--node", &api]);
+    let none = client(&net, &["--json", "custody", "BW-0001", "--node", &api]);
     assert!(none.status.success(), "{}", String::from_utf8_lossy(&none.stderr));
     let none: Value = serde_json::from_slice(&none.stdout).unwrap();
     assert_eq!((none["state"].as_str(), none["steps"].as_array().map(Vec::len)), (Some(""), Some(0)));
-    let text = kpledger(&["custody", "BW-0001", "--node", &api]);
+    let text = client(&net, &["custody", "BW-0001", "--node", &api]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("no certificate BW-0001"));
-    let bad = kpledger(&["custody", "not a number", "--node", &api]);
+    let bad = client(&net, &["custody", "not a number", "--node", &api]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a certificate number"));
     assert!(terminate(node).success(), "{}", std::fs::read_to_string(&log).unwrap());
@@ -98,13 +112,13 @@ fn a_node_process_serves_its_status_and_stops_cleanly() {
 
     // The same data directory opens again.
     let node = start(&config, &log);
-    let again = status_when_up(&api, &log);
+    let again = status_when_up(&net, &api, &log);
     assert_eq!(again["genesis_hash"], s["genesis_hash"]);
     assert!(again["height"].as_u64() >= s["height"].as_u64());
     assert!(terminate(node).success());
 
     // Nothing answers once it is stopped.
-    let out = kpledger(&["status", "--node", &api]);
+    let out = client(&net, &["status", "--node", &api]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the node"));
 }
