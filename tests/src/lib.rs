@@ -108,29 +108,73 @@ pub mod net {
         dir: tempfile::TempDir,
         /// Nodes this test started itself (restarts): reaped when the network is brought down.
         children: std::cell::RefCell<Vec<std::process::Child>>,
+        /// The WAN relay of a network started with [`Net::start_wan`].
+        relay: std::cell::RefCell<Option<std::process::Child>>,
     }
 
     impl Net {
         /// `slot` separates the ports of the tests of this process, which run at once.
         pub fn start(participants: usize, slot: u32) -> Net {
+            Net::start_with(&["--participants", &participants.to_string()], slot, false)
+        }
+
+        /// A network of the participants `codes` (comma-separated) whose peers reach each other
+        /// through the WAN relay (`kpledger testnet init --wan`, `testnet relay`): every link
+        /// delayed as between the nodes' capitals.
+        pub fn start_wan(codes: &str, slot: u32) -> Net {
+            Net::start_with(&["--codes", codes, "--wan"], slot, true)
+        }
+
+        fn start_with(selection: &[&str], slot: u32, wan: bool) -> Net {
             let dir = tempfile::tempdir().unwrap();
             // Ports of this test process, away from other runs: 3 per node, participants and 2 observers.
             // Below the kernel's ephemeral range (32768 and up), 250 ports per test process.
             let base = 10_000 + (std::process::id() % 90) * 250 + slot * 20;
-            ok(&[
-                "testnet",
-                "init",
-                "--participants",
-                &participants.to_string(),
-                "--dir",
-                path(dir.path()),
-                "--base-port",
-                &base.to_string(),
-            ]);
-            let net = Net { dir, children: std::cell::RefCell::new(Vec::new()) };
+            let mut args = vec!["testnet", "init", "--dir", path(dir.path())];
+            let base = base.to_string();
+            args.extend_from_slice(&["--base-port", &base]);
+            args.extend_from_slice(selection);
+            ok(&args);
+            let net = Net { dir, children: std::cell::RefCell::new(Vec::new()), relay: std::cell::RefCell::new(None) };
             register(net.dir.path());
+            if wan {
+                net.start_relay(&[]);
+            }
             ok(&["testnet", "up", "--dir", path(net.dir.path()), "--timeout", "60"]);
             net
+        }
+
+        /// Starts the WAN relay (with `kpledger testnet relay` options) and waits until it
+        /// listens (DIR/wan.json written).
+        pub fn start_relay(&self, options: &[&str]) {
+            let table = self.dir().join("wan.json");
+            let _ = std::fs::remove_file(&table);
+            let child = Command::new(kpledger_bin())
+                .args(["testnet", "relay", "--dir", path(self.dir())])
+                .args(options)
+                .stdout(std::fs::File::create(self.dir().join("relay.json")).unwrap())
+                .stderr(std::fs::File::create(self.dir().join("relay.log")).unwrap())
+                .spawn()
+                .unwrap();
+            *self.relay.borrow_mut() = Some(child);
+            wait_for("the relay to listen", Duration::from_secs(20), || {
+                if let Some(status) = self.relay.borrow_mut().as_mut().and_then(|c| c.try_wait().unwrap()) {
+                    panic!(
+                        "the relay exited ({status}): {}",
+                        std::fs::read_to_string(self.dir().join("relay.log")).unwrap()
+                    );
+                }
+                table.is_file().then_some(())
+            });
+        }
+
+        /// Stops the WAN relay (SIGTERM) and returns its report: what it carried.
+        pub fn stop_relay(&self) -> Value {
+            let mut child = self.relay.borrow_mut().take().expect("a relay runs");
+            assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+            let status = child.wait().unwrap();
+            assert!(status.success(), "the relay: {status}");
+            serde_json::from_str(&std::fs::read_to_string(self.dir().join("relay.json")).unwrap()).unwrap()
         }
 
         /// The network's directory.
@@ -279,7 +323,7 @@ pub mod net {
             }
             let _ = kpledger(&["testnet", "down", "--dir", path(self.dir.path())]);
             forget(self.dir.path());
-            for mut child in self.children.borrow_mut().drain(..) {
+            for mut child in self.children.borrow_mut().drain(..).chain(self.relay.borrow_mut().take()) {
                 let _ = child.kill();
                 let _ = child.wait();
             }

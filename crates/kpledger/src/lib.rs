@@ -15,3 +15,4 @@ pub mod review;
 pub mod scenario;
 pub mod store;
 pub mod testnet;
+pub mod wan;

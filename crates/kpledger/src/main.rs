@@ -507,6 +507,11 @@ enum TestnetCommand {
         /// caller with every right (for measuring what TLS costs; nothing else).
         #[arg(long)]
         plaintext_api: bool,
+        /// Peers reach each other through the WAN relay (`testnet relay`), which delays what
+        /// passes between two nodes as the distance between their capitals would (run it
+        /// beside the network: `scripts/wan-testnet.sh` does both).
+        #[arg(long)]
+        wan: bool,
     },
     /// Issue a client certificate with a test network's CA (DIR/ca.pem, DIR/ca.key).
     ClientCert {
@@ -543,6 +548,22 @@ enum TestnetCommand {
     Down {
         #[arg(long)]
         dir: PathBuf,
+    },
+    /// The WAN relay of a network made with `init --wan`: carries every link between its nodes,
+    /// delayed as between their capitals (node-config/capitals.toml), until SIGINT or SIGTERM.
+    /// Writes DIR/wan.json (links, delays, the protocol's latency bound) once it listens.
+    Relay {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Each chunk's delay varies within ± this fraction.
+        #[arg(long, default_value_t = 0.1)]
+        jitter: f64,
+        /// A node whose links lose packets, both ways, as CODE:PERCENT (like ZA:5); repeatable.
+        #[arg(long)]
+        lossy: Vec<String>,
+        /// Seed of the jitter and the losses.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
 }
 
@@ -621,7 +642,8 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Testnet {
-            command: TestnetCommand::Init { participants, codes, newcomers, dir, base_port, registry, plaintext_api },
+            command:
+                TestnetCommand::Init { participants, codes, newcomers, dir, base_port, registry, plaintext_api, wan },
         } => {
             let registry = match registry {
                 Some(path) => Registry::parse(
@@ -643,7 +665,7 @@ fn run(cli: Cli) -> Result<()> {
                 &dir,
                 base_port,
                 now(),
-                plaintext_api,
+                testnet::Layout { plaintext_api, wan },
             )?;
             if cli.json {
                 print_json(&report)
@@ -697,6 +719,11 @@ fn run(cli: Cli) -> Result<()> {
             println!("{} of {} nodes answering", report.answering, report.nodes.len());
             anyhow::ensure!(report.answering == report.nodes.len(), "some nodes did not answer within {timeout} s");
             Ok(())
+        }
+        Command::Testnet { command: TestnetCommand::Relay { dir, jitter, lossy, seed } } => {
+            let options = kpledger::wan::RelayOptions { jitter, lossy: kpledger::wan::parse_lossy(&lossy)?, seed };
+            let report = kpledger::wan::run(&dir, options)?;
+            print_json(&report)
         }
         Command::Testnet { command: TestnetCommand::Down { dir } } => {
             let report = testnet::down(&dir, std::time::Duration::from_secs(10))?;

@@ -687,7 +687,7 @@ pub fn run(file: &Path, opts: &RunOptions, print: &mut dyn FnMut(&str)) -> Resul
         dir,
         opts.base_port,
         kp_node::now(),
-        false,
+        crate::testnet::Layout::default(),
     )?;
     // The scenario's steps reach its own network's nodes as their participants' authorities.
     crate::node::set_auth(crate::node::ApiAuth::Testnet { dir: dir.clone(), reader: crate::node::Reader::Reviewer });

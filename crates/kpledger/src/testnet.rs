@@ -10,8 +10,12 @@
 //! DIR/observers/WDC/node.key ...
 //! ```
 //!
-//! With `plaintext`, no certificate is made and the nodes serve their APIs without TLS on
-//! loopback (`api_plaintext`): for measuring what TLS costs, nothing else.
+//! With [`Layout::plaintext_api`], no certificate is made and the nodes serve their APIs without
+//! TLS on loopback (`api_plaintext`): for measuring what TLS costs, nothing else. With
+//! [`Layout::wan`], each node dials each other through an address of the WAN relay
+//! (`kpledger testnet relay`, [`crate::wan`]) instead of directly: node k (numbered from 1 in
+//! port order) reaches node m at 127.77.k.m, on the port after the network's last, where the
+//! relay delays what passes as the distance between their capitals would.
 
 use crate::keyfile;
 use crate::registry::Registry;
@@ -38,7 +42,16 @@ pub struct InitReport {
 
 /// Creates a test network of the first `n` participants of `registry` in `dir`.
 pub fn init(registry: &Registry, n: usize, dir: &Path, base_port: u16, now: Timestamp) -> Result<InitReport> {
-    init_with(registry, &Selection::First(n), &[], dir, base_port, now, false)
+    init_with(registry, &Selection::First(n), &[], dir, base_port, now, Layout::default())
+}
+
+/// How a test network's nodes reach each other and serve their APIs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Layout {
+    /// No certificates: the APIs serve plaintext on loopback.
+    pub plaintext_api: bool,
+    /// Peers dial each other through the WAN relay's addresses ([`crate::wan::relay_address`]).
+    pub wan: bool,
 }
 
 /// Which registry participants a test network's genesis holds.
@@ -62,8 +75,9 @@ pub fn init_with(
     dir: &Path,
     base_port: u16,
     now: Timestamp,
-    plaintext: bool,
+    layout: Layout,
 ) -> Result<InitReport> {
+    let plaintext = layout.plaintext_api;
     let chosen: Vec<&crate::registry::RegistryParticipant> = match selection {
         Selection::First(n) => {
             let n = *n;
@@ -100,12 +114,22 @@ pub fn init_with(
         joining.push(p.ok_or_else(|| anyhow::anyhow!("--newcomer: {c} is not in the registry"))?);
     }
     let n = chosen.len();
-    let ports_needed = 3 * (n + registry.observer.len() + joining.len());
+    let nodes = n + registry.observer.len() + joining.len();
+    // Under `wan`, one more port: the relay's, on every link's address.
+    let ports_needed = 3 * nodes + usize::from(layout.wan);
     ensure!(
         usize::from(base_port) + ports_needed <= usize::from(u16::MAX),
         "--base-port {base_port} leaves no room for {ports_needed} ports"
     );
     check_ports(base_port, ports_needed, ephemeral_port_range())?;
+    ensure!(
+        !layout.wan || nodes <= crate::wan::MAX_NODES,
+        "--wan numbers at most {} nodes; this network has {nodes}",
+        crate::wan::MAX_NODES
+    );
+    // Not a port any node listens on: a node dials from its own listening port (libp2p's port
+    // reuse binds 0.0.0.0:PORT), which a relay listener on that port would block.
+    let relay_port = base_port + u16::try_from(3 * nodes).context("too many nodes for the port range")?;
     let genesis_path = dir.join("genesis.json");
     if genesis_path.exists() {
         bail!(
@@ -207,12 +231,30 @@ pub fn init_with(
 
     // Every node knows every participant's node (they keep a direct connection to each other);
     // observers' nodes connect to the participants' nodes.
+    // Under `wan`, node k dials node m at the relay's address for the link k → m (the nodes
+    // numbered from 1 in port order).
+    let index = |port: u16| u8::try_from((port - base_port) / 3 + 1).context("more than 254 nodes for --wan");
     let mut addresses = Vec::new();
     for (_, (p2p, _, _), key, participant) in &node_dirs {
         if *participant {
-            addresses.push((*key, format!("/ip4/127.0.0.1/tcp/{p2p}/p2p/{}", kp_node::network::peer_id_of(key)?)));
+            addresses.push((*key, *p2p, kp_node::network::peer_id_of(key)?));
         }
     }
+    let bootstrap_of = |from_port: u16, except: Option<&PublicKey>| -> Result<String> {
+        let mut lines = String::new();
+        for (k, port, id) in &addresses {
+            if Some(k) == except {
+                continue;
+            }
+            let (host, port) = if layout.wan {
+                (crate::wan::relay_address(index(from_port)?, index(*port)?), relay_port)
+            } else {
+                (std::net::Ipv4Addr::LOCALHOST, *port)
+            };
+            lines.push_str(&format!("\n    \"/ip4/{host}/tcp/{port}/p2p/{id}\","));
+        }
+        Ok(if lines.is_empty() { lines } else { lines + "\n" })
+    };
     // Written out so that it is seen. The nodes of a test network share one machine's cores;
     // at 59 nodes on 2 cores, one thread each took about 5% less CPU per event but made the
     // commit latency 10–20% longer at a steady rate, so test networks keep the default.
@@ -227,9 +269,7 @@ pub fn init_with(
         Ok(format!("[api_tls]\ncertificate = \"api-tls.pem\"\nkey = \"api-tls.key\"\nclient_ca = \"../{up}ca.pem\"\n"))
     };
     for (ndir, (p2p, api, metrics), key, _) in &node_dirs {
-        let bootstrap: Vec<String> =
-            addresses.iter().filter(|(k, _)| k != key).map(|(_, a)| format!("\n    \"{a}\",")).collect();
-        let bootstrap = if bootstrap.is_empty() { String::new() } else { format!("{}\n", bootstrap.concat()) };
+        let bootstrap = bootstrap_of(*p2p, Some(key))?;
         let config = format!(
             "# Node configuration written by `kpledger testnet init`; see node-config/example-node.toml.\n\
              genesis = \"../{up}genesis.json\"\n\
@@ -247,8 +287,8 @@ pub fn init_with(
         std::fs::write(ndir.join("node.toml"), config).with_context(|| format!("writing {}", ndir.display()))?;
     }
     // A newcomer's node dials every participant's node and follows the chain until admitted.
-    let bootstrap: String = addresses.iter().map(|(_, a)| format!("\n    \"{a}\",")).collect::<String>() + "\n";
     for (ndir, (p2p, api, metrics)) in &newcomer_entries {
+        let bootstrap = bootstrap_of(*p2p, None)?;
         let config = format!(
             "# Node configuration written by `kpledger testnet init` for a participant to be admitted\n\
              # through governance (`governance propose admit --participant-file participant.json`).\n\
