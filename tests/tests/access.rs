@@ -292,6 +292,9 @@ fn every_rpc_answers_each_role_as_the_access_table_says() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("withholds"), "{refused:?}");
     let full = json(&["--as", "BW", "custody", &number, "--node", &api]);
     assert_eq!(full["steps"][0]["redacted"], false, "{full}");
+    // The text view says which steps were withheld, and only to whom.
+    assert!(ok(&["--as", "observer", "custody", &number, "--node", &api]).contains("redacted: signed bytes withheld"));
+    assert!(!ok(&["--as", "BW", "custody", &number, "--node", &api]).contains("redacted"));
 }
 
 /// A Python grpcio client generated from proto/ alone (tests/python/submit_event.py)

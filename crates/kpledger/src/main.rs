@@ -1104,14 +1104,15 @@ fn run(cli: Cli) -> Result<()> {
             println!("certificate {} ({})", c.certificate, c.state);
             for s in &c.steps {
                 println!(
-                    "  {}. {}  {:<20} height {:>6}.{:<4} signer {}  event {}",
+                    "  {}. {}  {:<20} height {:>6}.{:<4} signer {}  event {}{}",
                     s.step,
                     s.block_time,
                     s.kind,
                     s.height,
                     s.index,
                     &s.signer[..16.min(s.signer.len())],
-                    &s.event_id[..16.min(s.event_id.len())]
+                    &s.event_id[..16.min(s.event_id.len())],
+                    if s.redacted { "  (redacted: signed bytes withheld, no traders or values)" } else { "" }
                 );
             }
             Ok(())
