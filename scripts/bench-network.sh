@@ -49,7 +49,7 @@ for n in $sizes; do
     if [ "$n" -le 8 ]; then certs=${!certs_var:-5000}; rate=${!rate_var:-8000}; else certs=${!certs_var:-1500}; rate=${!rate_var:-900}; fi
     echo "== $n participants: $certs certificates ($((certs * 3)) events) at $rate events/s" >&2
     ticks=$(cpu_ticks "$dir")
-    load=$("$kp" load --dir "$dir" --certificates "$certs" --rate "$rate" --timeout 600 || echo null)
+    load=$(load_json --dir "$dir" --certificates "$certs" --rate "$rate" --timeout 600)
     ticks=$(($(cpu_ticks "$dir") - ticks))
     rss=$(peak_rss_mb "$dir")
     # CPU time of the node processes per committed event and node: steadier than events/s
@@ -63,7 +63,7 @@ for n in $sizes; do
     steady="null"
     if [ "$srate" != "0" ]; then
         echo "== $n participants, steady: $scerts certificates ($((scerts * 3)) events) at $srate events/s" >&2
-        steady=$("$kp" load --dir "$dir" --certificates "$scerts" --rate "$srate" --seed 2 --timeout 600 || echo null)
+        steady=$(load_json --dir "$dir" --certificates "$scerts" --rate "$srate" --seed 2 --timeout 600)
     fi
     results="$results{\"participants\": $n, \"load\": $load, \"steady\": $steady, \"peak_rss_mb_per_node\": $rss, \"cpu_us_per_event_per_node\": $cpu},"
     "$kp" testnet down --dir "$dir" >&2
@@ -87,7 +87,7 @@ if [ "${KP_BENCH_TLS_COST:-1}" != "0" ]; then
         first=$(sed -n 's/^      "id": "\(..\)",$/\1/p' "$dir/genesis.json" | head -1)
         for _ in $(seq 1 600); do [ "$(height "$dir" "$dir/$first")" -ge 1 ] && break; sleep 0.5; done
         echo "== TLS cost: 4 participants, API $api_mode, $certs certificates at $rate events/s" >&2
-        load=$("$kp" load --dir "$dir" --certificates "$certs" --rate "$rate" --timeout 600 || echo null)
+        load=$(load_json --dir "$dir" --certificates "$certs" --rate "$rate" --timeout 600)
         eps=$(sed -n 's/^  "events_per_second": \([0-9.]*\),$/\1/p' <<<"$load"); eps=${eps:-0}
         runs="$runs{\"api\": \"$api_mode\", \"events_per_second\": $eps},"
         "$kp" testnet down --dir "$dir" >&2

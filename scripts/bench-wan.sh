@@ -49,7 +49,7 @@ run() { # run NAME CERTS RATE SEED: a load, with the CPU of nodes and relay over
     local ticks rticks out cpu rcpu
     echo "== $1: $2 certificates ($(($2 * 3)) events) at $3 events/s" >&2
     ticks=$(cpu_ticks "$dir"); rticks=$(relay_ticks)
-    out=$("$kp" load --dir "$dir" --certificates "$2" --rate "$3" --seed "$4" --timeout 600 || echo null)
+    out=$(load_json --dir "$dir" --certificates "$2" --rate "$3" --seed "$4" --timeout 600)
     ticks=$(($(cpu_ticks "$dir") - ticks)); rticks=$(($(relay_ticks) - rticks))
     local e; e=$(committed "$out"); e=${e:-0}
     cpu=$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v e="$e" -v n="$((n + 2))" \

@@ -22,3 +22,6 @@ cpu_ticks() { # user + system clock ticks of the network's node processes so far
     echo "$sum"
 }
 committed() { sed -n 's/^  "events_committed": \([0-9]*\),$/\1/p' <<<"$1"; }
+# `kpledger load ARGS` as JSON: its report, also when it exits non-zero for an incomplete run
+# (the report says `"complete": false`), or null when it printed none.
+load_json() { local out; out=$("$kp" load "$@") || true; echo "${out:-null}"; }

@@ -130,10 +130,14 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u
     Ok(body)
 }
 
+/// Writes the frame (length prefix and body) in one write: one Yamux data frame, and as few
+/// Noise records as its size allows.
 async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, body: &[u8]) -> io::Result<()> {
     let len = u32::try_from(body.len()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
-    io.write_all(&len.to_be_bytes()).await?;
-    io.write_all(body).await?;
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(body);
+    io.write_all(&frame).await?;
     io.close().await
 }
 
@@ -318,7 +322,13 @@ impl Network {
                 ),
             })
             .map_err(|e| NetworkError::Transport(e.to_string()))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3_600)))
+            // Every message opens a substream; `V1Lazy` sends the protocol's name and the message
+            // at once instead of waiting a round trip for the peer to confirm the protocol (all
+            // nodes speak the one protocol; a peer that does not is refused as before).
+            .with_swarm_config(|c| {
+                c.with_idle_connection_timeout(Duration::from_secs(3_600))
+                    .with_substream_upgrade_protocol_override(libp2p::core::upgrade::Version::V1Lazy)
+            })
             .build();
         let mut bootstrap_peers = Vec::new();
         for b in bootstrap {
