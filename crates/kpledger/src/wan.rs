@@ -315,7 +315,11 @@ async fn accept_loop(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((inbound, _)) = accepted else { continue };
+                let Ok((inbound, _)) = accepted else {
+                    // Out of file descriptors, say: wait rather than spin; the node dials again.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
                 n = n.wrapping_add(1);
                 let target = link.target;
                 let counters = counters.clone();
