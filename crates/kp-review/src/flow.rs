@@ -130,8 +130,8 @@ pub(crate) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
 }
 
-/// One CSV line from its fields, ending with `\n`.
-pub(crate) fn csv_line<S: AsRef<str>>(fields: &[S]) -> String {
+/// One CSV line from its fields (RFC 4180 quoting), ending with `\n`.
+pub fn csv_line<S: AsRef<str>>(fields: &[S]) -> String {
     let mut line = fields.iter().map(|s| csv_field(s.as_ref())).collect::<Vec<_>>().join(",");
     line.push('\n');
     line

@@ -101,11 +101,12 @@ mod stats;
 
 pub use anomaly::{Anomaly, AnomalyKind, AnomalyParams, Figures, MAX_EXPORT_EVIDENCE, anomalies_to_csv};
 pub use chart::{chart_svg, escape_xml};
-pub use flow::{Amount, Cell, CounterpartAmount, Flow, HsAmount};
+pub use flow::{Amount, Cell, CounterpartAmount, Flow, HsAmount, csv_line};
 pub use model::{Committed, EventRef, IgnoredEvent, MAX_IGNORED_KEPT, Review};
 pub use period::{Half, Period, Quarter};
 pub use report::{
-    CertificateEntry, CertificateState, GovernanceEntry, Incident, OverdueEntry, ParticipantReport, TradeRole,
+    CertificateEntry, CertificateState, GovernanceEntry, Incident, OverdueEntry, ParticipantHistory, ParticipantReport,
+    TradeRole,
 };
 pub use stats::{ParticipantStats, ProductionHalf, QuarterStats, Stats, WorldQuarter};
 

@@ -267,22 +267,7 @@ impl Review {
         certificates.sort_by(|a, b| (a.issued_on, &a.number).cmp(&(b.issued_on, &b.number)));
         overdue.sort_by(|a, b| (a.issued_on, &a.number).cmp(&(b.issued_on, &b.number)));
         let rec = self.participants.get(&participant);
-        let governance = rec
-            .map(|p| {
-                p.changes
-                    .iter()
-                    .map(|ch| GovernanceEntry {
-                        action: ch.action.to_owned(),
-                        status: status_name(&ch.status),
-                        zones: match &ch.status {
-                            Status::Restricted { zones } => zones.iter().map(ToString::to_string).collect(),
-                            _ => Vec::new(),
-                        },
-                        event: self.event(ch.event),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let governance = rec.map(|p| self.governance_entries(p)).unwrap_or_default();
         ParticipantReport {
             participant,
             name: self.participant_name(participant).map(str::to_owned),
@@ -297,6 +282,81 @@ impl Review {
             imports: imports.finish(),
             overdue,
         }
+    }
+}
+
+/// A participant and its status over time: at genesis, then each change by a governance act.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+pub struct ParticipantHistory {
+    pub participant: ParticipantId,
+    pub name: Option<String>,
+    /// The status at genesis (`None`: not in the genesis).
+    pub genesis_status: Option<String>,
+    /// The status in force after every committed act (the genesis status without one).
+    pub status: Option<String>,
+    pub governance: Vec<GovernanceEntry>,
+}
+
+impl Review {
+    fn governance_entries(&self, p: &crate::model::ParticipantRec) -> Vec<GovernanceEntry> {
+        p.changes
+            .iter()
+            .map(|ch| GovernanceEntry {
+                action: ch.action.to_owned(),
+                status: status_name(&ch.status),
+                zones: match &ch.status {
+                    Status::Restricted { zones } => zones.iter().map(ToString::to_string).collect(),
+                    _ => Vec::new(),
+                },
+                event: self.event(ch.event),
+            })
+            .collect()
+    }
+
+    /// Every participant the ledger knows, in id order, with its status history. Costs the
+    /// participants and their governance acts, not the certificates.
+    pub fn participant_histories(&self) -> Vec<ParticipantHistory> {
+        self.participants
+            .iter()
+            .map(|(id, p)| ParticipantHistory {
+                participant: *id,
+                name: self.participant_name(*id).map(str::to_owned),
+                genesis_status: p.genesis_status.as_ref().map(status_name),
+                status: p.changes.last().map(|c| &c.status).or(p.genesis_status.as_ref()).map(status_name),
+                governance: self.governance_entries(p),
+            })
+            .collect()
+    }
+
+    /// One certificate as a report lists it, from its exporter's side (`counterpart` is the
+    /// importer), judged on `today`; `None` if the ledger has no such certificate. One lookup.
+    pub fn certificate(&self, number: &CertificateNumber, today: Date) -> Option<CertificateEntry> {
+        let c = self.certificates.get(number)?;
+        Some(CertificateEntry {
+            number: number.clone(),
+            role: TradeRole::Exporter,
+            counterpart: c.importer,
+            issued_on: c.issued_on,
+            expires_on: c.expires_on,
+            lines: hs_lines(c),
+            carats: Carats(c.carats),
+            value: UsdCents(c.value),
+            parcels: c.parcels,
+            revision: c.revision,
+            state: state(c, today),
+            incidents: incidents(c),
+            events: c.all_events().into_iter().map(|e| self.event(e)).collect(),
+        })
+    }
+
+    /// The exporter of a certificate (whose side [`Review::certificate`] takes).
+    pub fn exporter_of(&self, number: &CertificateNumber) -> Option<ParticipantId> {
+        self.certificates.get(number).map(|c| c.exporter)
+    }
+
+    /// Whether the ledger knows the participant (from the genesis, an admission or an event).
+    pub fn knows_participant(&self, id: ParticipantId) -> bool {
+        self.participants.contains_key(&id)
     }
 }
 
