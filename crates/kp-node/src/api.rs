@@ -241,7 +241,7 @@ fn sees_all(caller: &Caller) -> bool {
 }
 
 /// The facts of the certificate `number` that decide who sees it, from the committed state.
-fn certificate_concerns(core: &Core, number: &CertificateNumber) -> Result<Concerns, Status> {
+pub(crate) fn certificate_concerns(core: &Core, number: &CertificateNumber) -> Result<Concerns, Status> {
     Ok(match core.store().certificate(number).map_err(store_error)? {
         Some(r) => Concerns::Certificate {
             exporter: r.certificate.exporter,
@@ -273,6 +273,11 @@ fn event_concerns(core: &Core, envelope: &[u8]) -> Result<(Concerns, String, Str
     };
     let certificate = payload.certificate().map(ToString::to_string).unwrap_or_default();
     Ok((concerns, kind, certificate))
+}
+
+/// Whether `caller` sees the committed event `envelope` in full (the explorer's rule too).
+pub(crate) fn sees_event(core: &Core, caller: &Caller, envelope: &[u8]) -> Result<bool, Status> {
+    Ok(sees_all(caller) || caller.sees(&event_concerns(core, envelope)?.0))
 }
 
 /// `envelope` as `caller` may see it: the bytes, or (not entitled) empty and a redacted view.

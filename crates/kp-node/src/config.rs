@@ -62,6 +62,12 @@ struct RawConfig {
     /// Serve the metrics on an address other than loopback.
     #[serde(default)]
     metrics_public: bool,
+    /// The web explorer's address (loopback only); off when absent.
+    #[serde(default)]
+    explorer: Option<String>,
+    /// Whose view the explorer shows (a role URI, like a client certificate's).
+    #[serde(default)]
+    explorer_role: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,6 +137,17 @@ pub struct NodeConfig {
     /// Threads of the node's async runtime (the API, the network and the core share them).
     pub worker_threads: usize,
     pub api_security: ApiSecurity,
+    /// The web explorer (`kp_node::explorer`): its address and whose view it shows.
+    pub explorer: Option<ExplorerConfig>,
+}
+
+/// Where the explorer listens and the caller identity that decides what its pages show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExplorerConfig {
+    /// A loopback address: the explorer authenticates no one, so it answers only on this host.
+    pub address: SocketAddr,
+    /// `None`: the node's own participant's authority (an observer on an observer's node).
+    pub role: Option<crate::access::Role>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -236,6 +253,38 @@ impl NodeConfig {
                 })
             }
         };
+        let explorer = match &raw.explorer {
+            None => {
+                if raw.explorer_role.is_some() {
+                    return Err(field("explorer_role", "is set without an explorer address".to_owned()));
+                }
+                None
+            }
+            Some(a) => {
+                let address: SocketAddr = a
+                    .parse()
+                    .map_err(|e| field("explorer", format!("{a:?} is not an address like 127.0.0.1:27003: {e}")))?;
+                if !address.ip().is_loopback() {
+                    return Err(field(
+                        "explorer",
+                        format!(
+                            "{address} is not a loopback address: the explorer authenticates no one, so it is \
+                             served on this host only (reach it through an authenticating proxy)"
+                        ),
+                    ));
+                }
+                if [api, metrics].contains(&address) {
+                    return Err(field("explorer", format!("{address} is also the API's or the metrics' address")));
+                }
+                let role = raw
+                    .explorer_role
+                    .as_deref()
+                    .map(crate::access::parse_role)
+                    .transpose()
+                    .map_err(|m| field("explorer_role", m))?;
+                Some(ExplorerConfig { address, role })
+            }
+        };
         let c = &raw.consensus;
         if c.max_block_events == 0 || c.max_block_events > MAX_BLOCK_EVENTS {
             return Err(field("consensus", format!("max_block_events must be 1 to {MAX_BLOCK_EVENTS}")));
@@ -259,6 +308,7 @@ impl NodeConfig {
             joining: raw.joining,
             worker_threads: raw.worker_threads,
             api_security,
+            explorer,
         })
     }
 }
@@ -339,6 +389,11 @@ client_ca = "ca.pem"
         assert_eq!(tls.client_ca, dir.path().join("ca.pem"));
         let plain = GOOD.split("[api_tls]").next().unwrap().to_owned() + "api_plaintext = true\n";
         assert_eq!(NodeConfig::parse(&plain, &path).unwrap().api_security, ApiSecurity::Plaintext);
+        assert_eq!(c.explorer, None);
+        let with = format!("explorer = \"127.0.0.2:27001\"\nexplorer_role = \"kp-ledger:reviewer:CD\"\n{GOOD}");
+        let e = NodeConfig::parse(&with, &path).unwrap().explorer.unwrap();
+        assert_eq!(e.address, "127.0.0.2:27001".parse().unwrap());
+        assert!(matches!(e.role, Some(crate::access::Role::Reviewer(_))));
     }
 
     #[test]
@@ -373,6 +428,11 @@ client_ca = "ca.pem"
                 "`api_tls.participant_ca`",
             ),
             ("genesis = ".to_owned(), "configuration"),
+            (format!("explorer = \"0.0.0.0:27005\"\n{GOOD}"), "`explorer`"),
+            (format!("explorer = \"127.0.0.1:27001\"\n{GOOD}"), "`explorer`"),
+            (format!("explorer = \"nowhere\"\n{GOOD}"), "`explorer`"),
+            (format!("explorer_role = \"kp-ledger:observer\"\n{GOOD}"), "`explorer_role`"),
+            (format!("explorer = \"127.0.0.2:27001\"\nexplorer_role = \"kp-ledger:king\"\n{GOOD}"), "`explorer_role`"),
         ];
         for (text, expected) in cases {
             let e = NodeConfig::parse(&text, &path).unwrap_err().to_string();

@@ -11,6 +11,7 @@ pub mod pb {
 pub mod access;
 pub mod api;
 pub mod config;
+pub mod explorer;
 pub mod network;
 pub mod runtime;
 pub mod tls;
@@ -20,4 +21,4 @@ pub use config::NodeConfig;
 /// runtime and in `kp-sim` by the simulator.
 pub use kp_core as core;
 pub use kp_core::metrics;
-pub use runtime::{now, run};
+pub use runtime::{Listeners, now, run};

@@ -142,15 +142,25 @@ async fn group_commit(shared: Shared, mut rx: tokio::sync::mpsc::UnboundedReceiv
     }
 }
 
-/// Runs a node until `shutdown` completes, serving the API on `api` (already bound).
+/// The listeners a node serves on, already bound (so that their errors name the address).
+#[derive(Debug)]
+pub struct Listeners {
+    pub api: tokio::net::TcpListener,
+    pub metrics: tokio::net::TcpListener,
+    /// The web explorer's, when the configuration has one.
+    pub explorer: Option<tokio::net::TcpListener>,
+}
+
+/// Runs a node until `shutdown` completes, serving the API, the metrics and the explorer on
+/// `listeners`.
 pub async fn run(
     genesis: Genesis,
     key: SecretKey,
     config: NodeConfig,
-    api: tokio::net::TcpListener,
-    metrics: tokio::net::TcpListener,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
+    let Listeners { api, metrics, explorer } = listeners;
     // The TLS files are checked before anything else starts: a node never serves its API with
     // a certificate it cannot use, nor runs without the API it was configured with.
     let tls = match &config.api_security {
@@ -203,6 +213,22 @@ pub async fn run(
     };
     publish(&shared, &effects);
     let submitter = tokio::spawn(group_commit(shared.clone(), submissions_rx));
+    let explorer_server = match explorer {
+        Some(listener) => {
+            let me = shared.core.lock().map_err(|e| NodeError::Poisoned(e.to_string()))?.me();
+            let role = config.explorer.as_ref().and_then(|e| e.role.clone());
+            let caller = crate::explorer::default_caller(role, me);
+            tracing::info!(
+                address = %listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()),
+                viewer = %caller.role.label(),
+                "explorer started"
+            );
+            let x = crate::explorer::Explorer::new(Arc::clone(&shared.core), genesis.clone(), caller);
+            tokio::spawn(crate::explorer::index_task(Arc::clone(&x), shared.commits.subscribe(), stop_rx.clone()));
+            Some(tokio::spawn(crate::explorer::serve(listener, x, stop_rx.clone())))
+        }
+        None => None,
+    };
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -287,11 +313,24 @@ pub async fn run(
     // Open requests get a moment to finish (one grace period for all three, waited together);
     // then the servers are dropped with their connections. The store is closed when the last
     // holder of the core lets it go: the submitter.
-    let (api_done, metrics_done, submitter_done) = tokio::join!(
+    let explorer_done = async move {
+        match explorer_server {
+            Some(task) => Some(tokio::time::timeout(SHUTDOWN_GRACE, task).await),
+            None => None,
+        }
+    };
+    let (api_done, metrics_done, submitter_done, explorer_done) = tokio::join!(
         tokio::time::timeout(SHUTDOWN_GRACE, &mut server),
         tokio::time::timeout(SHUTDOWN_GRACE, metrics_server),
         tokio::time::timeout(SHUTDOWN_GRACE, submitter),
+        explorer_done,
     );
+    match explorer_done {
+        None | Some(Ok(Ok(Ok(())))) => {}
+        Some(Ok(Ok(Err(e)))) => tracing::warn!(error = %e, "explorer server"),
+        Some(Ok(Err(e))) => tracing::warn!(error = %e, "explorer server task"),
+        Some(Err(_)) => tracing::warn!("explorer connections still open after {SHUTDOWN_GRACE:?}: closed"),
+    }
     match api_done {
         Ok(joined) => joined.map_err(|e| NodeError::Api(e.to_string()))?.map_err(|e| NodeError::Api(e.to_string()))?,
         Err(_) => {

@@ -1,6 +1,7 @@
 //! A real node (consensus engine, RocksDB store, rules engine, gRPC API on loopback) of a
 //! one-participant network: submissions, one by one or in batches, are checked and refused with
-//! their reason, accepted events are committed by the engine, served back, streamed to subscribers, and survive a
+//! their reason, accepted events are committed by the engine, served back, streamed to subscribers, shown by the
+//! node's web explorer (which answers hundreds of malformed requests with 4xx pages, never a 500), and survive a
 //! restart of the node.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -27,6 +28,21 @@ struct Running {
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Result<(), kp_node::runtime::NodeError>>,
     metrics: std::net::SocketAddr,
+    explorer: std::net::SocketAddr,
+}
+
+/// One HTTP/1.1 GET of the explorer: (status, body).
+async fn http(addr: std::net::SocketAddr, target: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let out = String::from_utf8_lossy(&out).into_owned();
+    let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("{target}: {out}"));
+    (status, out)
 }
 
 /// The node's /metrics page (a plain HTTP/1.1 GET over loopback).
@@ -45,6 +61,8 @@ async fn start(net: &TestNet, data: &std::path::Path) -> Running {
     let addr = listener.local_addr().unwrap();
     let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics_addr = metrics.local_addr().unwrap();
+    let explorer = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let explorer_addr = explorer.local_addr().unwrap();
     let config = NodeConfig {
         genesis: data.join("unused-genesis.json"),
         data_dir: data.to_path_buf(),
@@ -64,10 +82,12 @@ async fn start(net: &TestNet, data: &std::path::Path) -> Running {
         // In-process, on loopback: the API's access rules are tested on real processes over
         // TLS (tests/tests/access.rs).
         api_security: kp_node::config::ApiSecurity::Plaintext,
+        explorer: Some(kp_node::config::ExplorerConfig { address: explorer_addr, role: None }),
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let key = kp_crypto::SecretKey::from_seed(&net.keys[&pid("BW")].node.to_seed());
-    let task = tokio::spawn(kp_node::run(net.genesis.clone(), key, config, listener, metrics, async {
+    let listeners = kp_node::Listeners { api: listener, metrics, explorer: Some(explorer) };
+    let task = tokio::spawn(kp_node::run(net.genesis.clone(), key, config, listeners, async {
         let _ = stopped.await;
     }));
     let mut tries = 0;
@@ -82,7 +102,7 @@ async fn start(net: &TestNet, data: &std::path::Path) -> Running {
             Err(e) => panic!("the node's API did not come up: {e}"),
         }
     };
-    Running { client, stop, task, metrics: metrics_addr }
+    Running { client, stop, task, metrics: metrics_addr, explorer: explorer_addr }
 }
 
 async fn submit(client: &mut NodeClient<tonic::transport::Channel>, envelope: Vec<u8>) -> pb::SubmitResponse {
@@ -168,6 +188,8 @@ async fn flow() {
     assert!(page.contains("kp_commit_latency_seconds_count 2"), "{page}");
     assert!(page.contains("kp_pending_events 0"), "{page}");
 
+    explore(node.explorer, &first.event_id, at.height).await;
+
     // Bad requests are refused with a clear status.
     let e = c.get_event(pb::GetEventRequest { event_id: "zz".into() }).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
@@ -250,4 +272,97 @@ async fn flow() {
     assert_eq!((status.committed_events, status.pending_events), (4, 0));
     node.stop.send(()).unwrap();
     node.task.await.unwrap().unwrap();
+}
+
+/// The node's explorer shows what was committed, to BW's authority (the node's own participant),
+/// and answers malformed requests, generated from a seed, with 4xx pages.
+async fn explore(explorer: std::net::SocketAddr, event_id: &str, height: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = http(explorer, "/participant/BW").await;
+        if status == 200 {
+            assert!(body.contains("authority:BW"), "{body}");
+            assert!(body.contains("2026-H1"), "the production report's half-year: {body}");
+            break;
+        }
+        assert_eq!(status, 503, "only 'still reading' before the index is ready: {body}");
+        assert!(tokio::time::Instant::now() < deadline, "the explorer's index not ready within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = http(explorer, &format!("/event/{event_id}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("production_reported") && body.contains("ProductionReported"), "BW sees its report: {body}");
+    let (status, body) = http(explorer, &format!("/block/{height}?format=json")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"signers\":[\"BW\"]"), "{body}");
+    let (status, body) = http(explorer, "/").await;
+    assert!(status == 200 && body.contains("id=\"height\""), "{body}");
+
+    let seed: u64 = std::env::var("KP_EXPLORER_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x6b70_6578);
+    println!("explorer garbage requests: seed {seed} (KP_EXPLORER_SEED)");
+    let mut state = seed;
+    let mut next = move || {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        state >> 33
+    };
+    let roots = [
+        "/",
+        "/block/",
+        "/blocks?before=",
+        "/event/",
+        "/certificate/",
+        "/certificate/BW-1/verify",
+        "/participant/",
+        "/statistics?year=",
+        "/anomalies?kind=",
+        "/anomalies?from=",
+        "/search?q=",
+        "/participant/BW?page=",
+        "/static/",
+    ];
+    let pieces = [
+        "%",
+        "%2F",
+        "%00",
+        "%ff",
+        "..",
+        "/",
+        "?",
+        "&",
+        "=",
+        "format=csv",
+        "page=0",
+        "99999999999999999999",
+        "-1",
+        "BW",
+        "ZZ",
+        "2026-Q9",
+        "é",
+        "%C3%A9",
+        "a",
+        "0",
+        "<script>",
+        "\u{1F48E}",
+        "year=1",
+        "&&&",
+        "#",
+    ];
+    for i in 0..300 {
+        let mut target = roots[usize::try_from(next()).unwrap() % roots.len()].to_owned();
+        for _ in 0..(next() % 6) {
+            target.push_str(pieces[usize::try_from(next()).unwrap() % pieces.len()]);
+        }
+        if i % 50 == 0 {
+            target.push_str(&"x".repeat(4_000));
+        }
+        // What a client can put on a request line: everything else percent-encoded.
+        let target: String = target
+            .chars()
+            .map(|c| if c.is_ascii_graphic() { c.to_string() } else { format!("%{:02X}", u32::from(c) & 0xff) })
+            .collect();
+        let (status, body) = http(explorer, &target).await;
+        assert!((200..500).contains(&status), "{target}: {status} {body}");
+    }
+    let (status, _) = http(explorer, "/").await;
+    assert_eq!(status, 200, "the explorer still answers");
 }
