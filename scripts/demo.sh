@@ -69,4 +69,33 @@ echo
 echo "== network status (EU's node)"
 "$kp" status --node "$eu"
 echo
+echo
+explorer() { sed -n 's/^explorer = "\(.*\)"$/\1/p' "$dir/$1/node.toml"; }
+echo "== the web explorer (read-only, served by every node on loopback; open in a browser while the network runs)"
+echo "   BW's node, as Botswana's authority sees it:  http://$(explorer BW)/certificate/$number"
+echo "   CSC's observer node, traders and values withheld:  http://$(explorer observers/CSC)/certificate/$number"
+echo "   network, statistics, anomalies:  http://$(explorer BW)/  http://$(explorer BW)/statistics  http://$(explorer BW)/anomalies"
+if command -v python3 >/dev/null 2>&1; then
+    python3 - "http://$(explorer BW)/certificate/$number?format=json" <<'PY'
+import json, sys, time, urllib.request
+page = None
+for _ in range(50):
+    try:
+        page = json.load(urllib.request.urlopen(sys.argv[1], timeout=10))
+        if page.get("state") == "received":
+            break
+    except Exception:
+        pass
+    time.sleep(0.2)
+if page is None:
+    sys.exit("the explorer did not answer: " + sys.argv[1])
+print(f"   explorer says: {page['number']} {page['state']}, steps: " + ", ".join(s['kind'] + ' by ' + s['signer'] for s in page['steps']))
+PY
+fi
+if [ -n "${KP_DEMO_KEEP:-}" ]; then
+    echo "== KP_DEMO_KEEP is set: the network runs until you press Ctrl-C"
+    trap '"$kp" testnet down --dir "$dir"; exit 0' INT
+    while true; do sleep 3600; done
+fi
+echo
 echo "== stopping the network"

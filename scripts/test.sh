@@ -18,6 +18,15 @@ if ! compgen -G '/usr/lib/*/faketime/libfaketimeMT.so.1' >/dev/null; then
   { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq faketime >/dev/null; } ||
     echo "test.sh: could not install faketime; the wrong-clock test of real nodes will be skipped" >&2
 fi
+# Debian's Chromium and its WebDriver, for the web explorer's browser test (tests/tests/explorer.rs
+# requires them when KP_REQUIRE_BROWSER is set; nothing downloads a browser build).
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; } ||
+    echo "test.sh: could not install chromium and chromium-driver; the explorer's browser test will fail" >&2
+fi
+export KP_REQUIRE_BROWSER=1
 # Python's grpcio, for the test of a client generated from proto/ alone (tests/tests/access.rs
 # requires it when KP_REQUIRE_PYTHON is set).
 if [ ! -x target/py/bin/python ] || ! target/py/bin/python -c 'import grpc, grpc_tools, cryptography' 2>/dev/null; then

@@ -34,7 +34,15 @@ pub fn run_node(config: &Path, json_logs: bool) -> Result<()> {
         let metrics = tokio::net::TcpListener::bind(config.metrics)
             .await
             .with_context(|| format!("binding the metrics address {}", config.metrics))?;
-        kp_node::run(genesis, key, config, api, metrics, shutdown_signal())
+        let explorer = match &config.explorer {
+            Some(e) => Some(
+                tokio::net::TcpListener::bind(e.address)
+                    .await
+                    .with_context(|| format!("binding the explorer address {}", e.address))?,
+            ),
+            None => None,
+        };
+        kp_node::run(genesis, key, config, kp_node::Listeners { api, metrics, explorer }, shutdown_signal())
             .await
             .context("the node stopped on an error")
     });

@@ -16,6 +16,10 @@
 //! (`kpledger testnet relay`, [`crate::wan`]) instead of directly: node k (numbered from 1 in
 //! port order) reaches node m at 127.77.k.m, on the port after the network's last, where the
 //! relay delays what passes as the distance between their capitals would.
+//!
+//! Every node serves the web explorer ([`explorer_address`]): at 127.0.0.2, on its API's port
+//! number, showing what the node's own participant's authority may see (an observer's view on an
+//! observer's node).
 
 use crate::keyfile;
 use crate::registry::Registry;
@@ -279,8 +283,11 @@ pub fn init_with(
              bootstrap = [{bootstrap}]\n\
              api = \"127.0.0.1:{api}\"\n\
              metrics = \"127.0.0.1:{metrics}\"\n\
+             # The web explorer: on a second loopback address, at the API's port number.\n\
+             explorer = \"{explorer}\"\n\
              worker_threads = {worker_threads}\n\
              {api_tls}",
+            explorer = explorer_address(*api),
             up = if ndir.parent() == Some(dir) { "" } else { "../" },
             api_tls = api_section(ndir, if ndir.parent() == Some(dir) { "" } else { "../" })?,
         );
@@ -300,8 +307,10 @@ pub fn init_with(
              bootstrap = [{bootstrap}]\n\
              api = \"127.0.0.1:{api}\"\n\
              metrics = \"127.0.0.1:{metrics}\"\n\
+             explorer = \"{explorer}\"\n\
              worker_threads = {worker_threads}\n\
              {api_tls}",
+            explorer = explorer_address(*api),
             api_tls = api_section(ndir, "")?,
         );
         std::fs::write(ndir.join("node.toml"), config).with_context(|| format!("writing {}", ndir.display()))?;
@@ -317,6 +326,12 @@ pub fn init_with(
         observers: genesis.observers.iter().map(|o| o.id.to_string()).collect(),
         newcomers: joining.iter().map(|p| p.id.to_string()).collect(),
     })
+}
+
+/// Where `testnet init` puts a node's web explorer: on 127.0.0.2, a loopback address of its own,
+/// at the port number of the node's API, so the network keeps three ports per node.
+pub fn explorer_address(api_port: u16) -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 2], api_port))
 }
 
 /// The kernel's ephemeral port range, from which outgoing connections take their local ports
