@@ -17,7 +17,8 @@
 //! **Cost per request does not grow with the ledger**: pages read the store by key (a block, an
 //! event, a certificate's custody index) or the review model (`kp_review::Review`), which a task
 //! keeps up to date as blocks commit. Reports, statistics and anomalies over the whole model are
-//! computed once per committed height and query, and kept ([`MEMO_ENTRIES`]); every list is
+//! computed at most once per committed height and query, and at most once per [`MEMO_FRESH`] while
+//! blocks keep committing (the page then says at which height), and kept ([`MEMO_ENTRIES`]); every list is
 //! paginated ([`views::PAGE_SIZE`]).
 //!
 //! Bad input (an unknown certificate, a malformed id, a height past the head, a page past the
@@ -40,6 +41,8 @@ use views::{Page, PageError};
 
 /// Results of whole-model computations kept (per query and committed height).
 pub const MEMO_ENTRIES: usize = 32;
+/// How long a kept result of an earlier height is served instead of computing it again.
+pub const MEMO_FRESH: std::time::Duration = std::time::Duration::from_secs(10);
 /// Blocks read from the store per step of the index task (one lock of the core each).
 const INDEX_BATCH: usize = 64;
 /// Bytes of blocks read per step of the index task.
@@ -61,13 +64,21 @@ struct Index {
 
 type Memoized = Arc<dyn std::any::Any + Send + Sync>;
 
+/// A whole-model result kept: its query, the height it was computed at, when, and the value.
+struct Kept {
+    key: String,
+    height: u64,
+    at: std::time::Instant,
+    value: Memoized,
+}
+
 /// The explorer's state, shared by its handlers and its index task.
 pub struct Explorer {
     core: Arc<Mutex<Core>>,
     genesis: Genesis,
     caller: Caller,
     index: RwLock<Index>,
-    memo: Mutex<VecDeque<(String, u64, Memoized)>>,
+    memo: Mutex<VecDeque<Kept>>,
 }
 
 impl std::fmt::Debug for Explorer {
@@ -158,23 +169,25 @@ impl Explorer {
         Ok(idx.height < head)
     }
 
-    /// A whole-model computation, once per query and committed height.
-    fn memo<T: Send + Sync + 'static>(&self, key: String, height: u64, f: impl FnOnce() -> T) -> Arc<T> {
+    /// A whole-model computation, at most once per query and committed height, and at most
+    /// once per [`MEMO_FRESH`] for one query while blocks keep committing (a result of an
+    /// earlier height that young is served, and says so). Returns the value and its height.
+    fn memo<T: Send + Sync + 'static>(&self, key: String, height: u64, f: impl FnOnce() -> T) -> (Arc<T>, u64) {
         if let Ok(memo) = self.memo.lock()
-            && let Some((_, _, v)) = memo.iter().find(|(k, h, _)| *k == key && *h == height)
-            && let Ok(v) = Arc::clone(v).downcast::<T>()
+            && let Some(k) = memo.iter().find(|k| k.key == key && (k.height == height || k.at.elapsed() < MEMO_FRESH))
+            && let Ok(v) = Arc::clone(&k.value).downcast::<T>()
         {
-            return v;
+            return (v, k.height);
         }
         let value = Arc::new(f());
         if let Ok(mut memo) = self.memo.lock() {
-            memo.retain(|(k, _, _)| *k != key);
+            memo.retain(|k| k.key != key);
             if memo.len() >= MEMO_ENTRIES {
                 memo.pop_front();
             }
-            memo.push_back((key, height, Arc::clone(&value) as Memoized));
+            memo.push_back(Kept { key, height, at: std::time::Instant::now(), value: Arc::clone(&value) as Memoized });
         }
-        value
+        (value, height)
     }
 
     fn check(&self, right: Right) -> Result<(), PageError> {
@@ -759,13 +772,15 @@ async fn participant(State(x): State<Arc<Explorer>>, Path(code): Path<String>, u
         }
         let page = p.page()?;
         let key = format!("participant:{who}:{from}:{to}");
-        let report = x.memo(key, idx.height, || review.participant_report(who, from, to, 60, as_of));
-        let stats: Vec<Arc<kp_review::Stats>> = (from.year()..=to.year())
-            .map(|y| x.memo(format!("stats:{y}"), idx.height, || review.stats(y, None)))
-            .collect();
-        let stats: Vec<kp_review::Stats> = stats.iter().map(|s| (**s).clone()).collect();
+        let (report, mut computed) = x.memo(key, idx.height, || review.participant_report(who, from, to, 60, as_of));
+        let mut stats = Vec::new();
+        for y in from.year()..=to.year() {
+            let (s, h) = x.memo(format!("stats:{y}"), idx.height, || review.stats(y, None));
+            computed = computed.min(h);
+            stats.push((*s).clone());
+        }
         let v = views::participant_view(review, &report, &stats, &x.caller, page)?;
-        Ok(views::participant_page(&v))
+        Ok(views::as_of_height(views::participant_page(&v), computed, idx.height))
     })
     .await
 }
@@ -777,10 +792,10 @@ async fn statistics(State(x): State<Arc<Explorer>>, uri: Uri, q: QueryResult) ->
         let review = &idx.review;
         let year = p.year()?.unwrap_or_else(|| review.as_of().year());
         let chart_of = p.participant(review)?;
-        let stats = x.memo(format!("stats:{year}"), idx.height, || review.stats(year, None));
+        let (stats, computed) = x.memo(format!("stats:{year}"), idx.height, || review.stats(year, None));
         let v = views::stats_view(&stats, chart_of);
         let ids: Vec<ParticipantId> = stats.participants.iter().map(|s| s.participant).collect();
-        Ok(views::stats_page(&v, &ids))
+        Ok(views::as_of_height(views::stats_page(&v, &ids), computed, idx.height))
     })
     .await
 }
@@ -805,10 +820,10 @@ async fn anomalies(State(x): State<Arc<Explorer>>, uri: Uri, q: QueryResult) -> 
         params.from = from;
         params.to = to;
         params.validate().map_err(|e| PageError::bad_request(e.to_string()))?;
-        let all = x.memo(format!("anomalies:{from:?}:{to:?}"), idx.height, || review.anomalies(&params));
+        let (all, computed) = x.memo(format!("anomalies:{from:?}:{to:?}"), idx.height, || review.anomalies(&params));
         let v = views::anomalies_view(review, &all, &x.caller, kind, participant, from, to, p.page()?)?;
         let ids: Vec<ParticipantId> = review.participant_histories().iter().map(|h| h.participant).collect();
-        Ok(views::anomalies_page(&v, &ids))
+        Ok(views::as_of_height(views::anomalies_page(&v, &ids), computed, idx.height))
     })
     .await
 }

@@ -51,6 +51,23 @@ impl PageError {
     }
 }
 
+/// A page whose figures were computed at `computed`, an earlier height than the explorer's
+/// `indexed` one, says so (in the HTML, and as `as_of_height` in the JSON).
+pub fn as_of_height(mut page: Page, computed: u64, indexed: u64) -> Page {
+    if computed < indexed {
+        let body = page.body;
+        page.body = html! {
+            p class="note" role="note" { "Figures as of height " (computed) "; the ledger is at height " (indexed)
+                ". They are computed again at most every 10 seconds." }
+            (body)
+        };
+        if let serde_json::Value::Object(m) = &mut page.json {
+            m.insert("as_of_height".into(), computed.into());
+        }
+    }
+    page
+}
+
 /// Where a list's page stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Paging {
