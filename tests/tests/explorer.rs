@@ -114,6 +114,9 @@ fn the_explorer_shows_a_custody_flow_to_a_browser_and_refuses_bad_input() {
     let (status, _, csv) = get(bw, &format!("{page}?format=csv"));
     assert_eq!(status, 200);
     assert_eq!(csv.lines().count(), 4, "{csv}");
+    let (status, _, csv) = get(bw, &format!("/participant/BW?year={year}&format=csv&table=exports"));
+    assert_eq!(status, 200, "{csv}");
+    assert!(csv.lines().nth(1).unwrap().starts_with("all,all,1,12500.75,"), "{csv}");
 
     // An observer's explorer: the same steps, no figures, no bundle.
     let (status, _, seen) = get(observer, &page);
@@ -178,6 +181,7 @@ fn the_explorer_shows_a_custody_flow_to_a_browser_and_refuses_bad_input() {
         ("/search?q=%ZZ".into(), 404),
         ("/nothing/here".into(), 404),
         (format!("{page}?format=xml"), 400),
+        ("/participant/BW?format=csv&table=nope".into(), 404),
     ];
     for (target, expected) in &cases {
         let (status, _, body) = get(bw, target);

@@ -82,7 +82,8 @@ fn main() {
     // The last full year of the generated trade (the ledger's day is a few days into the next).
     let year = first.year() + 2;
     let (from, to) = (kp_domain::Date::from_ymd(year, 1, 1).unwrap(), kp_domain::Date::from_ymd(year, 12, 31).unwrap());
-    let render = |p: &views::Page| views::layout(&p.title, "bench", "/", p.csv.is_some(), &p.body).into_string().len();
+    let render =
+        |p: &views::Page| views::layout(&p.title, "bench", "/", p.csv.is_some(), &[], &p.body).into_string().len();
 
     let t = Instant::now();
     let report = review.participant_report(codes[0], from, to, 60, as_of);

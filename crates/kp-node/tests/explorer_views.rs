@@ -53,7 +53,8 @@ fn caller(role: Role) -> Caller {
 }
 
 fn html(page: &views::Page) -> String {
-    views::layout(&page.title, "test", "/", page.csv.is_some(), &page.body).into_string()
+    let tables: Vec<&str> = page.tables.iter().map(|(n, _)| *n).collect();
+    views::layout(&page.title, "test", "/", page.csv.is_some(), &tables, &page.body).into_string()
 }
 
 /// Every `href="..."` of a page.
@@ -131,6 +132,23 @@ fn a_participant_page_has_its_report_s_figures_for_its_own_authority() {
     assert!(h.contains(&format!("page 1 of {}", v.paging.pages)));
     let n = assert_links_resolve(f, &h);
     assert!(n > PAGE_SIZE, "{n} links");
+    // Every table has its CSV: the totals' first row is the whole flow.
+    let names: Vec<&str> = page.tables.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["exports", "imports", "overdue", "production"]);
+    let exports = &page.tables[0].1;
+    let all = exports.lines().nth(1).unwrap();
+    assert_eq!(
+        all,
+        format!(
+            "all,all,{},{}.{:02},{}.{:02}",
+            report.exports.total.certificates,
+            total / 100,
+            total % 100,
+            report.exports.total.value.0 / 100,
+            report.exports.total.value.0 % 100
+        )
+    );
+    assert!(h.contains("table=production"), "the page links each table's CSV");
     // The last page holds the rest; one past it is not found.
     let (last, _) = participant(f, "BW", &bw, v.paging.pages);
     assert_eq!(last.certificates.len(), report.certificates.len() - (v.paging.pages - 1) * PAGE_SIZE);
@@ -161,8 +179,10 @@ fn another_participant_s_authority_and_an_observer_see_no_figures_of_bw_s_trade(
         let json = page.json.to_string();
         assert!(!json.contains(&report.exports.total.carats.0.to_string()), "no export total in the JSON");
         // The CSV has the rows without their figures.
-        let csv = page.csv.unwrap();
+        let csv = page.csv.clone().unwrap();
         assert_eq!(csv.lines().count(), v.certificates.len() + 1);
+        let names: Vec<&str> = page.tables.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["overdue", "production"], "no totals' CSV where the totals are withheld");
     }
 }
 

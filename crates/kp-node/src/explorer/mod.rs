@@ -308,6 +308,8 @@ enum Format {
 struct Params {
     map: BTreeMap<String, String>,
     format: Format,
+    /// Which of the page's tables a CSV export is (its main one by default).
+    table: Option<String>,
 }
 
 type QueryResult = Result<Query<BTreeMap<String, String>>, axum::extract::rejection::QueryRejection>;
@@ -324,11 +326,12 @@ impl Params {
                 return Err((PageError::bad_request(format!("format {other:?}: html, json or csv")), Format::Html));
             }
         };
+        let table = map.remove("table").filter(|t| !t.is_empty());
         if let Some(k) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
             let known = if allowed.is_empty() { "none but format".to_owned() } else { allowed.join(", ") };
             return Err((PageError::bad_request(format!("unknown parameter {k:?} (this page takes {known})")), format));
         }
-        Ok(Params { map, format })
+        Ok(Params { map, format, table })
     }
 
     fn get(&self, key: &str) -> Option<&str> {
@@ -412,7 +415,7 @@ fn error_response(e: &PageError, format: Format, viewer: &str) -> Response {
         )
             .into_response(),
         Format::Html => {
-            let body = views::layout(e.title, viewer, "/", false, &views::error_body(e));
+            let body = views::layout(e.title, viewer, "/", false, &[], &views::error_body(e));
             (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body.into_string()).into_response()
         }
     }
@@ -432,6 +435,7 @@ async fn respond(
         Err((e, format)) => return error_response(&e, format, &viewer),
     };
     let format = params.format;
+    let table = params.table.clone();
     let built = tokio::task::spawn_blocking(move || build(&x, &params))
         .await
         .unwrap_or_else(|e| Err(PageError::internal(format!("the page failed: {e}"))));
@@ -442,14 +446,28 @@ async fn respond(
     let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
     match format {
         Format::Html => {
-            let html = views::layout(&page.title, &viewer, path_and_query, page.csv.is_some(), &page.body);
+            let tables: Vec<&str> = page.tables.iter().map(|(n, _)| *n).collect();
+            let html = views::layout(&page.title, &viewer, path_and_query, page.csv.is_some(), &tables, &page.body);
             ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html.into_string()).into_response()
         }
         Format::Json => ([(header::CONTENT_TYPE, "application/json")], page.json.to_string()).into_response(),
-        Format::Csv => match page.csv {
-            Some(csv) => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response(),
-            None => error_response(&PageError::not_found("this page has no table to export"), Format::Json, &viewer),
-        },
+        Format::Csv => {
+            let csv = match &table {
+                None => page.csv,
+                Some(t) => page.tables.into_iter().find(|(n, _)| n == t).map(|(_, c)| c),
+            };
+            match (csv, table) {
+                (Some(csv), _) => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response(),
+                (None, None) => {
+                    error_response(&PageError::not_found("this page has no table to export"), Format::Json, &viewer)
+                }
+                (None, Some(t)) => error_response(
+                    &PageError::not_found(format!("this page has no table {t:?} to export")),
+                    Format::Json,
+                    &viewer,
+                ),
+            }
+        }
     }
 }
 

@@ -23,6 +23,8 @@ pub struct Page {
     pub body: Markup,
     pub json: serde_json::Value,
     pub csv: Option<String>,
+    /// The page's other tables as CSV, by name (`?format=csv&table=NAME`).
+    pub tables: Vec<(&'static str, String)>,
 }
 
 /// Why a page cannot be shown: an HTTP status and a sentence for the reader.
@@ -113,7 +115,14 @@ fn certificate_concerns(exporter: ParticipantId, importer: ParticipantId, issued
 
 /// The whole page around a view's body: navigation, search, the caller's identity, and links to
 /// the page's JSON twin and CSV export.
-pub fn layout(title: &str, viewer: &str, path_and_query: &str, has_csv: bool, body: &Markup) -> Markup {
+pub fn layout(
+    title: &str,
+    viewer: &str,
+    path_and_query: &str,
+    has_csv: bool,
+    tables: &[&str],
+    body: &Markup,
+) -> Markup {
     let twin = |format: &str| {
         let sep = if path_and_query.contains('?') { '&' } else { '?' };
         format!("{path_and_query}{sep}format={format}")
@@ -153,6 +162,7 @@ pub fn layout(title: &str, viewer: &str, path_and_query: &str, has_csv: bool, bo
                         "Viewing as " strong id="viewer" { (viewer) } ". "
                         a href=(twin("json")) { "This page as JSON" }
                         @if has_csv { " · " a href=(twin("csv")) { "its table as CSV" } }
+                        @for t in tables { " · " a href=(format!("{}&table={t}", twin("csv"))) { (t) " as CSV" } }
                     }
                 }
             }
@@ -327,6 +337,7 @@ pub fn certificate_page(v: &CertificateView) -> Page {
         body,
         json: serde_json::to_value(v).unwrap_or_default(),
         csv: Some(csv),
+        tables: Vec::new(),
     }
 }
 
@@ -369,6 +380,7 @@ pub fn verify_page(number: &CertificateNumber, outcome: &Result<kp_audit::proof:
             Err(why) => serde_json::json!({ "verified": false, "reason": why }),
         },
         csv: None,
+        tables: Vec::new(),
     }
 }
 
@@ -512,6 +524,25 @@ pub fn participant_view(
     })
 }
 
+/// A flow's rows as CSV: the total, then by HS code, by counterpart, and by both.
+fn flow_csv(f: &Flow) -> String {
+    let mut out = csv_line(&["hs_code", "counterpart", "certificates", "carats", "value_usd"]);
+    let row = |hs: String, cp: String, a: &Amount| {
+        csv_line(&[hs, cp, a.certificates.to_string(), decimal(a.carats.0), decimal(a.value.0)])
+    };
+    out.push_str(&row("all".into(), "all".into(), &f.total));
+    for h in &f.by_hs_code {
+        out.push_str(&row(h.hs_code.to_string(), "all".into(), &h.amount));
+    }
+    for c in &f.by_counterpart {
+        out.push_str(&row("all".into(), c.counterpart.to_string(), &c.amount));
+    }
+    for c in &f.cells {
+        out.push_str(&row(c.hs_code.to_string(), c.counterpart.to_string(), &c.amount));
+    }
+    out
+}
+
 fn flow_table(id: &str, title: &str, f: &Flow) -> Markup {
     if f.total.certificates == 0 {
         return html! { p id=(id) { (title) ": none in the period." } };
@@ -637,11 +668,41 @@ pub fn participant_page(v: &ParticipantView) -> Page {
             c.incidents.as_ref().map(|i| i.join(";")).unwrap_or_default(),
         ]));
     }
+    let mut tables = Vec::new();
+    for (name, flow) in [("exports", &v.exports), ("imports", &v.imports)] {
+        if let Some(f) = flow {
+            tables.push((name, flow_csv(f)));
+        }
+    }
+    let mut overdue = csv_line(&["number", "role", "counterpart", "issued_on", "days_outstanding", "state"]);
+    for o in &v.overdue {
+        overdue.push_str(&csv_line(&[
+            o.number.to_string(),
+            o.role.to_string(),
+            o.counterpart.to_string(),
+            o.issued_on.to_string(),
+            o.days_outstanding.to_string(),
+            o.state.clone(),
+        ]));
+    }
+    tables.push(("overdue", overdue));
+    let mut production = csv_line(&["half_year", "reported", "carats", "value_usd", "event_id"]);
+    for r in &v.production {
+        production.push_str(&csv_line(&[
+            r.period.clone(),
+            r.reported.to_string(),
+            r.carats.map(|c| decimal(c.0)).unwrap_or_default(),
+            r.value.map(|c| decimal(c.0)).unwrap_or_default(),
+            r.event.map(|e| e.to_hex()).unwrap_or_default(),
+        ]));
+    }
+    tables.push(("production", production));
     Page {
         title: format!("{} {}", v.participant, v.name.as_deref().unwrap_or("")),
         body,
         json: serde_json::to_value(v).unwrap_or_default(),
         csv: Some(csv),
+        tables,
     }
 }
 
@@ -749,11 +810,21 @@ pub fn stats_page(v: &StatsView, participants: &[ParticipantId]) -> Page {
         f.extend(r.production.iter().map(|c| decimal(c.0)));
         csv.push_str(&csv_line(&f));
     }
+    let mut world = csv_line(&["quarter", "certificates", "carats", "value_usd"]);
+    for w in &v.world {
+        world.push_str(&csv_line(&[
+            w.quarter.to_string(),
+            w.exports.certificates.to_string(),
+            decimal(w.exports.carats.0),
+            decimal(w.exports.value.0),
+        ]));
+    }
     Page {
         title: format!("Statistics {}", v.year),
         body,
         json: serde_json::to_value(v).unwrap_or_default(),
         csv: Some(csv),
+        tables: vec![("world", world)],
     }
 }
 
@@ -884,7 +955,13 @@ pub fn anomalies_page(v: &AnomaliesView, participants: &[ParticipantId]) -> Page
             a.event_ids.iter().map(EventId::to_hex).collect::<Vec<_>>().join(" "),
         ]));
     }
-    Page { title: "Anomalies".into(), body, json: serde_json::to_value(v).unwrap_or_default(), csv: Some(csv) }
+    Page {
+        title: "Anomalies".into(),
+        body,
+        json: serde_json::to_value(v).unwrap_or_default(),
+        csv: Some(csv),
+        tables: Vec::new(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -976,7 +1053,23 @@ pub fn network_page(v: &NetworkView) -> Page {
                 .join(";"),
         ]));
     }
-    Page { title: "Network".into(), body, json: serde_json::to_value(v).unwrap_or_default(), csv: Some(csv) }
+    let mut recent = csv_line(&["height", "time", "proposer", "events", "hash"]);
+    for b in &v.recent {
+        recent.push_str(&csv_line(&[
+            b.height.to_string(),
+            b.time.clone(),
+            b.proposer.clone(),
+            b.events.to_string(),
+            b.hash.clone(),
+        ]));
+    }
+    Page {
+        title: "Network".into(),
+        body,
+        json: serde_json::to_value(v).unwrap_or_default(),
+        csv: Some(csv),
+        tables: vec![("blocks", recent)],
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1055,6 +1148,7 @@ pub fn block_page(v: &BlockView) -> Page {
         body,
         json: serde_json::to_value(v).unwrap_or_default(),
         csv: Some(csv),
+        tables: Vec::new(),
     }
 }
 
@@ -1088,7 +1182,13 @@ pub fn blocks_page(v: &BlocksView) -> Page {
             b.hash.clone(),
         ]));
     }
-    Page { title: "Blocks".into(), body, json: serde_json::to_value(v).unwrap_or_default(), csv: Some(csv) }
+    Page {
+        title: "Blocks".into(),
+        body,
+        json: serde_json::to_value(v).unwrap_or_default(),
+        csv: Some(csv),
+        tables: Vec::new(),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -1121,6 +1221,7 @@ pub fn event_page(v: &EventView) -> Page {
         body,
         json: serde_json::to_value(v).unwrap_or_default(),
         csv: None,
+        tables: Vec::new(),
     }
 }
 
