@@ -147,7 +147,7 @@ pub struct ExplorerConfig {
     /// A loopback address: the explorer authenticates no one, so it answers only on this host.
     pub address: SocketAddr,
     /// `None`: the node's own participant's authority (an observer on an observer's node).
-    pub role: Option<crate::access::Role>,
+    pub role: Option<crate::role::Role>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -279,7 +279,7 @@ impl NodeConfig {
                 let role = raw
                     .explorer_role
                     .as_deref()
-                    .map(crate::access::parse_role)
+                    .map(crate::role::parse_role)
                     .transpose()
                     .map_err(|m| field("explorer_role", m))?;
                 Some(ExplorerConfig { address, role })
@@ -393,7 +393,7 @@ client_ca = "ca.pem"
         let with = format!("explorer = \"127.0.0.2:27001\"\nexplorer_role = \"kp-ledger:reviewer:CD\"\n{GOOD}");
         let e = NodeConfig::parse(&with, &path).unwrap().explorer.unwrap();
         assert_eq!(e.address, "127.0.0.2:27001".parse().unwrap());
-        assert!(matches!(e.role, Some(crate::access::Role::Reviewer(_))));
+        assert!(matches!(e.role, Some(crate::role::Role::Reviewer(_))));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod api;
 pub mod config;
 pub mod explorer;
 pub mod network;
+pub mod role;
 pub mod runtime;
 pub mod tls;
 

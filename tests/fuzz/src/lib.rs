@@ -15,6 +15,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 /// The node's configuration loader, from `crates/kp-node/src/config.rs`.
+#[path = "../../../crates/kp-node/src/role.rs"]
+#[allow(dead_code)]
+pub mod role;
 #[path = "../../../crates/kp-node/src/config.rs"]
 pub mod node_config;
 
