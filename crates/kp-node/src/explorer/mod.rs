@@ -41,6 +41,8 @@ use views::{Page, PageError};
 
 /// Results of whole-model computations kept (per query and committed height).
 pub const MEMO_ENTRIES: usize = 32;
+/// Explorer requests in progress at once; more wait.
+pub const MAX_PAGES_IN_PROGRESS: usize = 8;
 /// How long a kept result of an earlier height is served instead of computing it again.
 pub const MEMO_FRESH: std::time::Duration = std::time::Duration::from_secs(10);
 /// Blocks read from the store per step of the index task (one lock of the core each).
@@ -244,6 +246,9 @@ pub fn router(explorer: Arc<Explorer>) -> axum::Router {
         .route("/static/explorer.css", get(css))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(guard))
+        // Pages are built on blocking threads and some cost a whole-model computation: at most
+        // this many at once, the others wait their turn (the node's consensus shares the CPU).
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(MAX_PAGES_IN_PROGRESS))
         .with_state(explorer)
 }
 

@@ -869,10 +869,16 @@ pub fn anomalies_view(
     page: usize,
 ) -> Result<AnomaliesView, PageError> {
     let today = review.as_of();
-    let rows: Vec<AnomalyRow> = all
+    let chosen: Vec<&Anomaly> = all
         .iter()
         .filter(|a| kind.is_none_or(|k| a.kind == k))
         .filter(|a| participant.is_none_or(|p| a.participant == p || a.counterpart == Some(p)))
+        .collect();
+    let counts = AnomalyKind::ALL.iter().map(|k| (*k, chosen.iter().filter(|a| a.kind == *k).count())).collect();
+    let (shown, paging) = paginate(&chosen, page)?;
+    // Who may read a finding's explanation is looked up for the page's rows only.
+    let anomalies = shown
+        .into_iter()
         .map(|a| {
             let sees = match &a.certificate {
                 None => true,
@@ -892,8 +898,6 @@ pub fn anomalies_view(
             }
         })
         .collect();
-    let counts = AnomalyKind::ALL.iter().map(|k| (*k, rows.iter().filter(|r| r.kind == *k).count())).collect();
-    let (anomalies, paging) = paginate(&rows, page)?;
     Ok(AnomaliesView { as_of: today, kind, participant, from, to, counts, anomalies, paging })
 }
 
@@ -1053,16 +1057,7 @@ pub fn network_page(v: &NetworkView) -> Page {
                 .join(";"),
         ]));
     }
-    let mut recent = csv_line(&["height", "time", "proposer", "events", "hash"]);
-    for b in &v.recent {
-        recent.push_str(&csv_line(&[
-            b.height.to_string(),
-            b.time.clone(),
-            b.proposer.clone(),
-            b.events.to_string(),
-            b.hash.clone(),
-        ]));
-    }
+    let recent = blocks_csv(&v.recent);
     Page {
         title: "Network".into(),
         body,
@@ -1160,6 +1155,21 @@ pub struct BlocksView {
     pub older: Option<u64>,
 }
 
+/// Block summaries as CSV (the network page's latest blocks, the blocks page).
+fn blocks_csv(blocks: &[BlockSummary]) -> String {
+    let mut csv = csv_line(&["height", "time", "proposer", "events", "hash"]);
+    for b in blocks {
+        csv.push_str(&csv_line(&[
+            b.height.to_string(),
+            b.time.clone(),
+            b.proposer.clone(),
+            b.events.to_string(),
+            b.hash.clone(),
+        ]));
+    }
+    csv
+}
+
 pub fn blocks_page(v: &BlocksView) -> Page {
     let body = html! {
         table id="blocks" {
@@ -1172,16 +1182,7 @@ pub fn blocks_page(v: &BlocksView) -> Page {
         }
         @if let Some(o) = v.older { nav class="pager" aria-label="Blocks" { a rel="next" href=(format!("/blocks?before={o}")) { "older blocks →" } } }
     };
-    let mut csv = csv_line(&["height", "time", "proposer", "events", "hash"]);
-    for b in &v.blocks {
-        csv.push_str(&csv_line(&[
-            b.height.to_string(),
-            b.time.clone(),
-            b.proposer.clone(),
-            b.events.to_string(),
-            b.hash.clone(),
-        ]));
-    }
+    let csv = blocks_csv(&v.blocks);
     Page {
         title: "Blocks".into(),
         body,
