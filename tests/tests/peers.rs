@@ -1,14 +1,14 @@
 //! Hostile peers against a live node (`kpledger node` processes on loopback): a libp2p identity
 //! that is not in the genesis is refused at the handshake; a peer with a genesis identity that
-//! sends undecodable, oversized or badly signed messages is counted, then disconnected, and
-//! nothing it sent changes the node's state.
+//! sends undecodable, oversized or badly signed messages on its message stream is counted, then
+//! disconnected, and nothing it sent changes the node's state.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use futures::StreamExt;
-use kp_node::network::{Codec, PROTOCOL, Request, Response};
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use kp_node::network::{Codec, Frame, MESSAGE_PROTOCOL, Message, PROTOCOL, Request, Response, encode, framed};
 use libp2p::request_response::{self, ProtocolSupport};
-use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, StreamProtocol, Swarm, identity, noise, tcp, yamux};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,17 +48,26 @@ fn counter(metrics: &str, reason: &str) -> u64 {
     metrics.lines().find_map(|l| l.strip_prefix(&key)).map_or(0, |v| v.trim().parse().unwrap())
 }
 
-fn client(key: identity::Keypair) -> Swarm<request_response::Behaviour<Codec>> {
+/// A peer as a node's network sees it: height requests, and message streams.
+#[derive(NetworkBehaviour)]
+#[behaviour(prelude = "libp2p::swarm::derive_prelude")]
+struct Client {
+    rr: request_response::Behaviour<Codec>,
+    streams: libp2p_stream::Behaviour,
+}
+
+fn client(key: identity::Keypair) -> Swarm<Client> {
     libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
         .unwrap()
-        .with_behaviour(|_| {
-            request_response::Behaviour::with_codec(
+        .with_behaviour(|_| Client {
+            rr: request_response::Behaviour::with_codec(
                 Codec,
                 [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Full)],
                 request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
-            )
+            ),
+            streams: libp2p_stream::Behaviour::new(),
         })
         .unwrap()
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
@@ -68,7 +77,7 @@ fn client(key: identity::Keypair) -> Swarm<request_response::Behaviour<Codec>> {
 /// What happened to requests sent to `target`: (responses, failures), after every request was
 /// answered or failed, or `limit` passed.
 async fn exchange(
-    swarm: &mut Swarm<request_response::Behaviour<Codec>>,
+    swarm: &mut Swarm<Client>,
     target: &Multiaddr,
     peer: libp2p::PeerId,
     requests: Vec<Request>,
@@ -77,7 +86,7 @@ async fn exchange(
     swarm.add_peer_address(peer, target.clone());
     let n = requests.len();
     for r in requests {
-        swarm.behaviour_mut().send_request(&peer, r);
+        swarm.behaviour_mut().rr.send_request(&peer, r);
     }
     let (mut answered, mut failed, mut closed) = (0, 0, false);
     let deadline = tokio::time::Instant::now() + limit;
@@ -87,11 +96,11 @@ async fn exchange(
             _ = tokio::time::sleep_until(deadline) => break,
         };
         match event {
-            SwarmEvent::Behaviour(request_response::Event::Message {
+            SwarmEvent::Behaviour(ClientEvent::Rr(request_response::Event::Message {
                 message: request_response::Message::Response { response: Response::Ack { .. }, .. },
                 ..
-            }) => answered += 1,
-            SwarmEvent::Behaviour(request_response::Event::OutboundFailure { .. }) => failed += 1,
+            })) => answered += 1,
+            SwarmEvent::Behaviour(ClientEvent::Rr(request_response::Event::OutboundFailure { .. })) => failed += 1,
             SwarmEvent::ConnectionClosed { .. } | SwarmEvent::OutgoingConnectionError { .. } => closed = true,
             _ => {}
         }
@@ -160,15 +169,46 @@ async fn outsiders_are_refused_and_hostile_peers_disconnected() {
     let mut forged = kp_proto::sign_event(&exporting, &chain_id, kp_proto::encode_payload(&payload).unwrap());
     let last = forged.len() - 1;
     forged[last] ^= 0x01;
-    let mut bad = vec![Request::Consensus(vec![0xde, 0xad, 0xbe, 0xef]), Request::Events(vec![forged])];
-    bad.push(Request::Events(vec![vec![0u8; kp_node::network::MAX_FRAME_BYTES + 1]]));
+    // On a message stream: a frame that is not a message at all, then one announcing more than
+    // the limit; the node closes that stream (its framing is lost).
+    let oversized = u32::try_from(kp_node::network::MAX_FRAME_BYTES + 1).unwrap();
+    let mut control = hostile.behaviour().streams.new_control();
+    // The swarm runs on its own task while the stream is written, until the node hangs up.
+    let driver = tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            tokio::select! {
+                e = hostile.select_next_some() => if let SwarmEvent::ConnectionClosed { .. } = e { return (hostile, true) },
+                _ = tokio::time::sleep_until(deadline) => return (hostile, false),
+            }
+        }
+    });
+    let protocol = StreamProtocol::new(MESSAGE_PROTOCOL);
+    let mut first = control.open_stream(target_peer, protocol.clone()).await.unwrap();
+    first.write_all(&framed(&[0xff; 10])).await.unwrap();
+    first.write_all(&oversized.to_be_bytes()).await.unwrap();
+    first.flush().await.unwrap();
+    let mut byte = [0u8; 1];
+    let ended = tokio::time::timeout(Duration::from_secs(10), first.read(&mut byte)).await;
+    assert!(matches!(ended, Ok(Ok(0) | Err(_))), "a stream that announced an oversized frame stayed open: {ended:?}");
+    // On a second stream: a consensus message that does not decode, the forged event, and more
+    // bad consensus messages than the strikes allowed.
+    let frame = |message| framed(&encode(&Frame { height: 0, message }));
+    let mut bad = vec![frame(Message::Consensus(vec![0xde, 0xad, 0xbe, 0xef])), frame(Message::Events(vec![forged]))];
     for i in 0..kp_node::network::MAX_STRIKES {
-        bad.push(Request::Consensus(vec![u8::try_from(i).unwrap(); 40]));
+        bad.push(frame(Message::Consensus(vec![u8::try_from(i).unwrap(); 40])));
     }
-    let (_, _, closed) = exchange(&mut hostile, &listen, target_peer, bad, Duration::from_secs(30)).await;
+    let mut stream = control.open_stream(target_peer, protocol).await.unwrap();
+    for f in bad {
+        // Once banned, the connection is gone and writes fail.
+        if stream.write_all(&f).await.is_err() || stream.flush().await.is_err() {
+            break;
+        }
+    }
+    let (mut hostile, closed) = driver.await.unwrap();
     assert!(closed, "the hostile peer was not disconnected");
     let m = metrics(&metrics_addr);
-    assert!(counter(&m, "peer_malformed") >= 2, "undecodable and oversized messages not counted:\n{m}");
+    assert!(counter(&m, "peer_malformed") >= 3, "undecodable messages not counted:\n{m}");
     assert!(counter(&m, "peer_bad_event") >= 1, "the badly signed event not counted:\n{m}");
     assert!(counter(&m, "peer_banned") >= 1, "the peer was not banned:\n{m}");
     // Banned: a new connection is refused for a while.

@@ -41,6 +41,13 @@ pub struct Metrics {
     pub clock_offset: Gauge<f64, AtomicU64>,
     /// Each voter's signed clock reading minus the median of the last commit's readings.
     pub peer_clock_offset: Family<ParticipantLabel, Gauge<f64, AtomicU64>>,
+    /// Messages written to peers' message streams, the writes that carried them (queued
+    /// messages are batched into one write), messages dropped because a peer's send queue was
+    /// full or its stream could not be written, and messages read from peers.
+    pub net_messages_sent: Counter,
+    pub net_writes: Counter,
+    pub net_messages_dropped: Counter,
+    pub net_messages_received: Counter,
 }
 
 impl Default for Metrics {
@@ -66,6 +73,10 @@ impl Metrics {
             pool_reapplied: Counter::default(),
             clock_offset: Gauge::default(),
             peer_clock_offset: Family::default(),
+            net_messages_sent: Counter::default(),
+            net_writes: Counter::default(),
+            net_messages_dropped: Counter::default(),
+            net_messages_received: Counter::default(),
         };
         registry.register("height", "Height of the last committed block", m.height.clone());
         registry.register("round", "Consensus round at the current height", m.round.clone());
@@ -94,6 +105,26 @@ impl Metrics {
             "pool_reapplied",
             "Times the whole pending pool was applied afresh as a tentative block",
             m.pool_reapplied.clone(),
+        );
+        registry.register(
+            "net_messages_sent",
+            "Messages written to peers' message streams",
+            m.net_messages_sent.clone(),
+        );
+        registry.register(
+            "net_writes",
+            "Writes to peers' message streams (each carries the messages queued)",
+            m.net_writes.clone(),
+        );
+        registry.register(
+            "net_messages_dropped",
+            "Messages to peers dropped: send queue full or stream not writable",
+            m.net_messages_dropped.clone(),
+        );
+        registry.register(
+            "net_messages_received",
+            "Messages read from peers' message streams",
+            m.net_messages_received.clone(),
         );
         Metrics { registry, ..m }
     }

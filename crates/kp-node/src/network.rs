@@ -1,12 +1,19 @@
 //! The peer-to-peer network: libp2p over TCP with Noise and Yamux, permissioned by the genesis.
 //!
-//! One protocol, `/kp/1`, request-response: every message is a request on its own Yamux
-//! substream and is answered with this node's height, so that every exchange also tells each
-//! side how far the other is. The voters are few and known (at most 59 plus observers), so every
-//! node keeps a direct connection to every other and nothing is relayed:
-//! - a consensus message to one voter (a vote to the round's leader) is one request; a broadcast
-//!   (proposal, certificate, new round) is one request to each voter's node — O(n) messages
-//!   per phase, no duplicates, no extra signature per hop as gossipsub would add;
+//! Two protocols. Consensus messages, events passed on and approvals travel one way on
+//! [`MESSAGE_PROTOCOL`]: one long-lived Yamux stream per peer and direction, opened when the
+//! first message goes to that peer and replaced when it breaks. Each message is a length-prefixed
+//! [`Frame`] that also carries the sender's height; a task per peer writes what is queued for it
+//! in one write (bounded queue: [`SEND_QUEUE_FRAMES`] frames, [`SEND_QUEUE_BYTES`] bytes; beyond,
+//! messages are dropped and counted, and consensus recovers them by its round timeouts and
+//! catch-up), so a message costs neither a substream, nor a protocol negotiation, nor an answer.
+//! Catch-up and height pings stay request-response on [`PROTOCOL`] (rare, and answered).
+//!
+//! The voters are few and known (at most 59 plus observers), so every node keeps a direct
+//! connection to every other and nothing is relayed:
+//! - a consensus message to one voter (a vote to the round's leader) is one frame; a broadcast
+//!   (proposal, certificate, new round) is encoded once and queued to each voter's node — O(n)
+//!   messages per phase, no duplicates, no extra signature per hop as gossipsub would add;
 //! - events clients submit are passed on in batches to the nodes of the upcoming proposers
 //!   only (the current round's leader and the next height's), which propose them; every node
 //!   receives them in the proposal ([`Core`] decides what goes to whom, see `Core::forward`);
@@ -15,9 +22,12 @@
 //!   ([`Core::apply_blocks`]); observers' nodes follow the chain that way only.
 //!
 //! A peer is accepted only if its libp2p identity is the node key of a participant or observer
-//! in the ledger (refused at the handshake otherwise, and logged). Every message is read under a
-//! size limit; a peer that sends messages that do not decode or carry bad signatures collects
-//! strikes, and [`MAX_STRIKES`] strikes within [`STRIKE_WINDOW`] disconnect it for [`BAN`].
+//! in the ledger (refused at the handshake otherwise, and logged). Every frame is read under a
+//! size limit (a larger one closes the stream), a peer has at most
+//! [`MAX_INBOUND_STREAMS_PER_PEER`] message streams open, and readers wait when the network task
+//! is behind (back-pressure to the sender); a peer that sends messages that do not decode or
+//! carry bad signatures collects strikes, and [`MAX_STRIKES`] strikes within [`STRIKE_WINDOW`]
+//! disconnect it for [`BAN`].
 
 use crate::core::{Core, CoreError, Effect};
 use crate::metrics::Metrics;
@@ -33,12 +43,16 @@ use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, connection_limits, identi
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
-/// The protocol every message travels on.
-pub const PROTOCOL: &str = "/kp/1";
-/// Largest request or response read from a peer (a consensus message or a catch-up batch, and
-/// a little framing).
+/// The protocol of catch-up and height requests (request-response, one substream each).
+pub const PROTOCOL: &str = "/kp/sync/2";
+/// The protocol of the long-lived, one-way message streams (one per peer and direction).
+pub const MESSAGE_PROTOCOL: &str = "/kp/msg/2";
+/// Largest request, response or message frame read from a peer (a consensus message or a
+/// catch-up batch, and a little framing).
 pub const MAX_FRAME_BYTES: usize = wire::MAX_MESSAGE_BYTES + 1024;
 /// Most events in one batch passed on to a peer, and most bytes of events (well within a frame).
 pub const MAX_FORWARD_EVENTS: usize = 1_024;
@@ -48,9 +62,21 @@ pub const MAX_STRIKES: usize = 16;
 pub const STRIKE_WINDOW: Duration = Duration::from_secs(60);
 /// How long a peer that struck out is refused.
 pub const BAN: Duration = Duration::from_secs(60);
-/// Requests waiting for an answer from one peer, beyond which messages to it are dropped
-/// (consensus recovers lost messages through its round timeouts and catch-up).
-const MAX_OUTSTANDING_PER_PEER: usize = 512;
+/// Message streams one peer may have open to this node at once (an honest one has one, and
+/// another for a moment while it replaces a broken one); more are refused and counted.
+pub const MAX_INBOUND_STREAMS_PER_PEER: usize = 4;
+/// Frames waiting to be written to one peer, and their bytes; beyond either, messages to it are
+/// dropped (consensus recovers lost messages through its round timeouts and catch-up).
+pub const SEND_QUEUE_FRAMES: usize = 1_024;
+pub const SEND_QUEUE_BYTES: usize = 32 * 1024 * 1024;
+/// What one write to a peer's stream carries at most: the frames queued for it, batched.
+const MAX_WRITE_BYTES: usize = 256 * 1024;
+/// Messages read from peers waiting for the network task (the readers wait when it is full:
+/// back-pressure to the senders' TCP windows).
+const INBOUND_QUEUE: usize = 1_024;
+/// Catch-up and height requests waiting for an answer from one peer, beyond which more are not
+/// sent.
+const MAX_OUTSTANDING_PER_PEER: usize = 64;
 /// How often unconnected peers are dialled again.
 const REDIAL: Duration = Duration::from_secs(2);
 /// How often a peer is asked for its height when nothing else tells it.
@@ -61,19 +87,13 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// The shortest time between two catch-up batches served to one peer.
 const MIN_SERVE_INTERVAL: Duration = Duration::from_millis(20);
 
-/// A message to a peer.
+/// A request to a peer (catch-up and heights), answered with a [`Response`].
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub enum Request {
-    /// A consensus message, as `kp_consensus::wire` encodes it.
-    Consensus(Vec<u8>),
-    /// Signed events clients submitted to the sender (their exact envelopes).
-    Events(Vec<Vec<u8>>),
     /// Committed blocks from this height on.
     Blocks { from: u64 },
     /// Only the peer's height.
     Head,
-    /// A participant authority's approval of a governance act (act bytes, key, signature).
-    Approval { act: Vec<u8>, key: Vec<u8>, signature: Vec<u8> },
     /// Never sent: what a request that does not decode (or is too large) is read as, so that
     /// the peer is held to account (a read error would only close the stream).
     Invalid(String),
@@ -92,6 +112,25 @@ impl Response {
             Response::Ack { height } | Response::Blocks { height, .. } => *height,
         }
     }
+}
+
+/// A one-way message on a peer's message stream.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub enum Message {
+    /// A consensus message, as `kp_consensus::wire` encodes it.
+    Consensus(Vec<u8>),
+    /// Signed events clients submitted to the sender (their exact envelopes).
+    Events(Vec<Vec<u8>>),
+    /// A participant authority's approval of a governance act (act bytes, key, signature).
+    Approval { act: Vec<u8>, key: Vec<u8>, signature: Vec<u8> },
+}
+
+/// What a message stream carries: a message and the sender's height when it sent it (so that
+/// every message also tells how far its sender is, as the answers to requests do).
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct Frame {
+    pub height: u64,
+    pub message: Message,
 }
 
 fn bincode_config() -> impl bincode::config::Config {
@@ -115,7 +154,19 @@ pub fn decode<T: Decode<()>>(bytes: &[u8]) -> io::Result<T> {
     Ok(value)
 }
 
-async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u8>> {
+/// A frame as it travels: a 4-byte big-endian length, then the body.
+pub fn framed(body: &[u8]) -> Vec<u8> {
+    // Bodies are far below 4 GiB (MAX_FRAME_BYTES): the length always fits.
+    let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(body);
+    frame
+}
+
+/// Reads one length-prefixed frame; a length above [`MAX_FRAME_BYTES`] is `InvalidData` (and
+/// nothing of the body is read: the stream's framing is lost).
+pub async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
     io.read_exact(&mut len).await?;
     let len = usize::try_from(u32::from_be_bytes(len)).unwrap_or(usize::MAX);
@@ -130,14 +181,13 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u
     Ok(body)
 }
 
-/// Writes the frame (length prefix and body) in one write: one Yamux data frame, and as few
-/// Noise records as its size allows.
+/// Writes the frame (length prefix and body) in one write, and closes the substream: one Yamux
+/// data frame, and as few Noise records as its size allows.
 async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, body: &[u8]) -> io::Result<()> {
-    let len = u32::try_from(body.len()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
-    let mut frame = Vec::with_capacity(4 + body.len());
-    frame.extend_from_slice(&len.to_be_bytes());
-    frame.extend_from_slice(body);
-    io.write_all(&frame).await?;
+    if body.len() > MAX_FRAME_BYTES {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "frame too large"));
+    }
+    io.write_all(&framed(body)).await?;
     io.close().await
 }
 
@@ -194,6 +244,7 @@ pub struct Behaviour {
     blocked: allow_block_list::Behaviour<BlockedPeers>,
     limits: connection_limits::Behaviour,
     rr: request_response::Behaviour<Codec>,
+    streams: libp2p_stream::Behaviour,
 }
 
 impl std::fmt::Debug for Behaviour {
@@ -245,6 +296,111 @@ pub fn keypair_of(key: &kp_crypto::SecretKey) -> Result<identity::Keypair, Netwo
     identity::Keypair::ed25519_from_bytes(key.to_seed()).map_err(|e| NetworkError::Key(e.to_string()))
 }
 
+/// The sending side of one peer's message stream: frames queue here (bounded in number and
+/// bytes) for the task that writes them.
+#[derive(Debug)]
+struct Outbox {
+    frames: mpsc::Sender<Arc<[u8]>>,
+    queued_bytes: Arc<AtomicUsize>,
+}
+
+/// Writes the frames queued for `peer` to one long-lived stream: what is queued when the stream
+/// can take more goes out in one write (up to [`MAX_WRITE_BYTES`]). A stream that fails is
+/// replaced at once (the connection may have been replaced); a batch that cannot be written on
+/// either is dropped, as a lost message is.
+async fn write_stream(
+    peer: PeerId,
+    mut control: libp2p_stream::Control,
+    mut frames: mpsc::Receiver<Arc<[u8]>>,
+    queued_bytes: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
+) {
+    let protocol = StreamProtocol::new(MESSAGE_PROTOCOL);
+    let mut stream: Option<libp2p::Stream> = None;
+    let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
+    while let Some(first) = frames.recv().await {
+        batch.clear();
+        batch.extend_from_slice(&first);
+        queued_bytes.fetch_sub(first.len(), Ordering::Relaxed);
+        let mut count: u64 = 1;
+        while batch.len() < MAX_WRITE_BYTES {
+            let Ok(next) = frames.try_recv() else { break };
+            batch.extend_from_slice(&next);
+            queued_bytes.fetch_sub(next.len(), Ordering::Relaxed);
+            count += 1;
+        }
+        let mut written = false;
+        for _attempt in 0..2 {
+            if stream.is_none() {
+                match control.open_stream(peer, protocol.clone()).await {
+                    Ok(s) => stream = Some(s),
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "cannot open a message stream");
+                        break;
+                    }
+                }
+            }
+            let Some(s) = stream.as_mut() else { break };
+            match async { s.write_all(&batch).await.and(s.flush().await) }.await {
+                Ok(()) => {
+                    written = true;
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "message stream broke");
+                    stream = None;
+                }
+            }
+        }
+        if written {
+            metrics.net_writes.inc();
+            metrics.net_messages_sent.inc_by(count);
+        } else {
+            metrics.net_messages_dropped.inc_by(count);
+        }
+    }
+}
+
+/// What the readers of peers' message streams hand the network task.
+#[derive(Debug)]
+pub enum Inbound {
+    Frame(PeerId, Frame),
+    /// A frame that does not decode, or announces more than [`MAX_FRAME_BYTES`] (then the
+    /// stream is closed: its framing is lost).
+    Invalid(PeerId, String),
+    /// A message stream from this peer ended.
+    Closed(PeerId),
+}
+
+/// Reads one peer's message stream until it ends or its framing is lost.
+async fn read_stream(peer: PeerId, mut stream: libp2p::Stream, inbound: mpsc::Sender<Inbound>) {
+    loop {
+        let item = match read_frame(&mut stream).await {
+            Ok(body) => match decode::<Frame>(&body) {
+                Ok(frame) => Inbound::Frame(peer, frame),
+                Err(e) => Inbound::Invalid(peer, e.to_string()),
+            },
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                let _ = inbound.send(Inbound::Invalid(peer, e.to_string())).await;
+                break;
+            }
+            Err(_) => break,
+        };
+        if inbound.send(item).await.is_err() {
+            return;
+        }
+    }
+    let _ = inbound.send(Inbound::Closed(peer)).await;
+}
+
+/// What the network task waits for: the swarm, a peer opening a message stream, a message.
+#[derive(Debug)]
+pub enum NetEvent {
+    Swarm(SwarmEvent<BehaviourEvent>),
+    Stream(PeerId, libp2p::Stream),
+    Inbound(Inbound),
+}
+
 #[derive(Debug, Default)]
 struct Peer {
     connections: usize,
@@ -252,7 +408,10 @@ struct Peer {
     /// When this peer was first seen ahead of this node (reset when this node catches up).
     ahead_since: Option<Instant>,
     strikes: VecDeque<Instant>,
+    /// Catch-up and height requests not answered yet.
     outstanding: usize,
+    /// Message streams it has open to this node.
+    inbound_streams: usize,
     /// When a catch-up batch was last served to it.
     served: Option<Instant>,
 }
@@ -280,6 +439,11 @@ pub struct Network {
     /// ahead, and asks for heights more often.
     observer: bool,
     metrics: Arc<Metrics>,
+    control: libp2p_stream::Control,
+    incoming: libp2p_stream::IncomingStreams,
+    outboxes: HashMap<PeerId, Outbox>,
+    inbound_tx: mpsc::Sender<Inbound>,
+    inbound_rx: mpsc::Receiver<Inbound>,
 }
 
 impl std::fmt::Debug for Network {
@@ -318,13 +482,14 @@ impl Network {
                     [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Full)],
                     request_response::Config::default()
                         .with_request_timeout(REQUEST_TIMEOUT)
-                        .with_max_concurrent_streams(1_024),
+                        .with_max_concurrent_streams(MAX_OUTSTANDING_PER_PEER * 4),
                 ),
+                streams: libp2p_stream::Behaviour::new(),
             })
             .map_err(|e| NetworkError::Transport(e.to_string()))?
-            // Every message opens a substream; `V1Lazy` sends the protocol's name and the message
-            // at once instead of waiting a round trip for the peer to confirm the protocol (all
-            // nodes speak the one protocol; a peer that does not is refused as before).
+            // Requests and message streams open substreams; `V1Lazy` sends the protocol's name
+            // and the first bytes at once instead of waiting a round trip for the peer to confirm
+            // the protocol (all nodes speak both; a peer that does not is refused as before).
             .with_swarm_config(|c| {
                 c.with_idle_connection_timeout(Duration::from_secs(3_600))
                     .with_substream_upgrade_protocol_override(libp2p::core::upgrade::Version::V1Lazy)
@@ -344,6 +509,11 @@ impl Network {
                 bootstrap_peers.push((peer, addr));
             }
         }
+        let mut control = swarm.behaviour().streams.new_control();
+        let incoming = control
+            .accept(StreamProtocol::new(MESSAGE_PROTOCOL))
+            .map_err(|e| NetworkError::Transport(format!("message protocol: {e}")))?;
+        let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
         let mut net = Network {
             swarm,
             me,
@@ -360,6 +530,11 @@ impl Network {
             ping_next: 0,
             observer: core.me().is_none(),
             metrics: core.metrics(),
+            control,
+            incoming,
+            outboxes: HashMap::new(),
+            inbound_tx,
+            inbound_rx,
         };
         for o in observers {
             net.swarm.behaviour_mut().allowed.allow_peer(peer_id_of(o)?);
@@ -383,9 +558,14 @@ impl Network {
         self.peers.values().filter(|p| p.connections > 0).count()
     }
 
-    /// The next swarm event.
-    pub async fn next(&mut self) -> SwarmEvent<BehaviourEvent> {
-        self.swarm.select_next_some().await
+    /// The next thing for the network task to handle (cancel-safe: nothing is lost when another
+    /// branch of the caller's `select!` wins).
+    pub async fn next(&mut self) -> NetEvent {
+        tokio::select! {
+            event = self.swarm.select_next_some() => NetEvent::Swarm(event),
+            Some((peer, stream)) = self.incoming.next() => NetEvent::Stream(peer, stream),
+            Some(inbound) = self.inbound_rx.recv() => NetEvent::Inbound(inbound),
+        }
     }
 
     /// The participants' node keys as the ledger has them now (they change by governance).
@@ -414,14 +594,52 @@ impl Network {
         self.participants.iter().find(|(_, p)| **p == participant).map(|(peer, _)| *peer)
     }
 
-    fn send(&mut self, peer: PeerId, request: Request) {
+    /// Sends a catch-up or height request.
+    fn request(&mut self, peer: PeerId, request: Request) {
         let state = self.peers.entry(peer).or_default();
         if state.outstanding >= MAX_OUTSTANDING_PER_PEER {
-            tracing::debug!(%peer, "too many unanswered messages to this peer: message dropped");
+            tracing::debug!(%peer, "too many unanswered requests to this peer: request dropped");
             return;
         }
         state.outstanding += 1;
         self.swarm.behaviour_mut().rr.send_request(&peer, request);
+    }
+
+    /// A message as its frame bytes, with this node's height.
+    fn frame(message: Message, height: u64) -> Arc<[u8]> {
+        Arc::from(framed(&encode(&Frame { height, message })))
+    }
+
+    /// Queues a frame on the peer's message stream (its writer task is started on first use).
+    fn send(&mut self, peer: PeerId, frame: Arc<[u8]>) {
+        let metrics = &self.metrics;
+        let control = &self.control;
+        let outbox = self.outboxes.entry(peer).or_insert_with(|| {
+            let (frames, rx) = mpsc::channel(SEND_QUEUE_FRAMES);
+            let queued_bytes = Arc::new(AtomicUsize::new(0));
+            tokio::spawn(write_stream(peer, control.clone(), rx, Arc::clone(&queued_bytes), Arc::clone(metrics)));
+            Outbox { frames, queued_bytes }
+        });
+        let len = frame.len();
+        if outbox.queued_bytes.fetch_add(len, Ordering::Relaxed) + len > SEND_QUEUE_BYTES {
+            outbox.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            self.metrics.net_messages_dropped.inc();
+            tracing::debug!(%peer, "send queue to this peer full (bytes): message dropped");
+            return;
+        }
+        if let Err(e) = outbox.frames.try_send(frame) {
+            outbox.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            self.metrics.net_messages_dropped.inc();
+            match e {
+                mpsc::error::TrySendError::Full(_) => {
+                    tracing::debug!(%peer, "send queue to this peer full: message dropped");
+                }
+                // The writer ended (it cannot, short of a panic): started afresh next time.
+                mpsc::error::TrySendError::Closed(_) => {
+                    self.outboxes.remove(&peer);
+                }
+            }
+        }
     }
 
     /// Voters' nodes other than this one that are connected.
@@ -436,29 +654,34 @@ impl Network {
     /// Carries out the core's effects that concern the network.
     pub fn carry_out(&mut self, effects: &[Effect], core: &mut Core) {
         for e in effects {
+            let height = core.height();
             match e {
                 Effect::Send(to, message) => match self.peer_of(*to) {
-                    Some(peer) => self.send(peer, Request::Consensus(wire::encode_message(message))),
+                    Some(peer) => {
+                        self.send(peer, Self::frame(Message::Consensus(wire::encode_message(message)), height))
+                    }
                     None => tracing::warn!(%to, "no node key known for this voter: message not sent"),
                 },
                 Effect::Broadcast(message) => {
-                    let bytes = wire::encode_message(message);
+                    // Encoded once; every voter's queue holds the same bytes.
+                    let frame = Self::frame(Message::Consensus(wire::encode_message(message)), height);
                     for peer in self.voter_peers() {
-                        self.send(peer, Request::Consensus(bytes.clone()));
+                        self.send(peer, Arc::clone(&frame));
                     }
                 }
                 Effect::Forward(to, envelopes) => match self.peer_of(*to) {
                     Some(peer) => {
                         for chunk in chunks(envelopes) {
-                            self.send(peer, Request::Events(chunk));
+                            self.send(peer, Self::frame(Message::Events(chunk), height));
                         }
                     }
                     None => tracing::warn!(%to, "no node key known for this proposer: events not passed on"),
                 },
                 Effect::GossipApproval(a) => {
+                    let (act, key, signature) = (a.act.clone(), a.key.clone(), a.signature.clone());
+                    let frame = Self::frame(Message::Approval { act, key, signature }, height);
                     for peer in self.voter_peers() {
-                        let (act, key, signature) = (a.act.clone(), a.key.clone(), a.signature.clone());
-                        self.send(peer, Request::Approval { act, key, signature });
+                        self.send(peer, Arc::clone(&frame));
                     }
                 }
                 Effect::Behind(_) => self.behind = true,
@@ -526,7 +749,7 @@ impl Network {
                 self.peers.iter().filter(|(_, p)| p.connections > 0).map(|(peer, _)| *peer).collect();
             self.ping_next = (self.ping_next + 1) % connected.len().max(1);
             if let Some(peer) = connected.get(self.ping_next) {
-                self.send(*peer, Request::Head);
+                self.request(*peer, Request::Head);
             }
         }
         self.maybe_fetch(core.height(), now);
@@ -578,7 +801,42 @@ impl Network {
 
     /// Handles one swarm event; returns the core's effects for the runtime to publish (and to
     /// hand back to [`Network::carry_out`]).
-    pub fn on_event(
+    pub fn on_event(&mut self, event: NetEvent, core: &mut Core, now: Timestamp) -> Result<Vec<Effect>, CoreError> {
+        match event {
+            NetEvent::Swarm(event) => self.on_swarm_event(event, core, now),
+            NetEvent::Stream(peer, stream) => {
+                let state = self.peers.entry(peer).or_default();
+                if state.inbound_streams >= MAX_INBOUND_STREAMS_PER_PEER {
+                    drop(stream);
+                    self.strike(
+                        peer,
+                        "peer_too_many_streams",
+                        &format!("more than {MAX_INBOUND_STREAMS_PER_PEER} message streams"),
+                    );
+                } else {
+                    state.inbound_streams += 1;
+                    tokio::spawn(read_stream(peer, stream, self.inbound_tx.clone()));
+                }
+                Ok(Vec::new())
+            }
+            NetEvent::Inbound(Inbound::Closed(peer)) => {
+                let state = self.peers.entry(peer).or_default();
+                state.inbound_streams = state.inbound_streams.saturating_sub(1);
+                Ok(Vec::new())
+            }
+            NetEvent::Inbound(Inbound::Invalid(peer, why)) => {
+                self.strike(peer, "peer_malformed", &why);
+                Ok(Vec::new())
+            }
+            NetEvent::Inbound(Inbound::Frame(peer, frame)) => {
+                self.metrics.net_messages_received.inc();
+                self.saw_height(peer, frame.height, core.height());
+                self.on_frame(peer, frame.message, core, now)
+            }
+        }
+    }
+
+    fn on_swarm_event(
         &mut self,
         event: SwarmEvent<BehaviourEvent>,
         core: &mut Core,
@@ -590,7 +848,7 @@ impl Network {
                 p.connections += 1;
                 if p.connections == 1 {
                     tracing::info!(peer = %peer_id, participant = ?self.participants.get(&peer_id), "peer connected");
-                    self.send(peer_id, Request::Head);
+                    self.request(peer_id, Request::Head);
                     // It may have restarted: the events passed on to it are passed on again.
                     if let Some(participant) = self.participants.get(&peer_id) {
                         core.peer_connected(*participant);
@@ -598,7 +856,8 @@ impl Network {
                     // A voter's node that was away learns the approvals collected meanwhile.
                     if self.voters.contains(&peer_id) {
                         for a in core.open_approvals() {
-                            self.send(peer_id, Request::Approval { act: a.act, key: a.key, signature: a.signature });
+                            let approval = Message::Approval { act: a.act, key: a.key, signature: a.signature };
+                            self.send(peer_id, Self::frame(approval, core.height()));
                         }
                     }
                 }
@@ -629,6 +888,62 @@ impl Network {
         let _ = self.swarm.behaviour_mut().rr.send_response(channel, response);
     }
 
+    /// A message from a peer's message stream.
+    fn on_frame(
+        &mut self,
+        peer: PeerId,
+        message: Message,
+        core: &mut Core,
+        now: Timestamp,
+    ) -> Result<Vec<Effect>, CoreError> {
+        match message {
+            Message::Consensus(bytes) => {
+                let Some(from) = self.participants.get(&peer).copied() else {
+                    self.metrics.reject("peer_not_a_voter");
+                    return Ok(Vec::new());
+                };
+                match wire::decode_message(&bytes) {
+                    Ok(message) => return core.on_message(from, message, now),
+                    Err(e) => self.strike(peer, "peer_malformed", &e.to_string()),
+                }
+            }
+            Message::Events(envelopes) => {
+                if !self.participants.contains_key(&peer) {
+                    self.metrics.reject("peer_not_a_voter");
+                    return Ok(Vec::new());
+                }
+                if envelopes.len() > MAX_FORWARD_EVENTS {
+                    self.strike(peer, "peer_malformed", &format!("{} events in one batch", envelopes.len()));
+                    return Ok(Vec::new());
+                }
+                let started = Instant::now();
+                let n = envelopes.len();
+                let (received, effects) = core.receive_events(envelopes, now)?;
+                tracing::debug!(events = n, took = ?started.elapsed(), "events passed on by a peer");
+                if let Some(why) = received.first_bad {
+                    self.strike(peer, "peer_bad_event", &why);
+                }
+                return Ok(effects);
+            }
+            Message::Approval { act, key, signature } => {
+                if !self.participants.contains_key(&peer) {
+                    self.metrics.reject("peer_not_a_voter");
+                    return Ok(Vec::new());
+                }
+                let approval = crate::core::ApprovalBytes { act, key, signature };
+                let (outcome, effects) = core.approve(approval, false)?;
+                if let Err(
+                    e @ (crate::core::ApprovalError::Malformed(_) | crate::core::ApprovalError::BadSignature(_)),
+                ) = outcome
+                {
+                    self.strike(peer, "peer_bad_approval", &e.to_string());
+                }
+                return Ok(effects);
+            }
+        }
+        Ok(Vec::new())
+    }
+
     fn on_message(
         &mut self,
         event: request_response::Event<Request, Response>,
@@ -647,53 +962,6 @@ impl Network {
                         self.strike(peer, "peer_malformed", &why);
                     }
                     Request::Head => self.answer(channel, ack),
-                    Request::Consensus(bytes) => {
-                        self.answer(channel, ack);
-                        let Some(from) = self.participants.get(&peer).copied() else {
-                            self.metrics.reject("peer_not_a_voter");
-                            return Ok(Vec::new());
-                        };
-                        match wire::decode_message(&bytes) {
-                            Ok(message) => return core.on_message(from, message, now),
-                            Err(e) => self.strike(peer, "peer_malformed", &e.to_string()),
-                        }
-                    }
-                    Request::Events(envelopes) => {
-                        self.answer(channel, ack);
-                        if !self.participants.contains_key(&peer) {
-                            self.metrics.reject("peer_not_a_voter");
-                            return Ok(Vec::new());
-                        }
-                        if envelopes.len() > MAX_FORWARD_EVENTS {
-                            self.strike(peer, "peer_malformed", &format!("{} events in one batch", envelopes.len()));
-                            return Ok(Vec::new());
-                        }
-                        let started = Instant::now();
-                        let n = envelopes.len();
-                        let (received, effects) = core.receive_events(envelopes, now)?;
-                        tracing::debug!(events = n, took = ?started.elapsed(), "events passed on by a peer");
-                        if let Some(why) = received.first_bad {
-                            self.strike(peer, "peer_bad_event", &why);
-                        }
-                        return Ok(effects);
-                    }
-                    Request::Approval { act, key, signature } => {
-                        self.answer(channel, ack);
-                        if !self.participants.contains_key(&peer) {
-                            self.metrics.reject("peer_not_a_voter");
-                            return Ok(Vec::new());
-                        }
-                        let approval = crate::core::ApprovalBytes { act, key, signature };
-                        let (outcome, effects) = core.approve(approval, false)?;
-                        if let Err(
-                            e
-                            @ (crate::core::ApprovalError::Malformed(_) | crate::core::ApprovalError::BadSignature(_)),
-                        ) = outcome
-                        {
-                            self.strike(peer, "peer_bad_approval", &e.to_string());
-                        }
-                        return Ok(effects);
-                    }
                     Request::Blocks { from } => {
                         // Reading and encoding a batch holds the core: a peer is served at most
                         // one batch per MIN_SERVE_INTERVAL (an honest one asks for the next batch
@@ -763,5 +1031,68 @@ impl Network {
             Event::ResponseSent { .. } => {}
         }
         Ok(Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn sample() -> Vec<Frame> {
+        vec![
+            Frame { height: 7, message: Message::Consensus(vec![1, 2, 3]) },
+            Frame { height: 8, message: Message::Events(vec![vec![9; 40], vec![]]) },
+            Frame {
+                height: u64::MAX,
+                message: Message::Approval { act: vec![5], key: vec![6; 32], signature: vec![7; 64] },
+            },
+        ]
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_frames_reads_back_frame_by_frame() {
+        // What a writer puts in one write: frames back to back.
+        let batch: Vec<u8> = sample().iter().flat_map(|f| framed(&encode(f))).collect();
+        let mut io = futures::io::Cursor::new(batch);
+        for expected in sample() {
+            let body = read_frame(&mut io).await.unwrap();
+            assert_eq!(decode::<Frame>(&body).unwrap(), expected);
+        }
+        assert_eq!(read_frame(&mut io).await.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[tokio::test]
+    async fn an_oversized_frame_is_refused_before_its_body_is_read() {
+        let len = u32::try_from(MAX_FRAME_BYTES + 1).unwrap();
+        let mut io = futures::io::Cursor::new(len.to_be_bytes().to_vec());
+        let e = read_frame(&mut io).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("more than"), "{e}");
+    }
+
+    #[test]
+    fn damaged_frames_are_errors_not_panics_nor_other_frames() {
+        for frame in sample() {
+            let good = encode(&frame);
+            // Every truncation, and one trailing byte, are refused.
+            for cut in 0..good.len() {
+                assert!(decode::<Frame>(&good[..cut]).is_err(), "truncated at {cut} decoded");
+            }
+            let mut longer = good.clone();
+            longer.push(0);
+            assert!(decode::<Frame>(&longer).is_err());
+            // Every single-byte change either fails or decodes to a frame that re-encodes to
+            // exactly the bytes read (never a panic, never bytes the decoder did not use).
+            for i in 0..good.len() {
+                for bit in 0..8 {
+                    let mut bad = good.clone();
+                    bad[i] ^= 1 << bit;
+                    if let Ok(f) = decode::<Frame>(&bad) {
+                        assert_eq!(encode(&f), bad);
+                    }
+                }
+            }
+        }
     }
 }
