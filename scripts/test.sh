@@ -9,7 +9,9 @@ export PATH="$HOME/.cargo/bin:$PATH"
 # CI disk; set CARGO_INCREMENTAL=1 to keep them while iterating.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 df -h . | awk 'NR == 2 { print "test.sh: " $4 " free on the disk holding the checkout" }'
+t_rocksdb=$SECONDS
 source scripts/rocksdb-lib.sh debug
+echo "test.sh: RocksDB library ready after $((SECONDS - t_rocksdb)) s" >&2
 # libfaketime, for the test of a node whose clock is wrong (tests/tests/clock.rs, which says it
 # is skipped if this fails).
 if ! compgen -G '/usr/lib/*/faketime/libfaketimeMT.so.1' >/dev/null; then
@@ -34,14 +36,16 @@ if [ ! -x target/py/bin/python ] || ! target/py/bin/python -c 'import grpc, grpc
   target/py/bin/pip install -q --disable-pip-version-check grpcio grpcio-tools cryptography
 fi
 export KP_PYTHON="$PWD/target/py/bin/python" KP_REQUIRE_PYTHON=1
-cargo fmt --all -- --check
-bash scripts/check-deps.sh
-cargo clippy --locked --workspace --all-targets -- -D warnings
-cargo test --locked --workspace
+# Each step says how long it took (the whole run must stay well inside CI's time).
+timed() { local t=$SECONDS; "$@"; echo "test.sh: '$*' took $((SECONDS - t)) s" >&2; }
+timed cargo fmt --all -- --check
+timed bash scripts/check-deps.sh
+timed cargo clippy --locked --workspace --all-targets -- -D warnings
+timed cargo test --locked --workspace
 # The consensus engine model-checked within bounds (states and time printed), and the
 # broken-lock mutant caught with its shortest counterexample: scripts/model-check.sh.
-bash scripts/model-check.sh
+timed bash scripts/model-check.sh
 # A smoke pass of every fuzz target (nightly Rust, 15 s each, no sanitizer; a soak takes
 # --seconds): scripts/fuzz.sh.
-bash scripts/fuzz.sh
+timed bash scripts/fuzz.sh
 echo "test.sh: target/ holds $(du -sh target | cut -f1)"
