@@ -15,8 +15,10 @@
 # Environment: KP_BENCH_SIZES (default "4 59"), KP_BENCH_RATES (steady rates, default
 # "100 300 600"), KP_BENCH_SECONDS (each steady run's length at its rate, default 12),
 # KP_BENCH_SATURATION_<N> (events/s offered for the saturation run with N participants; default
-# 12,000 at 8 or fewer, 1,500 above) and KP_BENCH_SATURATION_CERTS_<N> (5,000 / 2,000),
-# KP_BENCH_CATCHUP_BLOCKS (0 skips the catch-up run), KP_BENCH_TLS_COST (default 1: the
+# 8,000 at 8 or fewer, 1,500 above) and KP_BENCH_SATURATION_CERTS_<N> (5,000 / 2,000),
+# KP_BENCH_PROFILE (a steady rate, say 100: during that run, `perf record` samples the whole
+# machine for 8 s and the flat profile by library and symbol goes to
+# target/bench-network-<N>-profile.txt), KP_BENCH_CATCHUP_BLOCKS (0 skips the catch-up run), KP_BENCH_TLS_COST (default 1: the
 # 4-participant saturation run again on a network whose APIs serve plaintext, `testnet init
 # --plaintext-api`, for the cost of TLS as the ratio of events/s measured in this run; 0 skips
 # it), KP_ROCKSDB_LIB (release by default), KP_BENCH_BIN (a kpledger binary to measure instead
@@ -77,8 +79,18 @@ measured_load() {
         perf stat -e raw_syscalls:sys_enter -x, -o "$perf_out" -p "$(pids "$dir")" >/dev/null 2>&1 &
         perf_pid=$!
     fi
-    local load
+    local load profile_pid=""
+    if [ -n "${KP_BENCH_PROFILE:-}" ] && [ "${KP_BENCH_PROFILE}" = "${offered:-}" ] && command -v perf >/dev/null; then
+        (sleep 3; perf record -a -g -F 499 -o "target/bench-network-$nodes.perf" -- sleep 8 >/dev/null 2>&1) &
+        profile_pid=$!
+    fi
     load=$(load_json --dir "$dir" "$@")
+    if [ -n "$profile_pid" ]; then
+        wait "$profile_pid" || true
+        perf report -i "target/bench-network-$nodes.perf" --no-children --sort dso,symbol --stdio 2>/dev/null \
+            | grep -v '^$' | grep '%' | head -60 > "target/bench-network-$((nodes - 2))-profile.txt" || true
+        echo "bench-network: profile in target/bench-network-$((nodes - 2))-profile.txt" >&2
+    fi
     ticks=$(($(cpu_ticks "$dir") - ticks0))
     local syscalls=null
     if [ -n "$perf_pid" ]; then
@@ -118,12 +130,14 @@ measure_network() {
     for rate in $rates; do
         certs=$(( (rate * seconds + 2) / 3 ))
         echo "== $bin, $n participants, steady: $certs certificates ($((certs * 3)) events) at $rate events/s" >&2
+        offered=$rate
         runs="$runs{\"offered\": $rate, $(measured_load "$dir" --certificates "$certs" --rate "$rate" --seed "$seed" --timeout 600 | sed 's/^{//'),"
         seed=$((seed + 1))
     done
     local sat_var="KP_BENCH_SATURATION_$n" sat_certs_var="KP_BENCH_SATURATION_CERTS_$n"
-    if [ "$n" -le 8 ]; then sat_rate=${!sat_var:-12000}; sat_certs=${!sat_certs_var:-5000}; else sat_rate=${!sat_var:-1500}; sat_certs=${!sat_certs_var:-2000}; fi
+    if [ "$n" -le 8 ]; then sat_rate=${!sat_var:-8000}; sat_certs=${!sat_certs_var:-5000}; else sat_rate=${!sat_var:-1500}; sat_certs=${!sat_certs_var:-2000}; fi
     echo "== $bin, $n participants, saturation: $sat_certs certificates ($((sat_certs * 3)) events) offered at $sat_rate events/s" >&2
+    offered=saturation
     sat=$(measured_load "$dir" --certificates "$sat_certs" --rate "$sat_rate" --seed "$seed" --timeout 600)
     rss=$(peak_rss_mb "$dir")
     "$kp" testnet down --dir "$dir" >&2
@@ -149,7 +163,7 @@ kp="$after_bin"
 # network whose APIs serve plaintext on loopback; the same certificates, rate and seed.
 tls_cost="null"
 if [ "${KP_BENCH_TLS_COST:-1}" != "0" ]; then
-    certs=${KP_BENCH_SATURATION_CERTS_4:-5000}; rate=${KP_BENCH_SATURATION_4:-12000}
+    certs=${KP_BENCH_SATURATION_CERTS_4:-5000}; rate=${KP_BENCH_SATURATION_4:-8000}
     runs=""
     for api_mode in tls plaintext tls plaintext; do
         dir="target/bench-network-4-$api_mode"

@@ -71,9 +71,24 @@ pub const SEND_QUEUE_FRAMES: usize = 1_024;
 pub const SEND_QUEUE_BYTES: usize = 32 * 1024 * 1024;
 /// What one write to a peer's stream carries at most: the frames queued for it, batched.
 const MAX_WRITE_BYTES: usize = 256 * 1024;
-/// Messages read from peers waiting for the network task (the readers wait when it is full:
-/// back-pressure to the senders' TCP windows).
+/// The byte a node writes back on a message stream it accepted: until the opener reads it, the
+/// stream may still be dropped unread (libp2p-stream drops inbound streams it cannot hand over
+/// at once), so nothing is taken as sent on it before.
+const STREAM_ACCEPTED: u8 = 0x4b;
+/// How long opening a message stream (dialling if need be, and the acceptance byte) may take.
+const STREAM_OPEN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts to write a batch (opening or replacing the stream as needed) before it is dropped,
+/// with the wait before each retry doubling from [`STREAM_RETRY`].
+const WRITE_ATTEMPTS: u32 = 5;
+const STREAM_RETRY: Duration = Duration::from_millis(100);
+/// Accepted message streams waiting for the network task.
+const ACCEPT_QUEUE: usize = 256;
+/// Messages read from peers waiting for the network task, and their bytes (the readers wait
+/// when either is reached: back-pressure to the senders' Yamux and TCP windows).
 const INBOUND_QUEUE: usize = 1_024;
+pub const INBOUND_QUEUE_BYTES: usize = 64 * 1024 * 1024;
+// A frame can always be queued once the queue has emptied.
+const _: () = assert!(MAX_FRAME_BYTES <= INBOUND_QUEUE_BYTES);
 /// Catch-up and height requests waiting for an answer from one peer, beyond which more are not
 /// sent.
 const MAX_OUTSTANDING_PER_PEER: usize = 64;
@@ -304,10 +319,30 @@ struct Outbox {
     queued_bytes: Arc<AtomicUsize>,
 }
 
+/// Opens a message stream to `peer` and waits for its acceptance byte.
+async fn open_stream(control: &mut libp2p_stream::Control, peer: PeerId) -> io::Result<libp2p::Stream> {
+    let open = async {
+        let mut stream = control
+            .open_stream(peer, StreamProtocol::new(MESSAGE_PROTOCOL))
+            .await
+            .map_err(|e| io::Error::new(io::ErrorKind::NotConnected, e.to_string()))?;
+        let mut accepted = [0u8; 1];
+        stream.read_exact(&mut accepted).await?;
+        if accepted != [STREAM_ACCEPTED] {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "the peer did not accept the stream"));
+        }
+        Ok(stream)
+    };
+    tokio::time::timeout(STREAM_OPEN_TIMEOUT, open)
+        .await
+        .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "opening a message stream timed out")))
+}
+
 /// Writes the frames queued for `peer` to one long-lived stream: what is queued when the stream
 /// can take more goes out in one write (up to [`MAX_WRITE_BYTES`]). A stream that fails is
-/// replaced at once (the connection may have been replaced); a batch that cannot be written on
-/// either is dropped, as a lost message is.
+/// replaced (the connection may have been replaced, or the peer restarted); a batch that cannot
+/// be written in [`WRITE_ATTEMPTS`] is dropped, as a lost message is (what queues meanwhile is
+/// bounded by the queue).
 async fn write_stream(
     peer: PeerId,
     mut control: libp2p_stream::Control,
@@ -315,7 +350,6 @@ async fn write_stream(
     queued_bytes: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
 ) {
-    let protocol = StreamProtocol::new(MESSAGE_PROTOCOL);
     let mut stream: Option<libp2p::Stream> = None;
     let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
     while let Some(first) = frames.recv().await {
@@ -330,17 +364,20 @@ async fn write_stream(
             count += 1;
         }
         let mut written = false;
-        for _attempt in 0..2 {
-            if stream.is_none() {
-                match control.open_stream(peer, protocol.clone()).await {
-                    Ok(s) => stream = Some(s),
+        for attempt in 0..WRITE_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(STREAM_RETRY * 2u32.pow(attempt - 1)).await;
+            }
+            let s = match &mut stream {
+                Some(s) => s,
+                None => match open_stream(&mut control, peer).await {
+                    Ok(s) => stream.insert(s),
                     Err(e) => {
                         tracing::debug!(%peer, error = %e, "cannot open a message stream");
-                        break;
+                        continue;
                     }
-                }
-            }
-            let Some(s) = stream.as_mut() else { break };
+                },
+            };
             match async { s.write_all(&batch).await.and(s.flush().await) }.await {
                 Ok(()) => {
                     written = true;
@@ -358,13 +395,18 @@ async fn write_stream(
         } else {
             metrics.net_messages_dropped.inc_by(count);
         }
+        // A large frame (a proposal of a full block) grew the buffer: not kept for every peer.
+        if batch.capacity() > 2 * MAX_WRITE_BYTES {
+            batch = Vec::with_capacity(64 * 1024);
+        }
     }
 }
 
 /// What the readers of peers' message streams hand the network task.
 #[derive(Debug)]
 pub enum Inbound {
-    Frame(PeerId, Frame),
+    /// A message, and its share of [`INBOUND_QUEUE_BYTES`] (given back when it is handled).
+    Frame(PeerId, Frame, tokio::sync::OwnedSemaphorePermit),
     /// A frame that does not decode, or announces more than [`MAX_FRAME_BYTES`] (then the
     /// stream is closed: its framing is lost).
     Invalid(PeerId, String),
@@ -372,25 +414,48 @@ pub enum Inbound {
     Closed(PeerId),
 }
 
-/// Reads one peer's message stream until it ends or its framing is lost.
-async fn read_stream(peer: PeerId, mut stream: libp2p::Stream, inbound: mpsc::Sender<Inbound>) {
+/// Reads one peer's message stream until it ends or its framing is lost. A message waits for
+/// its bytes' room in the inbound queue before the next is read.
+async fn read_stream(
+    peer: PeerId,
+    mut stream: libp2p::Stream,
+    inbound: mpsc::Sender<Inbound>,
+    room: Arc<tokio::sync::Semaphore>,
+) {
+    if stream.write_all(&[STREAM_ACCEPTED]).await.is_ok() && stream.flush().await.is_ok() {
+        read_frames(peer, &mut stream, &inbound, room).await;
+    }
+    let _ = inbound.send(Inbound::Closed(peer)).await;
+}
+
+async fn read_frames(
+    peer: PeerId,
+    stream: &mut libp2p::Stream,
+    inbound: &mpsc::Sender<Inbound>,
+    room: Arc<tokio::sync::Semaphore>,
+) {
     loop {
-        let item = match read_frame(&mut stream).await {
+        let item = match read_frame(stream).await {
             Ok(body) => match decode::<Frame>(&body) {
-                Ok(frame) => Inbound::Frame(peer, frame),
+                Ok(frame) => {
+                    // In KiB: a frame (at most MAX_FRAME_BYTES) never needs more than all of it.
+                    let kib = u32::try_from(body.len().div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+                    drop(body);
+                    let Ok(permit) = Arc::clone(&room).acquire_many_owned(kib).await else { return };
+                    Inbound::Frame(peer, frame, permit)
+                }
                 Err(e) => Inbound::Invalid(peer, e.to_string()),
             },
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                 let _ = inbound.send(Inbound::Invalid(peer, e.to_string())).await;
-                break;
+                return;
             }
-            Err(_) => break,
+            Err(_) => return,
         };
         if inbound.send(item).await.is_err() {
             return;
         }
     }
-    let _ = inbound.send(Inbound::Closed(peer)).await;
 }
 
 /// What the network task waits for: the swarm, a peer opening a message stream, a message.
@@ -440,10 +505,13 @@ pub struct Network {
     observer: bool,
     metrics: Arc<Metrics>,
     control: libp2p_stream::Control,
-    incoming: libp2p_stream::IncomingStreams,
+    /// Message streams peers opened, from the task that accepts them.
+    accepted: mpsc::Receiver<(PeerId, libp2p::Stream)>,
     outboxes: HashMap<PeerId, Outbox>,
     inbound_tx: mpsc::Sender<Inbound>,
     inbound_rx: mpsc::Receiver<Inbound>,
+    /// Room left in the inbound queue, in KiB of frames.
+    inbound_room: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Network {
@@ -510,9 +578,19 @@ impl Network {
             }
         }
         let mut control = swarm.behaviour().streams.new_control();
-        let incoming = control
+        let mut incoming = control
             .accept(StreamProtocol::new(MESSAGE_PROTOCOL))
             .map_err(|e| NetworkError::Transport(format!("message protocol: {e}")))?;
+        // libp2p-stream holds one inbound stream at a time and drops the next if it is not taken
+        // at once: a task of its own takes them, whatever the network task is doing.
+        let (accept_tx, accepted) = mpsc::channel(ACCEPT_QUEUE);
+        tokio::spawn(async move {
+            while let Some(s) = incoming.next().await {
+                if accept_tx.send(s).await.is_err() {
+                    return;
+                }
+            }
+        });
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
         let mut net = Network {
             swarm,
@@ -531,10 +609,11 @@ impl Network {
             observer: core.me().is_none(),
             metrics: core.metrics(),
             control,
-            incoming,
+            accepted,
             outboxes: HashMap::new(),
             inbound_tx,
             inbound_rx,
+            inbound_room: Arc::new(tokio::sync::Semaphore::new(INBOUND_QUEUE_BYTES / 1024)),
         };
         for o in observers {
             net.swarm.behaviour_mut().allowed.allow_peer(peer_id_of(o)?);
@@ -563,7 +642,7 @@ impl Network {
     pub async fn next(&mut self) -> NetEvent {
         tokio::select! {
             event = self.swarm.select_next_some() => NetEvent::Swarm(event),
-            Some((peer, stream)) = self.incoming.next() => NetEvent::Stream(peer, stream),
+            Some((peer, stream)) = self.accepted.recv() => NetEvent::Stream(peer, stream),
             Some(inbound) = self.inbound_rx.recv() => NetEvent::Inbound(inbound),
         }
     }
@@ -815,7 +894,7 @@ impl Network {
                     );
                 } else {
                     state.inbound_streams += 1;
-                    tokio::spawn(read_stream(peer, stream, self.inbound_tx.clone()));
+                    tokio::spawn(read_stream(peer, stream, self.inbound_tx.clone(), Arc::clone(&self.inbound_room)));
                 }
                 Ok(Vec::new())
             }
@@ -828,10 +907,12 @@ impl Network {
                 self.strike(peer, "peer_malformed", &why);
                 Ok(Vec::new())
             }
-            NetEvent::Inbound(Inbound::Frame(peer, frame)) => {
+            NetEvent::Inbound(Inbound::Frame(peer, frame, room)) => {
                 self.metrics.net_messages_received.inc();
                 self.saw_height(peer, frame.height, core.height());
-                self.on_frame(peer, frame.message, core, now)
+                let effects = self.on_frame(peer, frame.message, core, now);
+                drop(room);
+                effects
             }
         }
     }

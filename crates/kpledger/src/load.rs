@@ -42,6 +42,8 @@ pub struct LoadReport {
     /// Submissions refused (by the rules, or the pool being full), with the first reasons.
     pub events_refused: usize,
     pub refusals: Vec<String>,
+    /// Receipts never sent because their seal was refused (they could not be admitted).
+    pub receipts_not_sent: usize,
     pub seconds: f64,
     /// Committed events per second, from the first submission to the last commit.
     pub events_per_second: f64,
@@ -139,6 +141,8 @@ struct Tracker {
     committed: usize,
     refused: usize,
     refusals: Vec<String>,
+    /// Receipts whose seal was refused: never sent, and not waited for.
+    receipts_not_sent: usize,
     last_commit: Option<Instant>,
     blocks: u64,
     /// A certificate of this run found issued already (by an earlier run with the same seed).
@@ -147,8 +151,11 @@ struct Tracker {
 
 impl Tracker {
     fn refuse(&mut self, id: &EventId, why: String) {
-        if self.waiting.remove(id).is_some() {
+        if let Some((_, then)) = self.waiting.remove(id) {
             self.refused += 1;
+            if then.is_some() {
+                self.receipts_not_sent += 1;
+            }
             if self.refusals.len() < 5 {
                 self.refusals.push(why);
             }
@@ -389,7 +396,7 @@ pub fn run(dir: &Path, certificates: usize, rate: f64, seed: u64, deadline: Dura
                     watch.abort();
                     return Err(already_run(number, seed));
                 }
-                t.committed + t.refused >= total
+                t.committed + t.refused + t.receipts_not_sent >= total
             };
             if done || Instant::now() >= end {
                 break;
@@ -457,6 +464,7 @@ pub fn run(dir: &Path, certificates: usize, rate: f64, seed: u64, deadline: Dura
             events_committed: t.committed,
             events_refused: t.refused,
             refusals: t.refusals.clone(),
+            receipts_not_sent: t.receipts_not_sent,
             seconds,
             events_per_second: if seconds > 0.0 { t.committed as f64 / seconds } else { 0.0 },
             latency_ms_p50: percentile(&lat, 0.50),
