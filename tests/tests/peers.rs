@@ -184,7 +184,10 @@ async fn outsiders_are_refused_and_hostile_peers_disconnected() {
         }
     });
     let protocol = StreamProtocol::new(MESSAGE_PROTOCOL);
-    let mut first = control.open_stream(target_peer, protocol.clone()).await.unwrap();
+    let open = Duration::from_secs(10);
+    let malformed_before = counter(&metrics(&metrics_addr), "peer_malformed");
+    let mut first =
+        tokio::time::timeout(open, control.open_stream(target_peer, protocol.clone())).await.unwrap().unwrap();
     first.write_all(&framed(&[0xff; 10])).await.unwrap();
     first.write_all(&oversized.to_be_bytes()).await.unwrap();
     first.flush().await.unwrap();
@@ -192,7 +195,14 @@ async fn outsiders_are_refused_and_hostile_peers_disconnected() {
     let mut back = Vec::new();
     let ended = tokio::time::timeout(Duration::from_secs(10), first.read_to_end(&mut back)).await;
     assert!(ended.is_ok(), "a stream that announced an oversized frame stayed open");
-    assert!(back.len() <= 1, "the node wrote more than its acceptance byte: {back:?}");
+    assert_eq!(back, [kp_node::network::STREAM_ACCEPTED], "the node did not accept the stream, or wrote more");
+    // Both frames were struck: the one that is not a message, and the oversized announcement.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while counter(&metrics(&metrics_addr), "peer_malformed") < malformed_before + 2 {
+        assert!(std::time::Instant::now() < deadline, "the first stream's two bad frames were not both counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(counter(&metrics(&metrics_addr), "peer_malformed"), malformed_before + 2);
     // On a second stream: a consensus message that does not decode, the forged event, and more
     // bad consensus messages than the strikes allowed.
     let frame = |message| framed(&encode(&Frame { height: 0, message }));
@@ -200,7 +210,7 @@ async fn outsiders_are_refused_and_hostile_peers_disconnected() {
     for i in 0..kp_node::network::MAX_STRIKES {
         bad.push(frame(Message::Consensus(vec![u8::try_from(i).unwrap(); 40])));
     }
-    let mut stream = control.open_stream(target_peer, protocol).await.unwrap();
+    let mut stream = tokio::time::timeout(open, control.open_stream(target_peer, protocol)).await.unwrap().unwrap();
     for f in bad {
         // Once banned, the connection is gone and writes fail.
         if stream.write_all(&f).await.is_err() || stream.flush().await.is_err() {
@@ -210,7 +220,7 @@ async fn outsiders_are_refused_and_hostile_peers_disconnected() {
     let (mut hostile, closed) = driver.await.unwrap();
     assert!(closed, "the hostile peer was not disconnected");
     let m = metrics(&metrics_addr);
-    assert!(counter(&m, "peer_malformed") >= 3, "undecodable messages not counted:\n{m}");
+    assert!(counter(&m, "peer_malformed") >= malformed_before + 3, "undecodable messages not counted:\n{m}");
     assert!(counter(&m, "peer_bad_event") >= 1, "the badly signed event not counted:\n{m}");
     assert!(counter(&m, "peer_banned") >= 1, "the peer was not banned:\n{m}");
     // Banned: a new connection is refused for a while.

@@ -13,7 +13,8 @@
 //! connection to every other and nothing is relayed:
 //! - a consensus message to one voter (a vote to the round's leader) is one frame; a broadcast
 //!   (proposal, certificate, new round) is encoded once and queued to each voter's node — O(n)
-//!   messages per phase, no duplicates, no extra signature per hop as gossipsub would add;
+//!   messages per phase, no extra signature per hop as gossipsub would add (a batch retried on a
+//!   fresh stream after a partial write may arrive twice: every message is idempotent);
 //! - events clients submit are passed on in batches to the nodes of the upcoming proposers
 //!   only (the current round's leader and the next height's), which propose them; every node
 //!   receives them in the proposal ([`Core`] decides what goes to whom, see `Core::forward`);
@@ -74,13 +75,17 @@ const MAX_WRITE_BYTES: usize = 256 * 1024;
 /// The byte a node writes back on a message stream it accepted: until the opener reads it, the
 /// stream may still be dropped unread (libp2p-stream drops inbound streams it cannot hand over
 /// at once), so nothing is taken as sent on it before.
-const STREAM_ACCEPTED: u8 = 0x4b;
+pub const STREAM_ACCEPTED: u8 = 0x4b;
 /// How long opening a message stream (dialling if need be, and the acceptance byte) may take.
 const STREAM_OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Attempts to write a batch (opening or replacing the stream as needed) before it is dropped,
 /// with the wait before each retry doubling from [`STREAM_RETRY`].
 const WRITE_ATTEMPTS: u32 = 5;
 const STREAM_RETRY: Duration = Duration::from_millis(100);
+/// How long one write may wait for the peer to take it: a connection whose peer vanished
+/// without closing it keeps a write pending until TCP gives up (minutes), while the peer may be
+/// back on a new connection; the stream is replaced then.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Accepted message streams waiting for the network task.
 const ACCEPT_QUEUE: usize = 256;
 /// Messages read from peers waiting for the network task, and their bytes (the readers wait
@@ -378,7 +383,8 @@ async fn write_stream(
                     }
                 },
             };
-            match async { s.write_all(&batch).await.and(s.flush().await) }.await {
+            let write = tokio::time::timeout(WRITE_TIMEOUT, async { s.write_all(&batch).await.and(s.flush().await) });
+            match write.await.unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out"))) {
                 Ok(()) => {
                     written = true;
                     break;
@@ -884,14 +890,20 @@ impl Network {
         match event {
             NetEvent::Swarm(event) => self.on_swarm_event(event, core, now),
             NetEvent::Stream(peer, stream) => {
+                // Only participants' nodes send messages (everyone refuses an observer's): an
+                // observer's stream would only take room in the inbound queue.
+                if !self.participants.contains_key(&peer) {
+                    drop(stream);
+                    self.metrics.reject("peer_not_a_voter");
+                    return Ok(Vec::new());
+                }
                 let state = self.peers.entry(peer).or_default();
                 if state.inbound_streams >= MAX_INBOUND_STREAMS_PER_PEER {
+                    // Refused and counted, not struck: streams an honest peer gave up on while
+                    // this task was busy arrive together, before their readers' ends are seen.
                     drop(stream);
-                    self.strike(
-                        peer,
-                        "peer_too_many_streams",
-                        &format!("more than {MAX_INBOUND_STREAMS_PER_PEER} message streams"),
-                    );
+                    self.metrics.reject("peer_too_many_streams");
+                    tracing::debug!(%peer, "more than {MAX_INBOUND_STREAMS_PER_PEER} message streams: refused");
                 } else {
                     state.inbound_streams += 1;
                     tokio::spawn(read_stream(peer, stream, self.inbound_tx.clone(), Arc::clone(&self.inbound_room)));
