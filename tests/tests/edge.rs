@@ -51,7 +51,7 @@ fn field_error(e: EdgeError) -> FieldError {
 fn a_valid_event_opens_and_its_id_is_the_hash_of_the_envelope() {
     let net = net();
     let bytes = envelope(&net);
-    let e = open_event(net.chain_id(), &bytes).unwrap();
+    let e = open_event(net.chain_id(), net.rule(), &bytes).unwrap();
     assert_eq!(e.id, kp_crypto::event_id(&bytes));
     assert_eq!(e.signer, net.key("BW", Role::Exporting).public());
 }
@@ -61,7 +61,7 @@ fn bad_signature_is_refused() {
     let net = net();
     let mut env = pb::SignedEvent::decode(envelope(&net).as_slice()).unwrap();
     env.signature[10] ^= 0x40;
-    let err = open_event(net.chain_id(), &env.encode_to_vec()).unwrap_err();
+    let err = open_event(net.chain_id(), net.rule(), &env.encode_to_vec()).unwrap_err();
     assert_eq!(err.code(), "bad_signature");
     assert!(err.to_string().starts_with("signature of event"), "{err}");
 }
@@ -71,7 +71,7 @@ fn missing_signature_is_refused() {
     let net = net();
     let mut env = pb::SignedEvent::decode(envelope(&net).as_slice()).unwrap();
     env.signature.clear();
-    let err = open_event(net.chain_id(), &env.encode_to_vec()).unwrap_err();
+    let err = open_event(net.chain_id(), net.rule(), &env.encode_to_vec()).unwrap_err();
     assert!(matches!(err, EdgeError::Signature { source: kp_crypto::CryptoError::BadSignatureLength(0), .. }), "{err}");
 }
 
@@ -80,14 +80,14 @@ fn signature_by_another_key_than_the_named_signer_is_refused() {
     let net = net();
     let mut env = pb::SignedEvent::decode(envelope(&net).as_slice()).unwrap();
     env.signer = net.key("EU", Role::Exporting).public().0.to_vec();
-    assert_eq!(open_event(net.chain_id(), &env.encode_to_vec()).unwrap_err().code(), "bad_signature");
+    assert_eq!(open_event(net.chain_id(), net.rule(), &env.encode_to_vec()).unwrap_err().code(), "bad_signature");
 }
 
 #[test]
 fn an_event_signed_for_another_chain_is_refused() {
     let net = net();
     let other = ChainId::new("kp-other").unwrap();
-    assert_eq!(open_event(&other, &envelope(&net)).unwrap_err().code(), "bad_signature");
+    assert_eq!(open_event(&other, net.rule(), &envelope(&net)).unwrap_err().code(), "bad_signature");
 }
 
 #[test]
@@ -95,16 +95,16 @@ fn a_replayed_event_is_refused_by_the_rules() {
     let net = net();
     let bytes = envelope(&net);
     let mut ledger = Ledger::from_genesis(&net.genesis).unwrap();
-    let e = open_event(net.chain_id(), &bytes).unwrap();
+    let e = open_event(net.chain_id(), net.rule(), &bytes).unwrap();
     ledger.apply(&e, at(1, 0)).unwrap();
-    let again = open_event(net.chain_id(), &bytes).unwrap();
+    let again = open_event(net.chain_id(), net.rule(), &bytes).unwrap();
     assert_eq!(again.id, e.id);
     assert!(matches!(ledger.apply(&again, at(1, 5)), Err(Rejection::DuplicateCertificate { .. })));
     // The same seal twice: refused too.
     let s = net.envelope_with(net.key("BW", Role::Exporting), &EventPayload::ShipmentSealed(seal("BW-1", at(1, 10))));
-    ledger.apply(&open_event(net.chain_id(), &s).unwrap(), at(1, 10)).unwrap();
+    ledger.apply(&open_event(net.chain_id(), net.rule(), &s).unwrap(), at(1, 10)).unwrap();
     assert!(matches!(
-        ledger.apply(&open_event(net.chain_id(), &s).unwrap(), at(1, 20)),
+        ledger.apply(&open_event(net.chain_id(), net.rule(), &s).unwrap(), at(1, 20)),
         Err(Rejection::AlreadySealed { .. })
     ));
 }
@@ -115,13 +115,16 @@ fn a_re_encoded_envelope_cannot_take_another_id() {
     let mut bytes = envelope(&net);
     // Field 15, varint 1: an unknown field appended to a valid envelope.
     bytes.extend_from_slice(&[0x78, 0x01]);
-    assert!(matches!(open_event(net.chain_id(), &bytes), Err(EdgeError::NonCanonical { what: "signed event" })));
+    assert!(matches!(
+        open_event(net.chain_id(), net.rule(), &bytes),
+        Err(EdgeError::NonCanonical { what: "signed event" })
+    ));
     // Fields out of order: signature before payload.
     let env = pb::SignedEvent::decode(envelope(&net).as_slice()).unwrap();
     let mut reordered = pb::SignedEvent { signature: env.signature.clone(), ..Default::default() }.encode_to_vec();
     reordered
         .extend(pb::SignedEvent { payload: env.payload, signer: env.signer, ..Default::default() }.encode_to_vec());
-    assert!(matches!(open_event(net.chain_id(), &reordered), Err(EdgeError::NonCanonical { .. })));
+    assert!(matches!(open_event(net.chain_id(), net.rule(), &reordered), Err(EdgeError::NonCanonical { .. })));
 }
 
 #[test]
@@ -129,7 +132,7 @@ fn unknown_fields_in_the_signed_payload_are_refused() {
     let net = net();
     let mut payload = pb_payload().encode_to_vec();
     payload.extend_from_slice(&[0xa0, 0x06, 0x01]); // field 100, varint 1
-    let err = open_event(net.chain_id(), &signed_raw(&net, payload)).unwrap_err();
+    let err = open_event(net.chain_id(), net.rule(), &signed_raw(&net, payload)).unwrap_err();
     assert!(matches!(err, EdgeError::NonCanonical { what: "event payload" }), "{err}");
 }
 
@@ -137,7 +140,7 @@ fn unknown_fields_in_the_signed_payload_are_refused() {
 fn oversized_envelope_is_refused_before_decoding() {
     let net = net();
     let payload = vec![0u8; MAX_EVENT_BYTES + 1];
-    let err = open_event(net.chain_id(), &signed_raw(&net, payload)).unwrap_err();
+    let err = open_event(net.chain_id(), net.rule(), &signed_raw(&net, payload)).unwrap_err();
     assert!(matches!(err, EdgeError::TooLarge { what: "signed event", max: MAX_EVENT_BYTES, .. }), "{err}");
 }
 
@@ -145,16 +148,16 @@ fn oversized_envelope_is_refused_before_decoding() {
 fn oversized_fields_and_lists_are_refused() {
     let net = net();
     let long = with_certificate(|c| c.issuing_authority = "x".repeat(MAX_TEXT_BYTES + 1));
-    let f = field_error(open_event(net.chain_id(), &signed_raw(&net, long)).unwrap_err());
+    let f = field_error(open_event(net.chain_id(), net.rule(), &signed_raw(&net, long)).unwrap_err());
     assert_eq!(f.field, "certificate_issued.certificate.issuing_authority");
     let mut p = kp_proto::payload_to_proto(&EventPayload::ShipmentSealed(seal("BW-1", at(1, 0)))).unwrap();
     if let Some(pb::event_payload::Kind::ShipmentSealed(s)) = &mut p.kind {
         s.seal_ids = (0..=MAX_SEALS).map(|i| format!("S{i}")).collect();
     }
-    let f = field_error(open_event(net.chain_id(), &signed_raw(&net, p.encode_to_vec())).unwrap_err());
+    let f = field_error(open_event(net.chain_id(), net.rule(), &signed_raw(&net, p.encode_to_vec())).unwrap_err());
     assert_eq!(f.field, "shipment_sealed.seal_ids");
     let four_lines = with_certificate(|c| c.lines.extend(c.lines.clone()));
-    let f = field_error(open_event(net.chain_id(), &signed_raw(&net, four_lines)).unwrap_err());
+    let f = field_error(open_event(net.chain_id(), net.rule(), &signed_raw(&net, four_lines)).unwrap_err());
     assert_eq!(f.field, "certificate_issued.certificate.lines");
 }
 
@@ -164,7 +167,7 @@ fn invalid_utf8_is_refused_naming_the_field() {
     let mut payload = with_certificate(|c| c.issuing_authority = "Gaborone".into());
     let at_ = payload.windows(8).position(|w| w == b"Gaborone").unwrap();
     payload[at_ + 5] = 0xff;
-    let err = open_event(net.chain_id(), &signed_raw(&net, payload)).unwrap_err();
+    let err = open_event(net.chain_id(), net.rule(), &signed_raw(&net, payload)).unwrap_err();
     assert_eq!(err.code(), "malformed");
     let msg = err.to_string();
     assert!(msg.contains("issuing_authority") && msg.contains("UTF-8"), "{msg}");
@@ -175,7 +178,7 @@ fn zero_and_overflowing_quantities_are_refused() {
     let net = net();
     let zero = with_certificate(|c| c.lines[0].carats = 0);
     assert_eq!(
-        field_error(open_event(net.chain_id(), &signed_raw(&net, zero)).unwrap_err()).field,
+        field_error(open_event(net.chain_id(), net.rule(), &signed_raw(&net, zero)).unwrap_err()).field,
         "certificate_issued.certificate.lines[0].carats"
     );
     let overflow = with_certificate(|c| {
@@ -183,12 +186,12 @@ fn zero_and_overflowing_quantities_are_refused() {
         c.carats = u64::MAX;
     });
     assert_eq!(
-        field_error(open_event(net.chain_id(), &signed_raw(&net, overflow)).unwrap_err()).field,
+        field_error(open_event(net.chain_id(), net.rule(), &signed_raw(&net, overflow)).unwrap_err()).field,
         "certificate_issued.certificate.lines[1].carats"
     );
     let no_parcels = with_certificate(|c| c.parcels = 0);
     assert_eq!(
-        field_error(open_event(net.chain_id(), &signed_raw(&net, no_parcels)).unwrap_err()).field,
+        field_error(open_event(net.chain_id(), net.rule(), &signed_raw(&net, no_parcels)).unwrap_err()).field,
         "certificate_issued.certificate.parcels"
     );
 }
@@ -197,7 +200,7 @@ fn zero_and_overflowing_quantities_are_refused() {
 fn unknown_hs_code_is_refused() {
     let net = net();
     let bad = with_certificate(|c| c.lines[1].hs_code = 710299);
-    let f = field_error(open_event(net.chain_id(), &signed_raw(&net, bad)).unwrap_err());
+    let f = field_error(open_event(net.chain_id(), net.rule(), &signed_raw(&net, bad)).unwrap_err());
     assert_eq!(f.field, "certificate_issued.certificate.lines[1].hs_code");
     assert!(f.problem.contains("unknown HS code 710299"));
 }
@@ -208,7 +211,7 @@ fn unsupported_format_version_is_refused() {
     let mut p = pb_payload();
     p.format_version = 2;
     assert!(matches!(
-        open_event(net.chain_id(), &signed_raw(&net, p.encode_to_vec())),
+        open_event(net.chain_id(), net.rule(), &signed_raw(&net, p.encode_to_vec())),
         Err(EdgeError::UnsupportedVersion { found: 2 })
     ));
 }
@@ -217,13 +220,16 @@ fn unsupported_format_version_is_refused() {
 fn malformed_protobuf_is_refused() {
     let net = net();
     for garbage in [&b"\xff\xff\xff"[..], b"\x0a\x05abc", b"hello world", b"\x08"] {
-        let err = open_event(net.chain_id(), garbage).unwrap_err();
+        let err = open_event(net.chain_id(), net.rule(), garbage).unwrap_err();
         assert_eq!(err.code(), "malformed", "{garbage:?}: {err}");
     }
     let bytes = envelope(&net);
-    assert_eq!(open_event(net.chain_id(), &bytes[..bytes.len() - 3]).unwrap_err().code(), "malformed");
+    assert_eq!(open_event(net.chain_id(), net.rule(), &bytes[..bytes.len() - 3]).unwrap_err().code(), "malformed");
     let no_kind = pb::EventPayload { format_version: FORMAT_VERSION, kind: None }.encode_to_vec();
-    assert_eq!(field_error(open_event(net.chain_id(), &signed_raw(&net, no_kind)).unwrap_err()).field, "kind");
+    assert_eq!(
+        field_error(open_event(net.chain_id(), net.rule(), &signed_raw(&net, no_kind)).unwrap_err()).field,
+        "kind"
+    );
 }
 
 #[test]
@@ -231,12 +237,12 @@ fn bad_participant_codes_and_numbers_are_refused() {
     let net = net();
     let lower = with_certificate(|c| c.importer = "eu".into());
     assert_eq!(
-        field_error(open_event(net.chain_id(), &signed_raw(&net, lower)).unwrap_err()).field,
+        field_error(open_event(net.chain_id(), net.rule(), &signed_raw(&net, lower)).unwrap_err()).field,
         "certificate_issued.certificate.importer"
     );
     let spaces = with_certificate(|c| c.number = "BW 1".into());
     assert_eq!(
-        field_error(open_event(net.chain_id(), &signed_raw(&net, spaces)).unwrap_err()).field,
+        field_error(open_event(net.chain_id(), net.rule(), &signed_raw(&net, spaces)).unwrap_err()).field,
         "certificate_issued.certificate.number"
     );
 }
@@ -246,13 +252,13 @@ fn governance_approvals_are_checked_over_the_act_bytes() {
     let net = net();
     let act = kp_testkit::act("S-1", GovernanceAction::Suspend { participant: kp_testkit::pid("CA") });
     let good = net.governance_envelope("BW", &act, &["BW", "EU"]);
-    open_event(net.chain_id(), &good).unwrap();
+    open_event(net.chain_id(), net.rule(), &good).unwrap();
     let env = pb::SignedEvent::decode(good.as_slice()).unwrap();
     let mut payload = pb::EventPayload::decode(env.payload.as_slice()).unwrap();
     if let Some(pb::event_payload::Kind::Governance(g)) = &mut payload.kind {
         g.approvals[1].signature[0] ^= 1;
     }
-    let err = open_event(net.chain_id(), &signed_raw(&net, payload.encode_to_vec())).unwrap_err();
+    let err = open_event(net.chain_id(), net.rule(), &signed_raw(&net, payload.encode_to_vec())).unwrap_err();
     assert!(err.to_string().contains("governance.approvals[1]"), "{err}");
 }
 
@@ -273,7 +279,7 @@ proptest! {
         let mut bytes = envelope(&net);
         let i = index.index(bytes.len());
         bytes[i] ^= 1 << bit;
-        prop_assert!(open_event(net.chain_id(), &bytes).is_err());
+        prop_assert!(open_event(net.chain_id(), net.rule(), &bytes).is_err());
     }
 }
 
@@ -301,7 +307,7 @@ fn written_procedure_events_open_with_the_digest_of_their_act() {
         format_version: FORMAT_VERSION,
         kind: Some(pb::event_payload::Kind::WrittenProcedure(pb::WrittenProcedure { act: None, deadline_ms: 1 })),
     };
-    let e = open_event(net.chain_id(), &signed_raw(&net, no_act.encode_to_vec())).unwrap_err();
+    let e = open_event(net.chain_id(), net.rule(), &signed_raw(&net, no_act.encode_to_vec())).unwrap_err();
     assert_eq!(field_error(e).field, "written_procedure.act");
     let bare = pb::EventPayload {
         format_version: FORMAT_VERSION,
@@ -311,6 +317,27 @@ fn written_procedure_events_open_with_the_digest_of_their_act() {
             reason: String::new(),
         })),
     };
-    let e = open_event(net.chain_id(), &signed_raw(&net, bare.encode_to_vec())).unwrap_err();
+    let e = open_event(net.chain_id(), net.rule(), &signed_raw(&net, bare.encode_to_vec())).unwrap_err();
     assert_eq!(field_error(e).field, "procedure_response.reason");
+}
+
+#[test]
+fn a_genesis_names_its_signature_rule_and_one_without_it_is_strict() {
+    let net = net();
+    let bytes = kp_proto::encode_genesis(&net.genesis);
+    let decoded = kp_proto::decode_genesis(&bytes).unwrap();
+    assert_eq!(decoded.params.signature_rule, SignatureRule::Cofactored);
+    // A genesis made before the field existed: no field 5 in its parameters.
+    let mut old = pb::Genesis::decode(bytes.as_slice()).unwrap();
+    old.params.as_mut().unwrap().signature_rule = 0;
+    let old_bytes = old.encode_to_vec();
+    let strict = kp_proto::decode_genesis(&old_bytes).unwrap();
+    assert_eq!(strict.params.signature_rule, SignatureRule::Strict);
+    assert_eq!(kp_proto::encode_genesis(&strict), old_bytes, "it encodes as it always did");
+    // A rule this build does not know is refused, naming the field.
+    old.params.as_mut().unwrap().signature_rule = 7;
+    let e = kp_proto::decode_genesis(&old.encode_to_vec()).unwrap_err();
+    let f = field_error(e);
+    assert_eq!(f.field, "params.signature_rule");
+    assert!(f.problem.contains("7 is not a signature rule"), "{}", f.problem);
 }

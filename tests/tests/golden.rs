@@ -28,6 +28,10 @@ fn vectors() -> Value {
         kp_proto::encode_act(&act("KP-PLENARY-2026-7", GovernanceAction::Suspend { participant: pid("BW") }));
     let approval = approver.sign(Tag::Approval, &chain, &act_bytes);
     let probe = seeded_key(2026, "probe");
+    let mut strict = net.genesis.clone();
+    strict.params.signature_rule = SignatureRule::Strict;
+    let mut cofactored = net.genesis.clone();
+    cofactored.params.signature_rule = SignatureRule::Cofactored;
     json!({
         "format_version": FORMAT_VERSION,
         "chain_id": chain.to_string(),
@@ -50,7 +54,11 @@ fn vectors() -> Value {
             "signature": hex::encode(approval.0),
         },
         "key_derivation_probe": { "seed": hex::encode(probe.to_seed()), "public_key": probe.public().to_hex() },
-        "genesis_hash": kp_proto::genesis_hash(&net.genesis).to_hex(),
+        // The genesis as made before it named a signature rule (strict, the field absent from
+        // its encoding): its hash must not change. The same genesis naming the cofactored rule
+        // (what new networks use) beside it.
+        "genesis_hash": kp_proto::genesis_hash(&strict).to_hex(),
+        "genesis_hash_cofactored": kp_proto::genesis_hash(&cofactored).to_hex(),
         "merkle_root_of_event_ids": kp_crypto::merkle_root(&[kp_crypto::event_id(&envelope).0]).to_hex(),
     })
 }
@@ -74,7 +82,8 @@ fn golden_envelope_opens_with_only_the_file() {
     let s = |p: &str| golden.pointer(p).and_then(Value::as_str).unwrap().to_owned();
     let chain = ChainId::new(&s("/chain_id")).unwrap();
     let envelope = hex::decode(s("/event/envelope")).unwrap();
-    let event = kp_proto::open_event(&chain, &envelope).unwrap();
+    let event = kp_proto::open_event(&chain, SignatureRule::Strict, &envelope).unwrap();
+    assert_eq!(kp_proto::open_event(&chain, SignatureRule::Cofactored, &envelope), Ok(event.clone()));
     assert_eq!(event.id.to_hex(), s("/event/event_id"));
     assert_eq!(event.signer.to_hex(), s("/event/signer_public_key"));
     let message = hex::decode(s("/event/signed_message")).unwrap();
@@ -82,14 +91,17 @@ fn golden_envelope_opens_with_only_the_file() {
     assert!(message.ends_with(&payload) && message.starts_with(b"kp-ledger/v1/event\0"));
     let sig = kp_crypto::Signature::from_slice(&hex::decode(s("/approval/signature")).unwrap()).unwrap();
     let approver = PublicKey::from_hex(&s("/approval/signer_public_key")).unwrap();
-    kp_crypto::verify(&approver, Tag::Approval, &chain, &hex::decode(s("/approval/act")).unwrap(), &sig).unwrap();
+    let act = hex::decode(s("/approval/act")).unwrap();
+    for rule in [SignatureRule::Strict, SignatureRule::Cofactored] {
+        kp_crypto::verify(&approver, Tag::Approval, &chain, rule, &act, &sig).unwrap();
+    }
 }
 
 #[test]
-fn small_order_r_vector_is_refused_singly_and_in_a_batch() {
+fn small_order_r_vector_follows_the_rule_singly_and_in_a_batch() {
     // tests/vectors/small-order-r-v1.json: a signer's own signature with a small-order
-    // component in R. Both verifications refuse it, naming that R (kp-crypto crafts the same
-    // bytes in its unit tests).
+    // component in R. Under the strict rule both verifications refuse it, naming that R; under
+    // the cofactored rule both accept it (kp-crypto crafts the same bytes in its unit tests).
     let file = concat!(env!("CARGO_MANIFEST_DIR"), "/vectors/small-order-r-v1.json");
     let v: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
     let s = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap().to_owned();
@@ -101,7 +113,12 @@ fn small_order_r_vector_is_refused_singly_and_in_a_batch() {
     assert_eq!(hex::encode(signing_message(Tag::Event, &chain, &bytes)), s("/signed_message"));
     let sig = kp_crypto::Signature::from_slice(&hex::decode(s("/signature")).unwrap()).unwrap();
     let expected = kp_crypto::CryptoError::SmallOrderR { key: key.short(), r: s("/signature")[..64].to_owned() };
-    assert_eq!(kp_crypto::verify(&key, Tag::Event, &chain, &bytes, &sig), Err(expected.clone()));
+    let strict = SignatureRule::Strict;
+    assert_eq!(kp_crypto::verify(&key, Tag::Event, &chain, strict, &bytes, &sig), Err(expected.clone()));
     let item = kp_crypto::BatchItem { key: &key, tag: Tag::Event, bytes: &bytes, signature: &sig };
-    assert_eq!(kp_crypto::verify_batch(&chain, &[item]), Err(expected));
+    assert_eq!(kp_crypto::verify_batch(&chain, strict, &[item]), Err(expected));
+    let cofactored = SignatureRule::Cofactored;
+    assert_eq!(kp_crypto::verify(&key, Tag::Event, &chain, cofactored, &bytes, &sig), Ok(()));
+    assert_eq!(kp_crypto::verify_batch(&chain, cofactored, &[item]), Ok(()));
+    assert!(s("/expected").contains("strict rule: refused") && s("/expected").contains("cofactored rule: accepted"));
 }

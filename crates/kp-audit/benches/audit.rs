@@ -54,6 +54,7 @@ fn main() {
     // ----- the ledger (kept in KP_BENCH_DIR and reused from there, if given) -----
     let w = Workload::new(participants, 1, per_block);
     let chain_id = w.net.chain_id().clone();
+    let rule = w.net.rule();
     if file.is_file() {
         eprintln!("reusing the ledger in {}", dir.display());
     } else {
@@ -89,7 +90,7 @@ fn main() {
                         .iter()
                         .map(|s| BatchItem { key: &s.key, tag: Tag::Event, bytes: &s.bytes, signature: &s.signature })
                         .collect();
-                    kp_crypto::verify_batch(&chain_id, &items).unwrap();
+                    kp_crypto::verify_batch(&chain_id, rule, &items).unwrap();
                     items.len()
                 })
                 .sum::<usize>();

@@ -218,7 +218,7 @@ pub fn verify(bundle: &[u8], genesis: &Genesis) -> Result<ProofReport, Discrepan
     }
     let number = CertificateNumber::new(&b.certificate)
         .map_err(|e| fail(0, "bundle", format!("certificate number {:?}: {e}", b.certificate)))?;
-    let chain_id = &genesis.chain_id;
+    let (chain_id, rule) = (&genesis.chain_id, genesis.params.signature_rule);
     let mut ledger = Ledger::from_genesis(genesis).map_err(|e| fail(0, "genesis", e.to_string()))?;
     let mut report = ProofReport {
         chain_id: chain_id.to_string(),
@@ -261,7 +261,7 @@ pub fn verify(bundle: &[u8], genesis: &Genesis) -> Result<ProofReport, Discrepan
             InclusionProof { index: u64::from(e.index), size: u64::from(header.event_count), path }
                 .verify(&e.envelope, &header.events_root)
                 .map_err(|m| event_fail(format!("not in the block's events root: {m}")))?;
-            let event = kp_proto::open_event(chain_id, &e.envelope).map_err(|x| event_fail(x.to_string()))?;
+            let event = kp_proto::open_event(chain_id, rule, &e.envelope).map_err(|x| event_fail(x.to_string()))?;
             events.push((e.index, event));
         }
         // A block of one event shows it whole; a block of several needs every voter.
@@ -283,7 +283,7 @@ pub fn verify(bundle: &[u8], genesis: &Genesis) -> Result<ProofReport, Discrepan
         let certificate =
             wire::decode_certificate(&block.certificate).map_err(|e| fail(height, "certificate", e.to_string()))?;
         certificate
-            .verify_commit(chain_id, height, &block_hash(&block.header), &required)
+            .verify_commit(chain_id, rule, height, &block_hash(&block.header), &required)
             .map_err(|e| fail(height, "certificate", e.to_string()))?;
         report.committed_by.push((height, required.iter().map(|(p, _)| p.to_string()).collect()));
         for (index, event) in events {

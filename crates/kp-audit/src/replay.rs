@@ -27,7 +27,7 @@ use kp_consensus::block::{
 };
 use kp_consensus::wire;
 use kp_crypto::BatchItem;
-use kp_domain::{ChainId, Event, EventId, Genesis, Hash32, ParticipantId, PublicKey, Timestamp};
+use kp_domain::{ChainId, Event, EventId, Genesis, Hash32, ParticipantId, PublicKey, SignatureRule, Timestamp};
 use kp_proto::UnverifiedEvent;
 use kp_rules::Ledger;
 use kp_store::RawBlock;
@@ -82,6 +82,8 @@ pub struct AuditReport {
     pub blocks: u64,
     pub events: u64,
     pub signatures: Signatures,
+    /// The genesis's signature rule, under which every signature was verified.
+    pub signature_rule: SignatureRule,
     pub head_hash: String,
     pub head_time_ms: u64,
     /// The voter set over time: the genesis's, then each change.
@@ -117,11 +119,15 @@ impl std::fmt::Display for AuditReport {
         writeln!(f, "events      {}", self.events)?;
         writeln!(
             f,
-            "signatures  {} ({} events, {} approvals, {} votes)",
+            "signatures  {} ({} events, {} approvals, {} votes; {} rule)",
             self.signatures.total(),
             self.signatures.events,
             self.signatures.approvals,
-            self.signatures.votes
+            self.signatures.votes,
+            match self.signature_rule {
+                SignatureRule::Strict => "strict",
+                SignatureRule::Cofactored => "cofactored",
+            }
         )?;
         writeln!(f, "voter set   {} change(s) after genesis:", self.participants.len().saturating_sub(1))?;
         for c in &self.participants {
@@ -178,7 +184,13 @@ fn decoded_events(decoded: &[UnverifiedEvent]) -> Vec<Event> {
 }
 
 /// The stateless checks of one block (steps 1–3 and the signatures of step 8).
-fn prepare(chain_id: &ChainId, height: u64, raw: RawBlock, voters: &Voters) -> Result<Prepared, Discrepancy> {
+fn prepare(
+    chain_id: &ChainId,
+    rule: SignatureRule,
+    height: u64,
+    raw: RawBlock,
+    voters: &Voters,
+) -> Result<Prepared, Discrepancy> {
     let header = BlockHeader::decode(&raw.header).map_err(|e| discrepancy(height, "header", e.to_string()))?;
     let mut decoded: Vec<UnverifiedEvent> = Vec::with_capacity(raw.events.len());
     for (i, bytes) in raw.events.iter().enumerate() {
@@ -215,11 +227,11 @@ fn prepare(chain_id: &ChainId, height: u64, raw: RawBlock, voters: &Voters) -> R
         }
         _ => false,
     };
-    let together = kp_crypto::verify_batch(chain_id, &items).is_ok();
-    if !together && kp_crypto::verify_batch(chain_id, &items[..event_items]).is_err() {
+    let together = kp_crypto::verify_batch(chain_id, rule, &items).is_ok();
+    if !together && kp_crypto::verify_batch(chain_id, rule, &items[..event_items]).is_err() {
         // Name the first event at fault.
         for (i, e) in decoded.iter().enumerate() {
-            if let Err(e) = e.clone().verify(chain_id) {
+            if let Err(e) = e.clone().verify(chain_id, rule) {
                 return Err(event_discrepancy(height, i, ids[i].to_string(), "event_signature", e.to_string()));
             }
         }
@@ -249,7 +261,7 @@ fn prepare(chain_id: &ChainId, height: u64, raw: RawBlock, voters: &Voters) -> R
     let checked = ahead.map(|(required, _)| {
         let outcome = match together && joint {
             true => Ok(()),
-            false => certificate.verify(chain_id, &required).map_err(|e| e.to_string()),
+            false => certificate.verify(chain_id, rule, &required).map_err(|e| e.to_string()),
         };
         (required, outcome)
     });
@@ -268,6 +280,7 @@ fn prepare(chain_id: &ChainId, height: u64, raw: RawBlock, voters: &Voters) -> R
 /// The sequential replay's state.
 struct Replay {
     chain_id: ChainId,
+    rule: SignatureRule,
     ledger: Ledger,
     voters: Voters,
     height: u64,
@@ -378,7 +391,10 @@ impl Replay {
         }
         let outcome = match p.checked {
             Some((used, outcome)) if used == required => outcome,
-            _ => p.certificate.verify_commit(&self.chain_id, height, &hash, &required).map_err(|e| e.to_string()),
+            _ => p
+                .certificate
+                .verify_commit(&self.chain_id, self.rule, height, &hash, &required)
+                .map_err(|e| e.to_string()),
         };
         outcome.map_err(|reason| discrepancy(height, "certificate", reason))?;
 
@@ -423,6 +439,7 @@ pub fn audit(genesis: &Genesis, blocks: Source<'_>, progress: &mut dyn FnMut(u64
         blocks: 0,
         events: 0,
         signatures: Signatures::default(),
+        signature_rule: genesis.params.signature_rule,
         head_hash: genesis_hash.to_string(),
         head_time_ms: genesis.genesis_time.0,
         participants: Vec::new(),
@@ -439,6 +456,7 @@ pub fn audit(genesis: &Genesis, blocks: Source<'_>, progress: &mut dyn FnMut(u64
     let voters = ledger.voters();
     let mut replay = Replay {
         chain_id: genesis.chain_id.clone(),
+        rule: genesis.params.signature_rule,
         participants: vec![change(&Vec::new(), &voters, 1, genesis.genesis_time)],
         ledger,
         voters: voters.clone(),
@@ -481,7 +499,7 @@ pub fn audit(genesis: &Genesis, blocks: Source<'_>, progress: &mut dyn FnMut(u64
                 }
             }
         });
-        let chain_id = genesis.chain_id.clone();
+        let (chain_id, rule) = (genesis.chain_id.clone(), genesis.params.signature_rule);
         let known = Arc::clone(&known_voters);
         scope.spawn(move || {
             let mut next_height = 1u64;
@@ -492,7 +510,7 @@ pub fn audit(genesis: &Genesis, blocks: Source<'_>, progress: &mut dyn FnMut(u64
                 let mut prepared: Vec<Result<Prepared, Discrepancy>> = chunk
                     .into_par_iter()
                     .enumerate()
-                    .map(|(i, raw)| prepare(&chain_id, first + i as u64, raw, &voters))
+                    .map(|(i, raw)| prepare(&chain_id, rule, first + i as u64, raw, &voters))
                     .collect();
                 if let Some(e) = failure {
                     prepared.push(Err(discrepancy(next_height, "source", e)));

@@ -82,7 +82,14 @@ struct Golden {
 }
 
 fn golden() -> Golden {
-    let net = TestNet::new(&["AA", "AB", "AC", "AD", "AE"], 11);
+    golden_under(kp_domain::SignatureRule::Cofactored)
+}
+
+/// The golden ledger on a genesis naming `rule` (strict: as every genesis made before the rule
+/// was named).
+fn golden_under(rule: kp_domain::SignatureRule) -> Golden {
+    let mut net = TestNet::new(&["AA", "AB", "AC", "AD", "AE"], 11);
+    net.genesis.params.signature_rule = rule;
     let mut app = LedgerApp::new(&net.genesis).unwrap();
     let blocks = (1..=BLOCKS).map(|k| common::build_block(&net, &mut app, events(&net, k), time(k + 1))).collect();
     Golden { net, blocks }
@@ -141,6 +148,21 @@ fn a_clean_ledger_audits_as_verified() {
     );
     let json = serde_json::to_value(&r).unwrap();
     assert_eq!(json["result"], "verified");
+    assert_eq!(json["signature_rule"], "cofactored");
+}
+
+#[test]
+fn a_ledger_under_the_strict_rule_audits_under_it() {
+    let g = golden_under(kp_domain::SignatureRule::Strict);
+    let r = run(&g, raw(&g.blocks));
+    assert!(r.verified(), "{r}");
+    assert_eq!((r.blocks, r.signature_rule), (BLOCKS, kp_domain::SignatureRule::Strict));
+    assert!(r.to_string().contains("votes; strict rule)"), "{r}");
+    // Its blocks do not replay on the same genesis naming the other rule: the genesis (and so
+    // its hash, in block 1's parent) differs.
+    let other = golden();
+    let r = run(&other, raw(&g.blocks));
+    assert_found(&r, 1, "hash_chain", None);
 }
 
 #[test]
@@ -216,7 +238,7 @@ fn an_event_the_rules_refuse_is_named_even_under_a_valid_certificate() {
     let mut app = LedgerApp::new(&g.net.genesis).unwrap();
     let mut blocks: Vec<(Block, Certificate)> = g.blocks[..4].to_vec();
     for (b, c) in &blocks {
-        kp_consensus::apply_committed(g.net.chain_id(), &mut app, b, c).unwrap();
+        kp_consensus::apply_committed(g.net.chain_id(), g.net.rule(), &mut app, b, c).unwrap();
     }
     let c = cert(5);
     let bad = g.net.envelope_with(
@@ -361,7 +383,8 @@ fn a_withheld_precommit_is_accepted_where_the_rule_applies_and_refused_elsewhere
     let r = run(&g, blocks);
     assert!(r.verified(), "{r}");
     assert_eq!(r.blocks, BLOCKS);
-    kp_consensus::apply_committed(g.net.chain_id(), &mut replayed_before(&g, last), block, &withheld).unwrap();
+    kp_consensus::apply_committed(g.net.chain_id(), g.net.rule(), &mut replayed_before(&g, last), block, &withheld)
+        .unwrap();
 
     // AC's prevote beside its own precommit, two precommits missing, or the stand-in in a
     // certificate that is no commit certificate: refused.
@@ -382,7 +405,7 @@ fn a_withheld_precommit_is_accepted_where_the_rule_applies_and_refused_elsewhere
 fn replayed_before(g: &Golden, index: usize) -> LedgerApp {
     let mut app = LedgerApp::new(&g.net.genesis).unwrap();
     for (b, c) in &g.blocks[..index] {
-        kp_consensus::apply_committed(g.net.chain_id(), &mut app, b, c).unwrap();
+        kp_consensus::apply_committed(g.net.chain_id(), g.net.rule(), &mut app, b, c).unwrap();
     }
     app
 }

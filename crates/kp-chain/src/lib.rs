@@ -200,7 +200,8 @@ impl LedgerApp {
         // signatures).
         let given: Vec<Option<Event>> = events.iter().map(|bytes| known(&kp_crypto::event_id(bytes))).collect();
         let unknown = events.iter().zip(&given).filter(|(_, k)| k.is_none()).map(|(bytes, _)| bytes.as_slice());
-        let mut opened = kp_proto::open_events(&self.chain_id, unknown).into_iter();
+        let mut opened =
+            kp_proto::open_events(&self.chain_id, self.ledger.params().signature_rule, unknown).into_iter();
         // Sized up front (collecting into a Result would grow it by doubling, copying every
         // event again).
         let mut all = Vec::with_capacity(events.len());

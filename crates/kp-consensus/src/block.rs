@@ -14,7 +14,7 @@
 
 use bincode::{Decode, Encode};
 use kp_crypto::{BatchItem, CryptoError, Signature, Tag};
-use kp_domain::{ChainId, Hash32, ParticipantId, PublicKey, Timestamp};
+use kp_domain::{ChainId, Hash32, ParticipantId, PublicKey, SignatureRule, Timestamp};
 
 /// Largest encoded header accepted.
 pub const MAX_HEADER_BYTES: usize = 512;
@@ -291,13 +291,18 @@ impl Certificate {
     /// (sorted by id) — or, for a commit certificate, from each but one whose prevote it
     /// carries — with batch verification; on failure, names the voters at fault. The one rule
     /// the engine, catch-up, the store, the audit and proof verification all apply.
-    pub fn verify(&self, chain_id: &ChainId, required: &[(ParticipantId, PublicKey)]) -> Result<(), CertificateError> {
+    pub fn verify(
+        &self,
+        chain_id: &ChainId,
+        rule: SignatureRule,
+        required: &[(ParticipantId, PublicKey)],
+    ) -> Result<(), CertificateError> {
         let signed = self.signed_items(required)?;
         let items: Vec<BatchItem<'_>> = signed
             .iter()
             .map(|(key, bytes, signature, _)| BatchItem { key, tag: Tag::Vote, bytes, signature })
             .collect();
-        match kp_crypto::verify_batch(chain_id, &items) {
+        match kp_crypto::verify_batch(chain_id, rule, &items) {
             Ok(()) => Ok(()),
             Err(e @ CryptoError::BadPublicKey(_)) => Err(CertificateError::BadKey(e)),
             // A signature that fails, or whose R is refused before the batch is tried: the
@@ -306,7 +311,7 @@ impl Certificate {
                 let voters: Vec<ParticipantId> = signed
                     .iter()
                     .filter(|(key, bytes, signature, _)| {
-                        kp_crypto::verify(key, Tag::Vote, chain_id, bytes, signature).is_err()
+                        kp_crypto::verify(key, Tag::Vote, chain_id, rule, bytes, signature).is_err()
                     })
                     .map(|(_, _, _, voter)| *voter)
                     .collect();
@@ -323,6 +328,7 @@ impl Certificate {
     pub fn verify_commit(
         &self,
         chain_id: &ChainId,
+        rule: SignatureRule,
         height: u64,
         block_hash: &Hash32,
         required: &[(ParticipantId, PublicKey)],
@@ -331,7 +337,7 @@ impl Certificate {
         if b.kind != VoteKind::Precommit || b.height != height || b.block_hash != *block_hash {
             return Err(CertificateError::NotACommit(height));
         }
-        self.verify(chain_id, required)
+        self.verify(chain_id, rule, required)
     }
 
     /// Every signature to check, with its key and the exact bytes it signs, when the certificate
@@ -548,29 +554,50 @@ mod tests {
         let (keys, set) = voters(5);
         let body = VoteBody { kind: VoteKind::Precommit, height: 7, round: 1, block_hash: Hash32([5; 32]) };
         let cert = certificate(&keys, &set, body, &[1, 2, 3, 4, 5]);
-        cert.verify(&chain(), &set).unwrap();
-        cert.verify_commit(&chain(), 7, &Hash32([5; 32]), &set).unwrap();
-        assert_eq!(cert.verify_commit(&chain(), 8, &Hash32([5; 32]), &set), Err(CertificateError::NotACommit(8)));
-        assert_eq!(cert.verify_commit(&chain(), 7, &Hash32([6; 32]), &set), Err(CertificateError::NotACommit(7)));
+        cert.verify(&chain(), SignatureRule::Cofactored, &set).unwrap();
+        cert.verify_commit(&chain(), SignatureRule::Cofactored, 7, &Hash32([5; 32]), &set).unwrap();
+        assert_eq!(
+            cert.verify_commit(&chain(), SignatureRule::Cofactored, 8, &Hash32([5; 32]), &set),
+            Err(CertificateError::NotACommit(8))
+        );
+        assert_eq!(
+            cert.verify_commit(&chain(), SignatureRule::Cofactored, 7, &Hash32([6; 32]), &set),
+            Err(CertificateError::NotACommit(7))
+        );
         // One missing.
         let mut short = cert.clone();
         short.signatures.remove(2);
-        assert_eq!(short.verify(&chain(), &set), Err(CertificateError::MissingVoters(vec![set[2].0])));
+        assert_eq!(
+            short.verify(&chain(), SignatureRule::Cofactored, &set),
+            Err(CertificateError::MissingVoters(vec![set[2].0]))
+        );
         // One twice.
         let mut twice = cert.clone();
         twice.signatures.insert(1, twice.signatures[1]);
-        assert!(matches!(twice.verify(&chain(), &set), Err(CertificateError::UnexpectedVoter { index: 2, .. })));
+        assert!(matches!(
+            twice.verify(&chain(), SignatureRule::Cofactored, &set),
+            Err(CertificateError::UnexpectedVoter { index: 2, .. })
+        ));
         // A stranger.
         let (more_keys, more) = voters(6);
         let mut extra = certificate(&more_keys, &more, body, &[1, 2, 3, 4, 5, 6]);
-        assert!(matches!(extra.verify(&chain(), &set), Err(CertificateError::UnexpectedVoter { .. })));
+        assert!(matches!(
+            extra.verify(&chain(), SignatureRule::Cofactored, &set),
+            Err(CertificateError::UnexpectedVoter { .. })
+        ));
         // A bad signature is named; so is a time other than the one signed.
         extra = cert.clone();
         extra.signatures[3].signature.0[0] ^= 1;
-        assert_eq!(extra.verify(&chain(), &set), Err(CertificateError::BadSignatures { voters: vec![set[3].0] }));
+        assert_eq!(
+            extra.verify(&chain(), SignatureRule::Cofactored, &set),
+            Err(CertificateError::BadSignatures { voters: vec![set[3].0] })
+        );
         extra = cert.clone();
         extra.signatures[1].time = Timestamp(99);
-        assert_eq!(extra.verify(&chain(), &set), Err(CertificateError::BadSignatures { voters: vec![set[1].0] }));
+        assert_eq!(
+            extra.verify(&chain(), SignatureRule::Cofactored, &set),
+            Err(CertificateError::BadSignatures { voters: vec![set[1].0] })
+        );
         // Signatures for another phase, round or block do not verify.
         for other in [
             VoteBody { kind: VoteKind::Prevote, ..body },
@@ -578,13 +605,16 @@ mod tests {
             VoteBody { block_hash: Hash32([6; 32]), ..body },
         ] {
             let forged = Certificate { body: other, ..cert.clone() };
-            assert!(matches!(forged.verify(&chain(), &set), Err(CertificateError::BadSignatures { .. })));
+            assert!(matches!(
+                forged.verify(&chain(), SignatureRule::Cofactored, &set),
+                Err(CertificateError::BadSignatures { .. })
+            ));
         }
         // A consensus-minus-one set: the same votes without the subject verify against it.
         let minus: Vec<_> = set.iter().copied().filter(|(id, _)| id.as_str() != "CA").collect();
         let mut without = cert.clone();
         without.signatures.retain(|s| s.voter.as_str() != "CA");
-        without.verify(&chain(), &minus).unwrap();
+        without.verify(&chain(), SignatureRule::Cofactored, &minus).unwrap();
         assert_ne!(voters_hash(&minus), voters_hash(&set));
     }
 
@@ -597,32 +627,44 @@ mod tests {
         let mut cert = certificate(&keys, &set, body, &[1, 2, 3, 4, 5]);
         cert.signatures.retain(|s| s.voter != x);
         cert.withheld = Some(sign(&keys[2], x, prevote, 3));
-        cert.verify(&chain(), &set).unwrap();
+        cert.verify(&chain(), SignatureRule::Cofactored, &set).unwrap();
         assert_eq!(cert.signed_items(&set).unwrap().len(), 5);
         // X's precommit in its place is no prevote: it does not verify as one.
         let mut precommit_instead = cert.clone();
         precommit_instead.withheld = Some(sign(&keys[2], x, body, 3));
-        assert_eq!(precommit_instead.verify(&chain(), &set), Err(CertificateError::BadSignatures { voters: vec![x] }));
+        assert_eq!(
+            precommit_instead.verify(&chain(), SignatureRule::Cofactored, &set),
+            Err(CertificateError::BadSignatures { voters: vec![x] })
+        );
         // A prevote of another round or block does not verify either.
         for other in [VoteBody { round: 0, ..prevote }, VoteBody { block_hash: Hash32([6; 32]), ..prevote }] {
             let mut c = cert.clone();
             c.withheld = Some(sign(&keys[2], x, other, 3));
-            assert_eq!(c.verify(&chain(), &set), Err(CertificateError::BadSignatures { voters: vec![x] }));
+            assert_eq!(
+                c.verify(&chain(), SignatureRule::Cofactored, &set),
+                Err(CertificateError::BadSignatures { voters: vec![x] })
+            );
         }
         // Two voters missing: one prevote does not stand in for both.
         let mut two = cert.clone();
         two.signatures.retain(|s| s.voter != set[3].0);
-        assert_eq!(two.verify(&chain(), &set), Err(CertificateError::MissingVoters(vec![set[3].0])));
+        assert_eq!(
+            two.verify(&chain(), SignatureRule::Cofactored, &set),
+            Err(CertificateError::MissingVoters(vec![set[3].0]))
+        );
         // The withheld voter precommitted too, or is no required voter.
         let mut both = certificate(&keys, &set, body, &[1, 2, 3, 4, 5]);
         both.withheld = cert.withheld;
-        assert_eq!(both.verify(&chain(), &set), Err(CertificateError::BadWithheld(x)));
+        assert_eq!(both.verify(&chain(), SignatureRule::Cofactored, &set), Err(CertificateError::BadWithheld(x)));
         let minus: Vec<_> = set.iter().copied().filter(|(id, _)| *id != x).collect();
-        assert_eq!(cert.verify(&chain(), &minus), Err(CertificateError::BadWithheld(x)));
+        assert_eq!(cert.verify(&chain(), SignatureRule::Cofactored, &minus), Err(CertificateError::BadWithheld(x)));
         // Never in a prevote certificate.
         let mut prevotes = certificate(&keys, &set, prevote, &[1, 2, 3, 4, 5]);
         prevotes.signatures.retain(|s| s.voter != x);
         prevotes.withheld = cert.withheld;
-        assert_eq!(prevotes.verify(&chain(), &set), Err(CertificateError::WithheldInPrevote));
+        assert_eq!(
+            prevotes.verify(&chain(), SignatureRule::Cofactored, &set),
+            Err(CertificateError::WithheldInPrevote)
+        );
     }
 }

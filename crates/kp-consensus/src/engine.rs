@@ -11,7 +11,7 @@ use crate::block::{
 };
 use crate::messages::*;
 use kp_crypto::{SecretKey, Tag};
-use kp_domain::{ChainId, Hash32, ParticipantId, PublicKey, Timestamp};
+use kp_domain::{ChainId, Hash32, ParticipantId, PublicKey, SignatureRule, Timestamp};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::hash::Hasher;
 use std::sync::Arc;
@@ -146,13 +146,14 @@ pub enum CommitError {
 /// header are checked when the block is built: `Block::from_parts`.)
 pub fn check_last_commit(
     chain_id: &ChainId,
+    rule: SignatureRule,
     block: &Block,
     known: Option<&(Certificate, Vec<(ParticipantId, PublicKey)>)>,
 ) -> Result<(), String> {
     match (block.last_commit(), known) {
         (None, _) => Ok(()),
         (Some(c), Some((k, _))) if c == k => Ok(()),
-        (Some(c), Some((_, required))) => c.verify(chain_id, required).map_err(|e| e.to_string()),
+        (Some(c), Some((_, required))) => c.verify(chain_id, rule, required).map_err(|e| e.to_string()),
         (Some(_), None) => Err("this node holds no committed parent".into()),
     }
 }
@@ -165,6 +166,7 @@ pub fn check_last_commit(
 /// verified.
 pub fn apply_committed(
     chain_id: &ChainId,
+    rule: SignatureRule,
     app: &mut dyn Application,
     block: &Block,
     certificate: &Certificate,
@@ -185,7 +187,7 @@ pub fn apply_committed(
     if h.time != expected {
         return Err(CommitError::Time { got: h.time, expected });
     }
-    check_last_commit(chain_id, block, app.last_commit().as_ref()).map_err(CommitError::LastCommit)?;
+    check_last_commit(chain_id, rule, block, app.last_commit().as_ref()).map_err(CommitError::LastCommit)?;
     let x = app.execute(h.time, block.events()).map_err(|e| CommitError::Execution(e.reason))?;
     if x.state_root != h.state_root {
         return Err(CommitError::StateRoot { claimed: h.state_root.short(), actual: x.state_root.short() });
@@ -193,7 +195,7 @@ pub fn apply_committed(
     if voters_hash(&x.required) != h.voters_hash {
         return Err(CommitError::VotersHash);
     }
-    certificate.verify_commit(chain_id, h.height, &block.hash(), &x.required)?;
+    certificate.verify_commit(chain_id, rule, h.height, &block.hash(), &x.required)?;
     app.commit(block, certificate);
     Ok(())
 }
@@ -214,6 +216,8 @@ pub enum Input {
 pub struct Engine {
     config: Config,
     chain_id: ChainId,
+    /// The ledger's signature rule (from its genesis), for every signature the engine checks.
+    rule: SignatureRule,
     me: ParticipantId,
     key: Arc<SecretKey>,
     records: Vec<Record>,
@@ -262,6 +266,7 @@ impl std::hash::Hash for Engine {
         let Engine {
             config,
             chain_id,
+            rule,
             me,
             key: _, // Determined by `me` within a network.
             records,
@@ -291,7 +296,7 @@ impl std::hash::Hash for Engine {
             out,
         } = self;
         use std::hash::Hash as H;
-        H::hash(&(config, chain_id, me, records, height, round, round_started, voters), state);
+        H::hash(&(config, chain_id, rule, me, records, height, round, round_started, voters), state);
         H::hash(&(prev_hash, prev_time, last_commit, reported_precommits, lock, valid, proposals), state);
         H::hash(&(required, my_votes, votes, certified, new_rounds, my_proposals, proposed), state);
         H::hash(&(requested, missing_reported, far_rounds, inbox, future, out), state);
@@ -301,10 +306,12 @@ impl std::hash::Hash for Engine {
 impl Engine {
     /// An engine at the height after the application's last committed block, restored from the
     /// records this node persisted (votes and locks of that height are honoured; older ones are
-    /// ignored).
+    /// ignored). `chain_id` and `rule` come from the genesis, `key` and `records` from the node.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: Config,
         chain_id: ChainId,
+        rule: SignatureRule,
         me: ParticipantId,
         key: SecretKey,
         records: Vec<Record>,
@@ -315,6 +322,7 @@ impl Engine {
         let mut e = Engine {
             config,
             chain_id,
+            rule,
             me,
             key: Arc::new(key),
             records,
@@ -735,7 +743,7 @@ impl Engine {
                 h.time
             ));
         }
-        check_last_commit(&self.chain_id, &p.block, self.last_commit.as_ref())
+        check_last_commit(&self.chain_id, self.rule, &p.block, self.last_commit.as_ref())
             .map_err(|e| format!("the parent's commit certificate it carries: {e}"))
     }
 
@@ -752,7 +760,7 @@ impl Engine {
         let bytes =
             proposal_signing_bytes(p.height, p.round, &p.block.hash(), p.justify.as_ref().map(|j| j.body.round));
         let key = self.voter_key(&from).unwrap_or_default();
-        if kp_crypto::verify(&key, Tag::Proposal, &self.chain_id, &bytes, &p.signature).is_err() {
+        if kp_crypto::verify(&key, Tag::Proposal, &self.chain_id, self.rule, &bytes, &p.signature).is_err() {
             return self.refuse(from, Refusal::BadSignature(from));
         }
         if let Some(first) = self.proposals.get(&p.round) {
@@ -780,7 +788,7 @@ impl Engine {
                     Refusal::InvalidCertificate("justify does not certify this block earlier in the height".into()),
                 );
             }
-            if let Err(e) = j.verify(&self.chain_id, &required) {
+            if let Err(e) = j.verify(&self.chain_id, self.rule, &required) {
                 return self.refuse(from, Refusal::InvalidCertificate(e.to_string()));
             }
             if self.valid.as_ref().is_none_or(|(r, _, _)| *r < j.body.round) {
@@ -849,7 +857,9 @@ impl Engine {
             return self.refuse(from, Refusal::WrongSender { claimed: v.voter, sender: from });
         }
         let key = self.voter_key(&from).unwrap_or_default();
-        if kp_crypto::verify(&key, Tag::Vote, &self.chain_id, &v.body.signing_bytes(v.time), &v.signature).is_err() {
+        if kp_crypto::verify(&key, Tag::Vote, &self.chain_id, self.rule, &v.body.signing_bytes(v.time), &v.signature)
+            .is_err()
+        {
             return self.refuse(from, Refusal::BadSignature(from));
         }
         let slot = self.votes.entry((v.body.round, v.body.kind)).or_default();
@@ -910,8 +920,10 @@ impl Engine {
         };
         if from != self.me {
             let checked = match body.kind {
-                VoteKind::Prevote => c.verify(&self.chain_id, &required),
-                VoteKind::Precommit => c.verify_commit(&self.chain_id, self.height, &block.hash(), &required),
+                VoteKind::Prevote => c.verify(&self.chain_id, self.rule, &required),
+                VoteKind::Precommit => {
+                    c.verify_commit(&self.chain_id, self.rule, self.height, &block.hash(), &required)
+                }
             };
             if let Err(e) = checked {
                 return self.refuse(from, Refusal::InvalidCertificate(e.to_string()));
@@ -1037,7 +1049,7 @@ impl Engine {
                     .collect();
                 let enough = signers.len() == cert.signatures.len() && signers.len() + 1 >= self.voters.len();
                 let checked = match enough {
-                    true => cert.verify(&self.chain_id, &signers).map_err(|e| e.to_string()),
+                    true => cert.verify(&self.chain_id, self.rule, &signers).map_err(|e| e.to_string()),
                     false => Err(format!("{} signatures of {} voters", cert.signatures.len(), self.voters.len())),
                 };
                 if let Err(why) = checked {
@@ -1069,7 +1081,9 @@ impl Engine {
             }
             let key = self.voter_key(&from).unwrap_or_default();
             let bytes = v.body.signing_bytes(v.time);
-            if from != self.me && kp_crypto::verify(&key, Tag::Vote, &self.chain_id, &bytes, &v.signature).is_err() {
+            if from != self.me
+                && kp_crypto::verify(&key, Tag::Vote, &self.chain_id, self.rule, &bytes, &v.signature).is_err()
+            {
                 return self.refuse(from, Refusal::BadSignature(from));
             }
             let kept = self.reported_precommits.entry(from).or_insert(v);

@@ -14,7 +14,7 @@ use kp_chain::{LedgerApp, PendingEvent};
 use kp_consensus::wire::CommittedBlock;
 use kp_consensus::{Engine, Height, Input, Message, Output, Round};
 use kp_crypto::SecretKey;
-use kp_domain::{ChainId, EventId, Genesis, ParticipantId, Timestamp};
+use kp_domain::{ChainId, EventId, Genesis, ParticipantId, SignatureRule, Timestamp};
 use kp_proto::EdgeError;
 use kp_store::{Backend, RocksBackend, Store, StoreError, Submitted};
 use std::collections::{HashMap, VecDeque};
@@ -228,8 +228,8 @@ pub struct Opened {
 /// Opens clients' submissions together: decoded, and their signatures checked in one batch
 /// (each alone only if the batch fails). Needs nothing of the core but the chain id, so the
 /// runtime does it before taking the core's lock.
-pub fn open_submissions(chain_id: &ChainId, envelopes: Vec<Vec<u8>>) -> Vec<Opened> {
-    let events = kp_proto::open_events(chain_id, envelopes.iter().map(Vec::as_slice));
+pub fn open_submissions(chain_id: &ChainId, rule: SignatureRule, envelopes: Vec<Vec<u8>>) -> Vec<Opened> {
+    let events = kp_proto::open_events(chain_id, rule, envelopes.iter().map(Vec::as_slice));
     envelopes
         .into_iter()
         .zip(events)
@@ -302,6 +302,8 @@ pub struct Core<B: Backend = RocksBackend> {
     /// `None` on an observer's node (no vote).
     engine: Option<Engine>,
     chain_id: ChainId,
+    /// The ledger's signature rule, from its genesis.
+    rule: SignatureRule,
     genesis_bytes: Vec<u8>,
     me: Option<ParticipantId>,
     timer: Option<(Height, Round, Timestamp)>,
@@ -393,6 +395,7 @@ impl<B: Backend> Core<B> {
                 let (engine, out) = Engine::new(
                     config.clone(),
                     genesis.chain_id.clone(),
+                    genesis.params.signature_rule,
                     me,
                     SecretKey::from_seed(&key.to_seed()),
                     records,
@@ -408,7 +411,7 @@ impl<B: Backend> Core<B> {
         let mut pool = Vec::new();
         let mut unreadable = Vec::new();
         for envelope in store.pending()? {
-            match kp_proto::open_event(&genesis.chain_id, &envelope) {
+            match kp_proto::open_event(&genesis.chain_id, genesis.params.signature_rule, &envelope) {
                 Ok(event) => pool.push(Pooled {
                     pending: PendingEvent::opened(envelope, &event),
                     event,
@@ -427,6 +430,7 @@ impl<B: Backend> Core<B> {
             engine,
             pool,
             chain_id: genesis.chain_id.clone(),
+            rule: genesis.params.signature_rule,
             genesis_bytes: kp_proto::encode_genesis(genesis),
             me,
             timer: None,
@@ -546,6 +550,10 @@ impl<B: Backend> Core<B> {
     pub fn chain_id(&self) -> &ChainId {
         &self.chain_id
     }
+    /// The ledger's signature rule (from its genesis).
+    pub fn signature_rule(&self) -> SignatureRule {
+        self.rule
+    }
     /// The genesis in its canonical encoding.
     pub fn genesis_bytes(&self) -> &[u8] {
         &self.genesis_bytes
@@ -600,7 +608,7 @@ impl<B: Backend> Core<B> {
         envelopes: Vec<Vec<u8>>,
         now: Timestamp,
     ) -> Result<(Vec<Submission>, Vec<Effect>), CoreError> {
-        let opened = open_submissions(&self.chain_id, envelopes);
+        let opened = open_submissions(&self.chain_id, self.rule, envelopes);
         self.submit_opened(opened, now)
     }
 
@@ -693,7 +701,7 @@ impl<B: Backend> Core<B> {
                 fresh.push((id, envelope));
             }
         }
-        let opened = kp_proto::open_events(&self.chain_id, fresh.iter().map(|(_, e)| e.as_slice()));
+        let opened = kp_proto::open_events(&self.chain_id, self.rule, fresh.iter().map(|(_, e)| e.as_slice()));
         if opened.iter().any(Result::is_ok) {
             self.begin_group(now);
         }
@@ -736,7 +744,7 @@ impl<B: Backend> Core<B> {
                 .map_err(|e| ApprovalError::Malformed(format!("key: {e}")))?;
             let signature = kp_crypto::Signature::from_slice(&approval.signature)
                 .map_err(|e| ApprovalError::Malformed(format!("signature: {e}")))?;
-            kp_crypto::verify(&key, kp_crypto::Tag::Approval, &self.chain_id, &approval.act, &signature)
+            kp_crypto::verify(&key, kp_crypto::Tag::Approval, &self.chain_id, self.rule, &approval.act, &signature)
                 .map_err(|e| ApprovalError::BadSignature(e.to_string()))?;
             Ok((act, key, signature))
         })();
@@ -1208,7 +1216,9 @@ impl<B: Backend> Core<B> {
             if height <= self.store.head().height {
                 continue;
             }
-            if let Err(e) = kp_consensus::apply_committed(&self.chain_id, &mut self.app, &cb.block, &cb.certificate) {
+            if let Err(e) =
+                kp_consensus::apply_committed(&self.chain_id, self.rule, &mut self.app, &cb.block, &cb.certificate)
+            {
                 result.refused = Some(format!("block {height}: {e}"));
                 break;
             }
@@ -1232,6 +1242,7 @@ impl<B: Backend> Core<B> {
             let (engine, out) = Engine::new(
                 self.engine_config.clone(),
                 self.chain_id.clone(),
+                self.rule,
                 me,
                 SecretKey::from_seed(&self.key.to_seed()),
                 records,

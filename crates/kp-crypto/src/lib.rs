@@ -4,10 +4,12 @@
 //! - Every signature covers `tag || 0x00 || len(chain_id) || chain_id || bytes`, where `bytes`
 //!   are the exact bytes stored; nothing is re-encoded to verify. Each kind of signed thing has
 //!   its own [`Tag`], so a signature made for one purpose is never valid for another.
-//! - Verification is strict (RFC 8032 with canonical `S`; keys and `R` must lie in the
-//!   prime-order subgroup, so small-order points and points with a small-order component are
-//!   refused) so that one message has one valid signature per key, and batch verification
-//!   accepts exactly what single verification accepts.
+//! - Verification follows the ledger's [`SignatureRule`] (from its genesis): canonical `S` and
+//!   encodings, keys in the prime-order subgroup, no small-order `R`; then RFC 8032's
+//!   cofactorless equation with `R` in the prime-order subgroup (`Strict`), or the cofactored
+//!   equation (`Cofactored`). Under either rule, batch verification accepts exactly what
+//!   single verification accepts (but with probability 2⁻¹²⁸), so no two nodes or auditors
+//!   disagree about a signature however they group it.
 //! - No I/O but the OS random source in [`SecretKey::generate`].
 
 pub mod memo;
@@ -16,6 +18,7 @@ mod merkle;
 pub use merkle::{InclusionProof, MerkleError, leaf_hash, merkle_root, root_of_hashes};
 
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+pub use kp_domain::SignatureRule;
 use kp_domain::{ChainId, EventId, Hash32, PublicKey};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -192,38 +195,131 @@ fn hex_of(bytes: &[u8]) -> String {
     })
 }
 
-/// Verifies one signature, strictly: RFC 8032 with canonical `S` and `R`, the key and `R` in
-/// the prime-order subgroup ([`CryptoError::SmallOrderR`] for an `R` that is not).
+/// Whether the 32 bytes encode `y < p = 2²⁵⁵ − 19` (the sign bit aside): curve25519-dalek's
+/// decompression reduces `y` modulo `p`, so a non-canonical `R` would otherwise name the same
+/// point as a canonical one while its bytes (hashed into `h`) differ. Single verification under
+/// the strict rule refuses it by comparing encodings; the other paths check it here.
+fn canonical_y(bytes: &[u8; 32]) -> bool {
+    let all_ones = bytes[1..31].iter().all(|b| *b == 0xff);
+    !(bytes[31] & 0x7f == 0x7f && all_ones && bytes[0] >= 0xed)
+}
+
+/// `R` decompressed, if its encoding is canonical and it is not of small order (the identity
+/// and the torsion points: no honest signer makes one, and every point with `x = 0`, whose sign
+/// bit is not canonical, is among them). `Err(true)` for small order, `Err(false)` for an
+/// encoding that is not a point or not canonical.
+fn decompress_r(bytes: &[u8; 32]) -> Result<curve25519_dalek::edwards::EdwardsPoint, bool> {
+    use curve25519_dalek::edwards::CompressedEdwardsY;
+    if !canonical_y(bytes) {
+        return Err(false);
+    }
+    let r = CompressedEdwardsY(*bytes).decompress().ok_or(false)?;
+    match r.is_small_order() {
+        true => Err(true),
+        false => Ok(r),
+    }
+}
+
+/// `h = H(R || A || M) mod ℓ`, with `M` given as the tag's prefix and the signed bytes.
+fn hram(r: &[u8; 32], key: &PublicKey, prefix: &[u8], bytes: &[u8]) -> curve25519_dalek::scalar::Scalar {
+    use sha2::Sha512;
+    let h: [u8; 64] = Sha512::new()
+        .chain_update(r)
+        .chain_update(key.as_bytes())
+        .chain_update(prefix)
+        .chain_update(bytes)
+        .finalize()
+        .into();
+    curve25519_dalek::scalar::Scalar::from_bytes_mod_order_wide(&h)
+}
+
+/// Verifies one signature under `rule` (see [`SignatureRule`]): canonical `S` and `R`, the key
+/// in the prime-order subgroup, `R` not of small order ([`CryptoError::SmallOrderR`] for an `R`
+/// the rule refuses for its order), then the rule's equation.
 ///
-/// The subgroup check on `R` costs nothing when the signature verifies: the key is checked to
-/// be in the prime-order subgroup (once, then cached), so `R = [s]B − [h]A` is in it too. Only a
-/// signature that fails is examined further, to say why.
+/// Under the strict rule the subgroup check on `R` costs nothing when the signature verifies:
+/// the key is checked to be in the prime-order subgroup (once, then cached), so
+/// `R = [s]B − [h]A` is in it too. Only a signature that fails is examined further, to say why.
 pub fn verify(
     key: &PublicKey,
     tag: Tag,
     chain_id: &ChainId,
+    rule: SignatureRule,
     bytes: &[u8],
     signature: &Signature,
 ) -> Result<(), CryptoError> {
-    use curve25519_dalek::edwards::CompressedEdwardsY;
-    let message = signing_message(tag, chain_id, bytes);
-    let d = memo::enabled().then(|| memo::digest(&[key.as_bytes(), &message, &signature.0]));
+    let prefix = signing_message(tag, chain_id, &[]);
+    let d = memo::enabled().then(|| memo::digest(&[&[rule as u8], key.as_bytes(), &prefix, bytes, &signature.0]));
     if d.as_ref().is_some_and(memo::verified) {
         return Ok(());
     }
     let vk = verifying_key(key)?;
+    let result = match rule {
+        SignatureRule::Strict => verify_strict(key, &vk, &prefix, bytes, signature),
+        SignatureRule::Cofactored => verify_cofactored(key, &vk, &prefix, bytes, signature),
+    };
+    if let (Ok(()), Some(d)) = (&result, d) {
+        memo::remember_verified(d);
+    }
+    result
+}
+
+fn verify_strict(
+    key: &PublicKey,
+    vk: &VerifyingKey,
+    prefix: &[u8],
+    bytes: &[u8],
+    signature: &Signature,
+) -> Result<(), CryptoError> {
+    use curve25519_dalek::edwards::CompressedEdwardsY;
+    let mut message = Vec::with_capacity(prefix.len() + bytes.len());
+    message.extend_from_slice(prefix);
+    message.extend_from_slice(bytes);
     let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
     match vk.verify_strict(&message, &sig) {
-        Ok(()) => {
-            if let Some(d) = d {
-                memo::remember_verified(d);
-            }
-            Ok(())
-        }
+        Ok(()) => Ok(()),
         Err(_) => match CompressedEdwardsY(*sig.r_bytes()).decompress() {
             Some(r) if !in_prime_order_subgroup(&r) => Err(small_order_r(key, sig.r_bytes())),
             _ => Err(CryptoError::BadSignature(key.short())),
         },
+    }
+}
+
+/// `[8]([s]B − [h]A − R) = 0`, with the checks both rules share.
+///
+/// An honest signature satisfies the cofactorless equation too, and then `[s]B − [h]A`
+/// compresses to `R`'s bytes exactly: that is checked first (the cost of a strict verification),
+/// and `R` is decompressed only when it differs. An `R` equal to `[s]B − [h]A` is in the
+/// prime-order subgroup (the key is), canonically encoded, and of small order only if it is the
+/// identity.
+fn verify_cofactored(
+    key: &PublicKey,
+    vk: &VerifyingKey,
+    prefix: &[u8],
+    bytes: &[u8],
+    signature: &Signature,
+) -> Result<(), CryptoError> {
+    use curve25519_dalek::edwards::EdwardsPoint;
+    use curve25519_dalek::scalar::Scalar;
+    use curve25519_dalek::traits::IsIdentity as _;
+    let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
+    let bad = || CryptoError::BadSignature(key.short());
+    let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(*sig.s_bytes())).ok_or_else(bad)?;
+    let h = hram(sig.r_bytes(), key, prefix, bytes);
+    let expected = EdwardsPoint::vartime_double_scalar_mul_basepoint(&h, &-vk.to_edwards(), &s);
+    if expected.compress().as_bytes() == sig.r_bytes() {
+        return match expected.is_identity() {
+            true => Err(small_order_r(key, sig.r_bytes())),
+            false => Ok(()),
+        };
+    }
+    let r = decompress_r(sig.r_bytes()).map_err(|small| match small {
+        true => small_order_r(key, sig.r_bytes()),
+        false => bad(),
+    })?;
+    match (expected - r).mul_by_cofactor().is_identity() {
+        true => Ok(()),
+        false => Err(bad()),
     }
 }
 
@@ -236,35 +332,46 @@ pub struct BatchItem<'a> {
     pub signature: &'a Signature,
 }
 
-/// Verifies many signatures at once (faster per signature than one by one). On failure, call
-/// [`verify`] on each item to find the culprit. Keys that [`verify`] refuses (small order, or
-/// with a small-order component) are refused up front, and so is any item whose `R` is not in
-/// the prime-order subgroup, with [`CryptoError::SmallOrderR`] naming the first.
+/// Verifies many signatures under `rule`, accepting exactly what [`verify`] accepts of each. On
+/// failure, call [`verify`] on each item to find the culprit. Keys that [`verify`] refuses
+/// (small order, or with a small-order component) are refused up front, and so is any item
+/// whose `R` is of small order, or (strict rule) not in the prime-order subgroup, with
+/// [`CryptoError::SmallOrderR`] naming the first.
 ///
-/// That check is what makes the batch accept exactly what [`verify`] accepts. The batch
-/// equation is cofactorless with weights derived from the batch, so without it a signer who put
-/// a small-order component `T` into its own signature's `R` (which [`verify`] refuses) would
-/// pass whenever that item's weight `z` kills `T` (`[z]T = 0`, a multiple of 8 for `T` of order
-/// 8) and could search batch compositions for one — an event committed by nodes that an
-/// auditor checking it alone refuses. With every key and every `R` in the prime-order subgroup,
-/// each item's term `Rᵢ − [sᵢ]B + [hᵢ]Aᵢ` is in it too, and 128-bit weights make the sum vanish
-/// only when every term does (but with probability 2⁻¹²⁸). The check costs one
-/// variable-base scalar multiplication per item (`[ℓ]R`), on the `R` decompressed for the
-/// equation anyway.
+/// Under the cofactored rule the signatures are checked together, at about a third of the cost
+/// of checking each (`cargo bench -p kp-crypto --bench verify`). Under the strict rule they are
+/// checked one by one: a batch would have to check every `R`'s subgroup membership first (see
+/// below), which costs as much as verifying the signature alone, so a strict batch is slower
+/// than single verification.
 ///
-/// The check is ed25519-dalek's batch equation, `[−Σ zᵢsᵢ]B + Σ [zᵢ]Rᵢ + Σ [zᵢhᵢ]Aᵢ = 0` with
-/// `hᵢ = H(Rᵢ || Aᵢ || Mᵢ)` and 128-bit weights `zᵢ`, with one change: the terms of one signer
-/// are summed first, `Σ_A [Σ_{i: Aᵢ = A} zᵢhᵢ]A`. A ledger's events come from a few hundred
-/// authority keys at most, so a block of hundreds of events multiplies far fewer points. The
-/// weights come from a hash of every `hᵢ` and `sᵢ` in the batch (as ed25519-dalek derives them
-/// from a transcript of the same values): no one can choose a signature after seeing them, and
-/// verification stays a pure function.
-pub fn verify_batch(chain_id: &ChainId, items: &[BatchItem<'_>]) -> Result<(), CryptoError> {
+/// The cofactored check is ed25519-dalek's batch equation multiplied by the cofactor,
+/// `[8]([−Σ zᵢsᵢ]B + Σ [zᵢ]Rᵢ + Σ [zᵢhᵢ]Aᵢ) = 0` with `hᵢ = H(Rᵢ || Aᵢ || Mᵢ)` and 128-bit
+/// weights `zᵢ`, with one change: the terms of one signer are summed first,
+/// `Σ_A [Σ_{i: Aᵢ = A} zᵢhᵢ]A`. A ledger's events come from a few hundred authority keys at
+/// most, so a block of hundreds of events multiplies far fewer points. The weights come from a
+/// hash of every `hᵢ` and `sᵢ` in the batch (as ed25519-dalek derives them from a transcript of
+/// the same values): no one can choose a signature after seeing them, and verification stays a
+/// pure function.
+///
+/// Why the batch accepts exactly what [`verify`] accepts: every key is in the prime-order
+/// subgroup, so each item's term `Rᵢ − [sᵢ]B + [hᵢ]Aᵢ` is `Pᵢ + Tᵢ`, a point of the prime-order
+/// subgroup (zero exactly when the item's cofactored equation holds) plus `Rᵢ`'s small-order
+/// component. 128-bit weights make `Σ [zᵢ]Pᵢ` vanish only when every `Pᵢ` does (but with
+/// probability 2⁻¹²⁸).
+/// `[8]` removes every `Tᵢ`, so the batch holds exactly when every `Pᵢ = 0`, which is what
+/// [`verify`] checks under the cofactored rule. Without the cofactor (the strict rule's
+/// equation), a signer who put a small-order `T` into its own `R` (which strict [`verify`]
+/// refuses) would pass whenever `Σ [zᵢ]Tᵢ = 0` — a multiple of 8 for one `T` of order 8 — and
+/// could search batch compositions for one: an event committed by nodes that an auditor
+/// checking it alone refuses. Excluding that takes a subgroup check of every `R` (`[ℓ]R`, a
+/// variable-base scalar multiplication), hence the strict rule's one-by-one path.
+pub fn verify_batch(chain_id: &ChainId, rule: SignatureRule, items: &[BatchItem<'_>]) -> Result<(), CryptoError> {
     if items.is_empty() {
         return Ok(());
     }
     let d = memo::enabled().then(|| {
-        let mut parts: Vec<&[u8]> = vec![chain_id.as_str().as_bytes()];
+        let rule_byte = [rule as u8];
+        let mut parts: Vec<&[u8]> = vec![chain_id.as_str().as_bytes(), &rule_byte];
         for item in items {
             parts.extend([item.tag.bytes(), item.key.as_bytes(), item.bytes, &item.signature.0]);
         }
@@ -273,16 +380,19 @@ pub fn verify_batch(chain_id: &ChainId, items: &[BatchItem<'_>]) -> Result<(), C
     if d.as_ref().is_some_and(memo::verified) {
         return Ok(());
     }
-    let result = verify_batch_uncached(chain_id, items);
+    let result = verify_batch_uncached(chain_id, rule, items);
     if let (Ok(()), Some(d)) = (&result, d) {
         memo::remember_verified(d);
     }
     result
 }
 
-fn verify_batch_uncached(chain_id: &ChainId, items: &[BatchItem<'_>]) -> Result<(), CryptoError> {
+fn verify_batch_uncached(chain_id: &ChainId, rule: SignatureRule, items: &[BatchItem<'_>]) -> Result<(), CryptoError> {
+    if rule == SignatureRule::Strict {
+        return verify_strict_each(chain_id, items);
+    }
     use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
-    use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+    use curve25519_dalek::edwards::EdwardsPoint;
     use curve25519_dalek::scalar::Scalar;
     use curve25519_dalek::traits::{IsIdentity as _, VartimeMultiscalarMul as _};
     use sha2::Sha512;
@@ -307,10 +417,11 @@ fn verify_batch_uncached(chain_id: &ChainId, items: &[BatchItem<'_>]) -> Result<
         let signature = ed25519_dalek::Signature::from_bytes(&item.signature.0);
         // Canonical s only, as ed25519-dalek requires.
         let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(*signature.s_bytes())).ok_or_else(failed)?;
-        let r = CompressedEdwardsY(*signature.r_bytes()).decompress().ok_or_else(failed)?;
-        if !in_prime_order_subgroup(&r) {
-            return Err(small_order_r(item.key, signature.r_bytes()));
-        }
+        let r = match decompress_r(signature.r_bytes()) {
+            Ok(r) => r,
+            Err(true) => return Err(small_order_r(item.key, signature.r_bytes())),
+            Err(false) => return Err(failed()),
+        };
         let prefix = match prefixes.iter().position(|(t, _)| *t == item.tag) {
             Some(p) => &prefixes[p].1,
             None => {
@@ -318,16 +429,10 @@ fn verify_batch_uncached(chain_id: &ChainId, items: &[BatchItem<'_>]) -> Result<
                 &prefixes[prefixes.len() - 1].1
             }
         };
-        let hram: [u8; 64] = Sha512::new()
-            .chain_update(signature.r_bytes())
-            .chain_update(item.key.as_bytes())
-            .chain_update(prefix)
-            .chain_update(item.bytes)
-            .finalize()
-            .into();
-        seed.update(hram);
+        let h = hram(signature.r_bytes(), item.key, prefix, item.bytes);
+        seed.update(h.as_bytes());
         seed.update(signature.s_bytes());
-        terms.push((signer, r, s, Scalar::from_bytes_mod_order_wide(&hram)));
+        terms.push((signer, r, s, h));
     }
     let seed: [u8; 64] = seed.finalize().into();
     // Four 128-bit weights from each hash of the seed and a counter.
@@ -351,10 +456,33 @@ fn verify_batch_uncached(chain_id: &ChainId, items: &[BatchItem<'_>]) -> Result<
         std::iter::once(-basepoint).chain(weights.iter().take(items.len()).copied()).chain(signer_weights),
         std::iter::once(ED25519_BASEPOINT_POINT).chain(terms.iter().map(|t| t.1)).chain(signer_points),
     );
-    match sum.is_identity() {
+    match sum.mul_by_cofactor().is_identity() {
         true => Ok(()),
         false => Err(failed()),
     }
+}
+
+/// The strict rule's batch: each item verified alone (see [`verify_batch`]), the first failure
+/// answered as a batch's would be (a bad key or an `R` outside the prime-order subgroup named,
+/// any other failure [`CryptoError::BatchFailed`]).
+fn verify_strict_each(chain_id: &ChainId, items: &[BatchItem<'_>]) -> Result<(), CryptoError> {
+    let mut prefixes: Vec<(Tag, Vec<u8>)> = Vec::new();
+    for item in items {
+        let vk = verifying_key(item.key)?;
+        let prefix = match prefixes.iter().position(|(t, _)| *t == item.tag) {
+            Some(p) => &prefixes[p].1,
+            None => {
+                prefixes.push((item.tag, signing_message(item.tag, chain_id, &[])));
+                &prefixes[prefixes.len() - 1].1
+            }
+        };
+        match verify_strict(item.key, &vk, prefix, item.bytes, item.signature) {
+            Ok(()) => {}
+            Err(e @ CryptoError::SmallOrderR { .. }) => return Err(e),
+            Err(_) => return Err(CryptoError::BatchFailed(items.len())),
+        }
+    }
+    Ok(())
 }
 
 /// SHA-256 of `bytes`.
@@ -384,16 +512,38 @@ mod tests {
         ChainId::new("kp-test").unwrap()
     }
 
+    const RULES: [SignatureRule; 2] = [SignatureRule::Strict, SignatureRule::Cofactored];
+
     #[test]
     fn sign_and_verify() {
         let key = SecretKey::from_seed(&[1; 32]);
         let sig = key.sign(Tag::Event, &chain(), b"payload");
-        verify(&key.public(), Tag::Event, &chain(), b"payload", &sig).unwrap();
-        // Another purpose, another chain, other bytes, another key: all refused.
-        assert!(verify(&key.public(), Tag::Approval, &chain(), b"payload", &sig).is_err());
-        assert!(verify(&key.public(), Tag::Event, &ChainId::new("kp-other").unwrap(), b"payload", &sig).is_err());
-        assert!(verify(&key.public(), Tag::Event, &chain(), b"payloae", &sig).is_err());
-        assert!(verify(&SecretKey::from_seed(&[2; 32]).public(), Tag::Event, &chain(), b"payload", &sig).is_err());
+        for rule in RULES {
+            verify(&key.public(), Tag::Event, &chain(), rule, b"payload", &sig).unwrap();
+            // Another purpose, another chain, other bytes, another key: all refused.
+            assert!(verify(&key.public(), Tag::Approval, &chain(), rule, b"payload", &sig).is_err());
+            let other_chain = ChainId::new("kp-other").unwrap();
+            assert!(verify(&key.public(), Tag::Event, &other_chain, rule, b"payload", &sig).is_err());
+            assert!(verify(&key.public(), Tag::Event, &chain(), rule, b"payloae", &sig).is_err());
+            let other_key = SecretKey::from_seed(&[2; 32]).public();
+            assert!(verify(&other_key, Tag::Event, &chain(), rule, b"payload", &sig).is_err());
+            // S + ℓ (the same equation, S not canonical): refused. ℓ little-endian:
+            let l: [u8; 32] =
+                *b"\xed\xd3\xf5\x5c\x1a\x63\x12\x58\xd6\x9c\xf7\xa2\xde\xf9\xde\x14\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x10";
+            let mut malleated = sig;
+            let mut carry = 0u16;
+            for (i, l) in l.iter().enumerate() {
+                let v = u16::from(sig.0[32 + i]) + u16::from(*l) + carry;
+                malleated.0[32 + i] = v.to_le_bytes()[0];
+                carry = v >> 8;
+            }
+            // S < ℓ < 2²⁵³, so S + ℓ < 2²⁵⁴ fits the 32 bytes.
+            assert_eq!(carry, 0);
+            assert_eq!(
+                verify(&key.public(), Tag::Event, &chain(), rule, b"payload", &malleated),
+                Err(CryptoError::BadSignature(key.public().short()))
+            );
+        }
     }
 
     #[test]
@@ -402,10 +552,12 @@ mod tests {
         let mut identity = [0u8; 32];
         identity[0] = 1;
         let sig = Signature([0; 64]);
-        assert_eq!(
-            verify(&PublicKey(identity), Tag::Event, &chain(), b"x", &sig),
-            Err(CryptoError::BadPublicKey(PublicKey(identity).short()))
-        );
+        for rule in RULES {
+            assert_eq!(
+                verify(&PublicKey(identity), Tag::Event, &chain(), rule, b"x", &sig),
+                Err(CryptoError::BadPublicKey(PublicKey(identity).short()))
+            );
+        }
         assert!(Signature::from_slice(&[0; 63]).is_err());
     }
 
@@ -418,15 +570,19 @@ mod tests {
         let items = |sigs: &[Signature]| -> Vec<(PublicKey, Vec<u8>, Signature)> {
             publics.iter().zip(&msgs).zip(sigs).map(|((k, m), s)| (*k, m.clone(), *s)).collect()
         };
+        for rule in RULES {
+            let owned = items(&sigs);
+            let batch: Vec<BatchItem<'_>> =
+                owned.iter().map(|(k, m, s)| BatchItem { key: k, tag: Tag::Vote, bytes: m, signature: s }).collect();
+            verify_batch(&chain(), rule, &batch).unwrap();
+        }
+        sigs[3].0[40] ^= 1;
         let owned = items(&sigs);
         let batch: Vec<BatchItem<'_>> =
             owned.iter().map(|(k, m, s)| BatchItem { key: k, tag: Tag::Vote, bytes: m, signature: s }).collect();
-        verify_batch(&chain(), &batch).unwrap();
-        sigs[3].0[5] ^= 1;
-        let owned = items(&sigs);
-        let batch: Vec<BatchItem<'_>> =
-            owned.iter().map(|(k, m, s)| BatchItem { key: k, tag: Tag::Vote, bytes: m, signature: s }).collect();
-        assert_eq!(verify_batch(&chain(), &batch), Err(CryptoError::BatchFailed(10)));
+        for rule in RULES {
+            assert_eq!(verify_batch(&chain(), rule, &batch), Err(CryptoError::BatchFailed(10)));
+        }
     }
 
     /// A signature of `message` by `seed`'s key whose `R` carries the small-order component
@@ -463,29 +619,57 @@ mod tests {
         Signature(sig)
     }
 
-    /// The golden vector of a signature with a small-order component in `R` (order 8), which
-    /// single and batch verification both refuse, naming that `R`.
+    /// A signature of `message` by `seed`'s key whose `R` is the small-order point
+    /// `EIGHT_TORSION[torsion]` itself, with `s = h·a`, so that `[s]B − [h]A = 0` and both
+    /// equations hold up to `R`'s order.
+    fn small_order_r_itself(seed: &[u8; 32], message: &[u8], torsion: usize) -> Signature {
+        use curve25519_dalek::constants::EIGHT_TORSION;
+        use sha2::Sha512;
+        let signing = SigningKey::from_bytes(seed);
+        let big_r = EIGHT_TORSION[torsion].compress().to_bytes();
+        let hram: [u8; 64] = Sha512::new()
+            .chain_update(big_r)
+            .chain_update(signing.verifying_key().to_bytes())
+            .chain_update(signing_message(Tag::Event, &chain(), message))
+            .finalize()
+            .into();
+        let s = curve25519_dalek::scalar::Scalar::from_bytes_mod_order_wide(&hram) * signing.to_scalar();
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&big_r);
+        sig[32..].copy_from_slice(s.as_bytes());
+        Signature(sig)
+    }
+
+    /// The golden vector of a signature with a small-order component in `R` (order 8): the
+    /// strict rule refuses it singly and in batches, naming that `R`; the cofactored rule
+    /// accepts it singly and in batches (its cofactored equation holds).
     const SMALL_ORDER_R_SEED: [u8; 32] = [7; 32];
     const SMALL_ORDER_R_MESSAGE: &[u8] = b"a signer's own event, R with a small-order component";
     const SMALL_ORDER_R_SIGNATURE: &str = "05acc2b799c652d2c696a8345c6591cbe1b6f378f3b04e446fcd09e05d4924c0f622a78fc98f823dbc73f563206c20bfa710340214bc99629393e089cb66270d";
 
     #[test]
-    fn small_order_r_golden_vector_is_refused_singly_and_in_batches() {
+    fn small_order_r_golden_vector_follows_the_rule_singly_and_in_batches() {
         let key = SecretKey::from_seed(&SMALL_ORDER_R_SEED).public();
         let sig = small_order_r_signature(&SMALL_ORDER_R_SEED, SMALL_ORDER_R_MESSAGE, 1);
         assert_eq!(hex_of(&sig.0), SMALL_ORDER_R_SIGNATURE, "the crafted vector changed");
         let expected = CryptoError::SmallOrderR { key: key.short(), r: SMALL_ORDER_R_SIGNATURE[..64].to_owned() };
-        assert_eq!(verify(&key, Tag::Event, &chain(), SMALL_ORDER_R_MESSAGE, &sig), Err(expected.clone()));
+        let strict = SignatureRule::Strict;
+        assert_eq!(verify(&key, Tag::Event, &chain(), strict, SMALL_ORDER_R_MESSAGE, &sig), Err(expected.clone()));
         let alone = [BatchItem { key: &key, tag: Tag::Event, bytes: SMALL_ORDER_R_MESSAGE, signature: &sig }];
-        assert_eq!(verify_batch(&chain(), &alone), Err(expected.clone()));
+        assert_eq!(verify_batch(&chain(), strict, &alone), Err(expected.clone()));
         assert!(expected.to_string().contains(&SMALL_ORDER_R_SIGNATURE[..64]), "{expected}");
+        let cofactored = SignatureRule::Cofactored;
+        assert_eq!(verify(&key, Tag::Event, &chain(), cofactored, SMALL_ORDER_R_MESSAGE, &sig), Ok(()));
+        assert_eq!(verify_batch(&chain(), cofactored, &alone), Ok(()));
     }
 
     #[test]
-    fn no_batch_composition_admits_a_small_order_r() {
-        // Before `R` was checked, about one batch in eight (the crafted item's weight a
-        // multiple of 8) accepted the crafted signature that single verification refuses: a
-        // signer could search compositions for one. Now every composition refuses it.
+    fn every_batch_composition_agrees_with_single_on_an_r_with_a_small_order_component() {
+        // Under the strict rule, before `R` was checked, about one batch in eight (the crafted
+        // item's weight a multiple of 8) accepted the crafted signature that single
+        // verification refuses: a signer could search compositions for one. Now every
+        // composition refuses it; and under the cofactored rule every composition accepts it,
+        // as single verification does.
         let seed = [9u8; 32];
         let crafted_key = SecretKey::from_seed(&seed).public();
         let other = SecretKey::from_seed(&[10; 32]);
@@ -493,27 +677,87 @@ mod tests {
         for torsion in [1usize, 2, 3, 4, 5, 6, 7] {
             let crafted = small_order_r_signature(&seed, b"mine", torsion);
             let r = hex_of(&crafted.0[..32]);
-            let expected = CryptoError::SmallOrderR { key: crafted_key.short(), r };
-            assert_eq!(verify(&crafted_key, Tag::Event, &chain(), b"mine", &crafted), Err(expected.clone()));
-            let results: Vec<Result<(), CryptoError>> = (0..64u32)
-                .map(|j| {
+            let refused = CryptoError::SmallOrderR { key: crafted_key.short(), r };
+            for rule in RULES {
+                let expected = match rule {
+                    SignatureRule::Strict => Err(refused.clone()),
+                    SignatureRule::Cofactored => Ok(()),
+                };
+                assert_eq!(verify(&crafted_key, Tag::Event, &chain(), rule, b"mine", &crafted), expected);
+                for j in 0..64u32 {
                     let message = j.to_le_bytes();
                     let honest = other.sign(Tag::Event, &chain(), &message);
                     let batch = [
                         BatchItem { key: &other_key, tag: Tag::Event, bytes: &message, signature: &honest },
                         BatchItem { key: &crafted_key, tag: Tag::Event, bytes: b"mine", signature: &crafted },
                     ];
-                    verify_batch(&chain(), &batch)
-                })
-                .collect();
-            let accepted: Vec<usize> = (0..results.len()).filter(|j| results[*j].is_ok()).collect();
-            assert!(
-                accepted.is_empty(),
-                "torsion {torsion}: batches {accepted:?} accept what single verification refuses"
-            );
-            for (j, got) in results.into_iter().enumerate() {
-                assert_eq!(got, Err(expected.clone()), "torsion {torsion}, batch {j}");
+                    assert_eq!(
+                        verify_batch(&chain(), rule, &batch),
+                        expected,
+                        "{rule:?}, torsion {torsion}, batch {j}"
+                    );
+                }
             }
+        }
+    }
+
+    #[test]
+    fn a_small_order_r_is_refused_under_both_rules() {
+        let seed = [11u8; 32];
+        let key = SecretKey::from_seed(&seed).public();
+        let other = SecretKey::from_seed(&[12; 32]);
+        let honest = other.sign(Tag::Event, &chain(), b"theirs");
+        for torsion in 0..8 {
+            let sig = small_order_r_itself(&seed, b"mine", torsion);
+            let expected = Err(CryptoError::SmallOrderR { key: key.short(), r: hex_of(&sig.0[..32]) });
+            for rule in RULES {
+                assert_eq!(verify(&key, Tag::Event, &chain(), rule, b"mine", &sig), expected, "{rule:?} {torsion}");
+                let other_key = other.public();
+                let batch = [
+                    BatchItem { key: &other_key, tag: Tag::Event, bytes: b"theirs", signature: &honest },
+                    BatchItem { key: &key, tag: Tag::Event, bytes: b"mine", signature: &sig },
+                ];
+                assert_eq!(verify_batch(&chain(), rule, &batch), expected, "{rule:?} {torsion}");
+            }
+        }
+    }
+
+    #[test]
+    fn non_canonical_encodings_of_r_are_refused() {
+        use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+        use curve25519_dalek::scalar::Scalar;
+        // Every y in [p, 2²⁵⁵): p = 2²⁵⁵ − 19, little-endian ed ff .. ff 7f; and with the sign bit.
+        for k in 0..19u8 {
+            let mut bytes = [0xffu8; 32];
+            bytes[0] = 0xed + k;
+            bytes[31] = 0x7f;
+            assert!(!canonical_y(&bytes), "{k}");
+            bytes[31] = 0xff;
+            assert!(!canonical_y(&bytes), "{k} with the sign bit");
+            let key = SecretKey::from_seed(&[13; 32]);
+            let mut sig = key.sign(Tag::Event, &chain(), b"x");
+            sig.0[..32].copy_from_slice(&bytes);
+            for rule in RULES {
+                assert!(verify(&key.public(), Tag::Event, &chain(), rule, b"x", &sig).is_err());
+                let batch = [BatchItem { key: &key.public(), tag: Tag::Event, bytes: b"x", signature: &sig }];
+                assert!(verify_batch(&chain(), rule, &batch).is_err());
+            }
+        }
+        let mut below = [0xffu8; 32];
+        below[0] = 0xec;
+        below[31] = 0x7f;
+        assert!(canonical_y(&below));
+        // What passes the check re-encodes to itself: canonical.
+        for k in 1..200u64 {
+            let bytes = EdwardsPoint::mul_base(&Scalar::from(k * 104_729)).compress().to_bytes();
+            let r = decompress_r(&bytes).unwrap();
+            assert_eq!(r.compress().to_bytes(), bytes);
+            let mut flipped = bytes;
+            flipped[31] ^= 0x80;
+            if let Ok(r) = decompress_r(&flipped) {
+                assert_eq!(r.compress().to_bytes(), flipped);
+            }
+            assert!(CompressedEdwardsY(bytes).decompress().is_some());
         }
     }
 
@@ -541,16 +785,20 @@ mod tests {
         let point = CompressedEdwardsY(honest.public().0).decompress().unwrap();
         let mixed = PublicKey((point + EIGHT_TORSION[1]).compress().to_bytes());
         let sig = honest.sign(Tag::Event, &chain(), b"x");
-        assert_eq!(verify(&mixed, Tag::Event, &chain(), b"x", &sig), Err(CryptoError::BadPublicKey(mixed.short())));
         let batch = [BatchItem { key: &mixed, tag: Tag::Event, bytes: b"x", signature: &sig }];
-        assert_eq!(verify_batch(&chain(), &batch), Err(CryptoError::BadPublicKey(mixed.short())));
+        for rule in RULES {
+            let expected = Err(CryptoError::BadPublicKey(mixed.short()));
+            assert_eq!(verify(&mixed, Tag::Event, &chain(), rule, b"x", &sig), expected);
+            assert_eq!(verify_batch(&chain(), rule, &batch), expected);
+        }
     }
 
     proptest::proptest! {
         /// Batches in which signers sign several items (their terms are grouped) are accepted
         /// exactly when every item verifies alone, and exactly when ed25519-dalek's own batch
-        /// verification accepts them: whether intact, or with one signature byte, one message
-        /// byte or one item's key changed.
+        /// verification accepts them, under both rules (honest signers' signatures are valid
+        /// under both alike): whether intact, or with one signature byte, one message byte or
+        /// one item's key changed.
         #[test]
         fn grouped_batch_agrees_with_single_and_with_ed25519_dalek(
             n in 1usize..24,
@@ -579,8 +827,11 @@ mod tests {
             }
             let batch: Vec<BatchItem<'_>> =
                 items.iter().map(|(k, m, s)| BatchItem { key: k, tag: Tag::Event, bytes: m, signature: s }).collect();
-            let ours = verify_batch(&chain(), &batch).is_ok();
-            let singly = items.iter().all(|(k, m, s)| verify(k, Tag::Event, &chain(), m, s).is_ok());
+            let ours = verify_batch(&chain(), SignatureRule::Strict, &batch).is_ok();
+            let cofactored = verify_batch(&chain(), SignatureRule::Cofactored, &batch).is_ok();
+            let singly = items.iter().all(|(k, m, s)| verify(k, Tag::Event, &chain(), SignatureRule::Strict, m, s).is_ok());
+            let singly_cofactored =
+                items.iter().all(|(k, m, s)| verify(k, Tag::Event, &chain(), SignatureRule::Cofactored, m, s).is_ok());
             let messages: Vec<Vec<u8>> = items.iter().map(|(_, m, _)| signing_message(Tag::Event, &chain(), m)).collect();
             let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
             let sigs: Vec<ed25519_dalek::Signature> =
@@ -591,6 +842,8 @@ mod tests {
             };
             proptest::prop_assert_eq!(ours, singly);
             proptest::prop_assert_eq!(ours, theirs);
+            proptest::prop_assert_eq!(cofactored, singly_cofactored);
+            proptest::prop_assert_eq!(cofactored, ours);
             if corrupt.is_none() {
                 proptest::prop_assert!(ours);
             }

@@ -71,7 +71,7 @@ pub(crate) fn remember_signed(d: [u8; 32], signature: [u8; 64]) {
 
 #[cfg(test)]
 mod tests {
-    use crate::{BatchItem, SecretKey, Signature, Tag, verify, verify_batch};
+    use crate::{BatchItem, SecretKey, Signature, SignatureRule, Tag, verify, verify_batch};
     use kp_domain::ChainId;
 
     #[test]
@@ -81,22 +81,22 @@ mod tests {
         let public = key.public();
         let plain = key.sign(Tag::Vote, &chain, b"vote");
         super::enable();
-        for _ in 0..2 {
+        for rule in [SignatureRule::Strict, SignatureRule::Cofactored, SignatureRule::Strict] {
             assert_eq!(key.sign(Tag::Vote, &chain, b"vote"), plain);
-            assert!(verify(&public, Tag::Vote, &chain, b"vote", &plain).is_ok());
+            assert!(verify(&public, Tag::Vote, &chain, rule, b"vote", &plain).is_ok());
             // What failed is never remembered as verified, nor what verified under other bytes,
             // another tag or another chain.
-            assert!(verify(&public, Tag::Vote, &chain, b"other", &plain).is_err());
-            assert!(verify(&public, Tag::Proposal, &chain, b"vote", &plain).is_err());
+            assert!(verify(&public, Tag::Vote, &chain, rule, b"other", &plain).is_err());
+            assert!(verify(&public, Tag::Proposal, &chain, rule, b"vote", &plain).is_err());
             let elsewhere = ChainId::new("kp-memo-other").unwrap();
-            assert!(verify(&public, Tag::Vote, &elsewhere, b"vote", &plain).is_err());
+            assert!(verify(&public, Tag::Vote, &elsewhere, rule, b"vote", &plain).is_err());
             let mut bad = plain;
             bad.0[0] ^= 1;
-            assert!(verify(&public, Tag::Vote, &chain, b"vote", &Signature(bad.0)).is_err());
+            assert!(verify(&public, Tag::Vote, &chain, rule, b"vote", &Signature(bad.0)).is_err());
             let good = BatchItem { key: &public, tag: Tag::Vote, bytes: b"vote", signature: &plain };
             let wrong = BatchItem { bytes: b"other", ..good };
-            assert!(verify_batch(&chain, &[good, good]).is_ok());
-            assert!(verify_batch(&chain, &[good, wrong]).is_err());
+            assert!(verify_batch(&chain, rule, &[good, good]).is_ok());
+            assert!(verify_batch(&chain, rule, &[good, wrong]).is_err());
         }
     }
 }

@@ -246,6 +246,9 @@ pub fn engine_config() -> Config {
     Config { round_timeout_base_ms: 1_000, round_timeout_cap_ms: 30_000, idle_block_ms: 0 }
 }
 
+/// The signature rule of the model's chain: the one new networks use.
+pub const RULE: kp_domain::SignatureRule = kp_domain::SignatureRule::Cofactored;
+
 impl ConsensusModel {
     pub fn new(setup: Setup) -> anyhow::Result<ConsensusModel> {
         anyhow::ensure!((2..=26).contains(&setup.voters), "between 2 and 26 voters");
@@ -537,7 +540,7 @@ impl ConsensusModel {
                 let mut n = (*s.nodes[node].state).clone();
                 let next = usize::try_from(n.app.height()).ok()?;
                 let (block, certificate) = s.nodes[peer].state.chain.get(next)?.clone();
-                if let Err(e) = apply_committed(&self.chain_id, &mut n.app, &block, &certificate) {
+                if let Err(e) = apply_committed(&self.chain_id, RULE, &mut n.app, &block, &certificate) {
                     s.panic = Some(format!(
                         "node {} refused block {} from honest {}: {e}",
                         self.id(node),
@@ -555,6 +558,7 @@ impl ConsensusModel {
                     Engine::new(
                         self.config.clone(),
                         self.chain_id.clone(),
+                        RULE,
                         self.id(node),
                         self.key(node),
                         records,
@@ -842,6 +846,7 @@ impl Model for ConsensusModel {
             let built = Engine::new(
                 self.config.clone(),
                 self.chain_id.clone(),
+                RULE,
                 self.id(i),
                 self.key(i),
                 vec![],

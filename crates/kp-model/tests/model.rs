@@ -29,7 +29,7 @@ fn net() -> Net {
 
 fn engine(n: &mut Net, i: usize) -> Engine {
     let key = SecretKey::from_seed(&n.seeds[i]);
-    Engine::new(engine_config(), n.chain.clone(), n.ids[i], key, vec![], T0, &mut n.app).unwrap().0
+    Engine::new(engine_config(), n.chain.clone(), kp_model::RULE, n.ids[i], key, vec![], T0, &mut n.app).unwrap().0
 }
 
 fn new_round(round: u32) -> Message {

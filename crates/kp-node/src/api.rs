@@ -41,8 +41,10 @@ pub struct WaitingSubmission {
 #[derive(Debug, Clone)]
 pub struct Shared {
     pub core: Arc<Mutex<Core>>,
-    /// The chain's id (submissions are opened with it before the core is locked).
+    /// The chain's id and signature rule (submissions are opened with them before the core is
+    /// locked).
     pub chain_id: kp_domain::ChainId,
+    pub rule: kp_domain::SignatureRule,
     /// Submissions waiting to be checked and kept, in groups (one synced write per group).
     /// Bounded by `waiting_room`: each holds at least one of its places.
     pub submissions: tokio::sync::mpsc::UnboundedSender<WaitingSubmission>,

@@ -105,18 +105,21 @@ async fn group_commit(shared: Shared, mut rx: tokio::sync::mpsc::UnboundedReceiv
         }
         // Decoding and the signature check need no lock, and run on a thread of their own:
         // consensus goes on meanwhile, even on a runtime of one thread.
-        let chain_id = shared.chain_id.clone();
-        let opened =
-            match tokio::task::spawn_blocking(move || crate::core::open_submissions(&chain_id, envelopes)).await {
-                Ok(opened) => opened,
-                Err(e) => {
-                    tracing::error!(error = %e, "checking submissions failed");
-                    for (_, reply, _room) in replies {
-                        let _ = reply.send(Err(format!("checking the submissions failed: {e}")));
-                    }
-                    continue;
+        let (chain_id, rule) = (shared.chain_id.clone(), shared.rule);
+        let opened = match tokio::task::spawn_blocking(move || {
+            crate::core::open_submissions(&chain_id, rule, envelopes)
+        })
+        .await
+        {
+            Ok(opened) => opened,
+            Err(e) => {
+                tracing::error!(error = %e, "checking submissions failed");
+                for (_, reply, _room) in replies {
+                    let _ = reply.send(Err(format!("checking the submissions failed: {e}")));
                 }
-            };
+                continue;
+            }
+        };
         let outcome = match shared.core.lock() {
             Ok(mut core) => core.submit_opened(opened, now()).map_err(|e| format!("store: {e}")),
             Err(_) => Err("the node's core failed earlier; restart the node".to_owned()),
@@ -201,6 +204,7 @@ pub async fn run(
     let (submissions, submissions_rx) = tokio::sync::mpsc::unbounded_channel();
     let shared = Shared {
         chain_id: core.chain_id().clone(),
+        rule: core.signature_rule(),
         core: Arc::new(Mutex::new(core)),
         submissions,
         waiting_room: Arc::new(tokio::sync::Semaphore::new(WAITING_EVENTS)),

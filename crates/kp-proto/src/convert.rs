@@ -457,6 +457,16 @@ pub fn genesis_from_proto(g: pb::Genesis) -> R<Genesis> {
                 .map_err(|_| FieldError::new("params.max_issue_backdate_days", "at most 65535"))?,
             max_events_per_block: params.max_events_per_block,
             max_block_bytes: params.max_block_bytes,
+            signature_rule: match pb::SignatureRule::try_from(params.signature_rule) {
+                Ok(pb::SignatureRule::Strict) => SignatureRule::Strict,
+                Ok(pb::SignatureRule::Cofactored) => SignatureRule::Cofactored,
+                Err(_) => {
+                    return Err(FieldError::new(
+                        "params.signature_rule",
+                        format!("{} is not a signature rule (0 strict, 1 cofactored)", params.signature_rule),
+                    ));
+                }
+            },
         },
     })
 }
@@ -477,6 +487,10 @@ pub fn genesis_to_proto(g: &Genesis) -> pb::Genesis {
             max_issue_backdate_days: u32::from(g.params.max_issue_backdate_days),
             max_events_per_block: g.params.max_events_per_block,
             max_block_bytes: g.params.max_block_bytes,
+            signature_rule: match g.params.signature_rule {
+                SignatureRule::Strict => pb::SignatureRule::Strict,
+                SignatureRule::Cofactored => pb::SignatureRule::Cofactored,
+            } as i32,
         }),
     }
 }

@@ -19,7 +19,7 @@ pub use convert::{
 use kp_crypto::{BatchItem, CryptoError, SecretKey, Signature, Tag};
 use kp_domain::{
     ChainId, Event, EventId, EventPayload, FORMAT_VERSION, FieldError, Genesis, GovernanceAct, Hash32, MAX_APPROVALS,
-    MAX_EVENT_BYTES, PublicKey,
+    MAX_EVENT_BYTES, PublicKey, SignatureRule,
 };
 use prost::Message;
 
@@ -231,12 +231,12 @@ impl UnverifiedEvent {
         items
     }
 
-    /// Checks every signature one by one, naming the first that fails.
-    pub fn verify(self, chain_id: &ChainId) -> Result<Event, EdgeError> {
-        kp_crypto::verify(&self.signer, Tag::Event, chain_id, &self.envelope.payload, &self.signature)
+    /// Checks every signature one by one under `rule`, naming the first that fails.
+    pub fn verify(self, chain_id: &ChainId, rule: SignatureRule) -> Result<Event, EdgeError> {
+        kp_crypto::verify(&self.signer, Tag::Event, chain_id, rule, &self.envelope.payload, &self.signature)
             .map_err(|source| EdgeError::Signature { what: "event".to_owned(), source })?;
         for (i, (key, sig)) in self.approvals.iter().enumerate() {
-            kp_crypto::verify(key, Tag::Approval, chain_id, &self.act_bytes, sig)
+            kp_crypto::verify(key, Tag::Approval, chain_id, rule, &self.act_bytes, sig)
                 .map_err(|source| EdgeError::Signature { what: format!("governance.approvals[{i}]"), source })?;
         }
         Ok(self.assume_verified())
@@ -248,9 +248,9 @@ impl UnverifiedEvent {
     }
 }
 
-/// Decodes and fully checks one signed event from outside.
-pub fn open_event(chain_id: &ChainId, bytes: &[u8]) -> Result<Event, EdgeError> {
-    decode_event(bytes)?.verify(chain_id)
+/// Decodes and fully checks one signed event from outside, its signatures under `rule`.
+pub fn open_event(chain_id: &ChainId, rule: SignatureRule, bytes: &[u8]) -> Result<Event, EdgeError> {
+    decode_event(bytes)?.verify(chain_id, rule)
 }
 
 /// Decodes and fully checks many signed events from outside, as [`open_event`] each: their
@@ -258,6 +258,7 @@ pub fn open_event(chain_id: &ChainId, bytes: &[u8]) -> Result<Event, EdgeError> 
 /// only if the batch fails, so that each bad event gets its own error. Answers in order.
 pub fn open_events<'a>(
     chain_id: &ChainId,
+    rule: SignatureRule,
     envelopes: impl IntoIterator<Item = &'a [u8]>,
 ) -> Vec<Result<Event, EdgeError>> {
     // Every vector is sized up front: a block's events are hundreds of large values, and a
@@ -266,11 +267,11 @@ pub fn open_events<'a>(
     let decoded: Vec<Result<UnverifiedEvent, EdgeError>> = envelopes.iter().map(|e| decode_event(e)).collect();
     let mut items: Vec<BatchItem<'_>> = Vec::with_capacity(decoded.len());
     items.extend(decoded.iter().flatten().flat_map(UnverifiedEvent::batch_items));
-    let together = items.is_empty() || kp_crypto::verify_batch(chain_id, &items).is_ok();
+    let together = items.is_empty() || kp_crypto::verify_batch(chain_id, rule, &items).is_ok();
     drop(items);
     decoded
         .into_iter()
-        .map(|d| d.and_then(|u| if together { Ok(u.assume_verified()) } else { u.verify(chain_id) }))
+        .map(|d| d.and_then(|u| if together { Ok(u.assume_verified()) } else { u.verify(chain_id, rule) }))
         .collect()
 }
 

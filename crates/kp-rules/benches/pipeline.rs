@@ -63,16 +63,16 @@ fn pipeline(net: &TestNet, events: &[(Vec<u8>, Timestamp)]) {
     let mut ledger = Ledger::from_genesis(&net.genesis).unwrap();
     for block in events.chunks(EVENTS_PER_BLOCK) {
         for (bytes, t) in block {
-            let event = kp_proto::open_event(net.chain_id(), bytes).unwrap();
+            let event = kp_proto::open_event(net.chain_id(), net.rule(), bytes).unwrap();
             ledger.apply(&event, *t).unwrap();
         }
         black_box(ledger.state_root());
     }
 }
 
-fn raw_verify(items: &[(PublicKey, Vec<u8>, kp_crypto::Signature)], chain: &ChainId) {
+fn raw_verify(items: &[(PublicKey, Vec<u8>, kp_crypto::Signature)], chain: &ChainId, rule: SignatureRule) {
     for (k, payload, s) in items {
-        kp_crypto::verify(k, Tag::Event, chain, payload, s).unwrap();
+        kp_crypto::verify(k, Tag::Event, chain, rule, payload, s).unwrap();
     }
 }
 
@@ -95,7 +95,7 @@ fn stages(c: &mut Criterion) {
     let mut g = c.benchmark_group("one_core");
     g.throughput(Throughput::Elements(n as u64));
     g.sample_size(10);
-    g.bench_function("raw_ed25519_verify", |b| b.iter(|| raw_verify(&sigs[..n], &chain)));
+    g.bench_function("raw_ed25519_verify", |b| b.iter(|| raw_verify(&sigs[..n], &chain, pool.net.rule())));
     g.bench_function("sign_event", |b| {
         let key = pool.net.key("BW", Role::Exporting);
         let payload =
@@ -110,13 +110,13 @@ fn stages(c: &mut Criterion) {
     g.bench_function("open_event", |b| {
         b.iter(|| {
             for (bytes, _) in &pool.events[..n] {
-                black_box(kp_proto::open_event(&chain, bytes).unwrap());
+                black_box(kp_proto::open_event(&chain, pool.net.rule(), bytes).unwrap());
             }
         });
     });
     g.bench_function("open_and_apply", |b| b.iter(|| pipeline(&pool.net, &pool.events[..n])));
     let opened: Vec<(Event, Timestamp)> =
-        pool.events[..n].iter().map(|(b, t)| (kp_proto::open_event(&chain, b).unwrap(), *t)).collect();
+        pool.events[..n].iter().map(|(b, t)| (kp_proto::open_event(&chain, pool.net.rule(), b).unwrap(), *t)).collect();
     g.bench_function("apply_only", |b| {
         b.iter(|| {
             let mut ledger = Ledger::from_genesis(&pool.net.genesis).unwrap();
@@ -148,7 +148,7 @@ fn summary() {
     let (mut raw, mut full) = (Vec::new(), Vec::new());
     for _ in 0..5 {
         let t = Instant::now();
-        raw_verify(&sigs, &chain);
+        raw_verify(&sigs, &chain, pool.net.rule());
         raw.push(per_second(sigs.len(), t.elapsed()));
         let t = Instant::now();
         pipeline(&pool.net, &pool.events);

@@ -272,6 +272,49 @@ fn decode<T: Decode<()> + Encode>(key: &[u8], bytes: &[u8]) -> Result<T, RecordE
     Ok(value)
 }
 
+/// The protocol parameters as the state's `chain` record holds them: every one but the
+/// signature rule, in the encoding the record had before the rule existed, so that a ledger
+/// made then keeps its state root.
+#[derive(Encode, Decode)]
+struct StoredParams {
+    max_event_time_ahead_ms: u64,
+    max_issue_backdate_days: u16,
+    max_events_per_block: u32,
+    max_block_bytes: u32,
+}
+
+impl StoredParams {
+    fn of(p: &ProtocolParams) -> StoredParams {
+        StoredParams {
+            max_event_time_ahead_ms: p.max_event_time_ahead_ms,
+            max_issue_backdate_days: p.max_issue_backdate_days,
+            max_events_per_block: p.max_events_per_block,
+            max_block_bytes: p.max_block_bytes,
+        }
+    }
+    fn with_rule(self, signature_rule: SignatureRule) -> ProtocolParams {
+        ProtocolParams {
+            max_event_time_ahead_ms: self.max_event_time_ahead_ms,
+            max_issue_backdate_days: self.max_issue_backdate_days,
+            max_events_per_block: self.max_events_per_block,
+            max_block_bytes: self.max_block_bytes,
+            signature_rule,
+        }
+    }
+}
+
+/// The state's records of the chain and its parameters: `chain` (format version, chain id and
+/// every parameter but the signature rule), and `signature-rule` for a rule other than the
+/// strict one (absent from every ledger made before the rule existed, which is strict).
+fn meta_records(format_version: u32, chain_id: &ChainId, params: &ProtocolParams) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = vec![(record_key(NS_META, b"chain"), encode(&(format_version, chain_id, StoredParams::of(params))))];
+    match params.signature_rule {
+        SignatureRule::Strict => {}
+        SignatureRule::Cofactored => out.push((record_key(NS_META, b"signature-rule"), encode(&1u8))),
+    }
+    out
+}
+
 fn record_key(namespace: u8, id: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + id.len());
     k.push(namespace);
@@ -323,10 +366,9 @@ impl Ledger {
         genesis.validate()?;
         let mut ledger = Ledger::empty(genesis.format_version, genesis.chain_id.clone(), genesis.params.clone());
         ledger.last_block_time = genesis.genesis_time;
-        ledger.commitment.set(
-            &record_key(NS_META, b"chain"),
-            Some(&encode(&(genesis.format_version, &genesis.chain_id, &genesis.params))),
-        );
+        for (key, value) in meta_records(genesis.format_version, &genesis.chain_id, &genesis.params) {
+            ledger.commitment.set(&key, Some(&value));
+        }
         for o in &genesis.observers {
             ledger.node_keys.insert(o.node_key);
             ledger.observers.insert(o.id.clone(), o.clone());
@@ -377,6 +419,7 @@ impl Ledger {
     ) -> Result<Ledger, RecordError> {
         let mut chain = None;
         let mut time = None;
+        let mut rule = None;
         // The chain record fills these in below; a store without it is refused.
         let placeholder =
             ChainId::new("kp-restoring").map_err(|e| RecordError { key: String::new(), reason: e.to_string() })?;
@@ -395,7 +438,19 @@ impl Ledger {
             };
             match key.split_first() {
                 Some((&NS_META, b"chain")) => {
-                    chain = Some(decode::<(u32, ChainId, ProtocolParams)>(&key, &value)?);
+                    chain = Some(decode::<(u32, ChainId, StoredParams)>(&key, &value)?);
+                }
+                Some((&NS_META, b"signature-rule")) => {
+                    // Written only for a rule other than the strict one (see `meta_records`).
+                    match decode::<u8>(&key, &value)? {
+                        1 => rule = Some(SignatureRule::Cofactored),
+                        other => {
+                            return Err(RecordError {
+                                key: printable_key(&key),
+                                reason: format!("{other} is not a signature rule this build stores (1 cofactored)"),
+                            });
+                        }
+                    }
                 }
                 Some((&NS_META, b"time")) => {
                     let bytes: [u8; 8] = value.as_slice().try_into().map_err(|_| RecordError {
@@ -465,7 +520,7 @@ impl Ledger {
         let (format_version, chain_id, params) = chain.ok_or_else(|| missing("chain"))?;
         ledger.format_version = format_version;
         ledger.chain_id = chain_id;
-        ledger.params = params;
+        ledger.params = params.with_rule(rule.unwrap_or(SignatureRule::Strict));
         ledger.last_block_time = time.ok_or_else(|| missing("time"))?;
         Ok(ledger)
     }
@@ -488,10 +543,8 @@ impl Ledger {
     /// Every record of the state, in key order (what a store holds after taking every change).
     pub fn records(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
         let l = self;
-        let mut out = vec![
-            (record_key(NS_META, b"chain"), encode(&(l.format_version, &l.chain_id, &l.params))),
-            (record_key(NS_META, b"time"), l.last_block_time.0.to_be_bytes().to_vec()),
-        ];
+        let mut out = meta_records(l.format_version, &l.chain_id, &l.params);
+        out.push((record_key(NS_META, b"time"), l.last_block_time.0.to_be_bytes().to_vec()));
         out.extend(l.observers.values().map(|o| (record_key(NS_OBSERVER, o.id.as_str().as_bytes()), encode(o))));
         out.extend(l.participants.values().map(|p| (record_key(NS_PARTICIPANT, p.id.as_str().as_bytes()), encode(p))));
         out.extend(l.keys.iter().map(|(k, o)| (record_key(NS_KEY, &k.0), encode(&(o.participant, o.role, o.revoked)))));

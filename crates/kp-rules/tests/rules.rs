@@ -479,6 +479,7 @@ fn approvals_come_from_current_distinct_authority_keys() {
     let payload = kp_proto::encode_governance_payload(act_bytes.clone(), &approvals);
     let e = kp_proto::open_event(
         h.net.chain_id(),
+        h.net.rule(),
         &kp_proto::sign_event(h.net.key("BW", Role::Exporting), h.net.chain_id(), payload),
     )
     .unwrap();
@@ -488,6 +489,7 @@ fn approvals_come_from_current_distinct_authority_keys() {
     let payload = kp_proto::encode_governance_payload(act_bytes, &approvals);
     let e = kp_proto::open_event(
         h.net.chain_id(),
+        h.net.rule(),
         &kp_proto::sign_event(h.net.key("BW", Role::Exporting), h.net.chain_id(), payload),
     )
     .unwrap();
@@ -856,6 +858,7 @@ fn a_participant_rotates_its_own_key_and_revoked_keys_do_not_approve() {
     let payload = kp_proto::encode_governance_payload(act_bytes, &[approval]);
     let e = kp_proto::open_event(
         h.net.chain_id(),
+        h.net.rule(),
         &kp_proto::sign_event(h.net.key("EU", Role::Exporting), h.net.chain_id(), payload),
     )
     .unwrap();
@@ -972,6 +975,46 @@ fn stored_records_that_do_not_make_a_ledger_are_refused_with_their_key() {
     // Untouched records restore the same ledger.
     let mut restored = Ledger::from_records(records.clone(), 0).unwrap();
     assert_eq!(restored.state_root(), ledger.clone().state_root());
+}
+
+#[test]
+fn the_signature_rule_is_kept_in_the_state_and_a_strict_ledger_keeps_its_records() {
+    let net = TestNet::new(&["BW", "EU", "CA"], 9);
+    let mut strict_genesis = net.genesis.clone();
+    strict_genesis.params.signature_rule = SignatureRule::Strict;
+    assert_eq!(net.genesis.params.signature_rule, SignatureRule::Cofactored, "new networks are cofactored");
+    let strict = Ledger::from_genesis(&strict_genesis).unwrap();
+    let cofactored = Ledger::from_genesis(&net.genesis).unwrap();
+    let rule_key = b"msignature-rule".to_vec();
+    // A strict ledger has exactly the records a ledger had before the rule existed: the chain
+    // record holds the four parameters in their old encoding, nothing else is added.
+    assert!(strict.records().iter().all(|(k, _)| *k != rule_key));
+    let chain = strict.records().into_iter().find(|(k, _)| k == b"mchain").unwrap().1;
+    let p = &strict_genesis.params;
+    let config = bincode::config::standard().with_fixed_int_encoding();
+    let old = bincode::encode_to_vec(
+        (
+            strict_genesis.format_version,
+            &strict_genesis.chain_id,
+            (p.max_event_time_ahead_ms, p.max_issue_backdate_days, p.max_events_per_block, p.max_block_bytes),
+        ),
+        config,
+    )
+    .unwrap();
+    assert_eq!(chain, old);
+    assert_eq!(cofactored.records().iter().find(|(k, _)| *k == rule_key).map(|(_, v)| v.clone()), Some(vec![1]));
+    assert_ne!(strict.clone().state_root(), cofactored.clone().state_root());
+    // Each restores with its rule.
+    for ledger in [&strict, &cofactored] {
+        let restored = Ledger::from_records(ledger.records(), 0).unwrap();
+        assert_eq!(restored.params(), ledger.params());
+    }
+    // A rule record this build does not know is refused with its key.
+    let mut records = cofactored.records();
+    records.iter_mut().find(|(k, _)| *k == rule_key).unwrap().1 = vec![2];
+    let e = Ledger::from_records(records, 0).unwrap_err();
+    assert_eq!(e.key, "m/signature-rule");
+    assert!(e.reason.contains("not a signature rule"), "{e}");
 }
 
 // ---- Written procedure and self-suspension (docs/rules.md, "Written procedure") ----

@@ -1050,7 +1050,13 @@ impl Sim {
             for h in 1..=core.height() {
                 match core.store().block(h) {
                     Ok(Some(b)) => {
-                        if let Err(e) = apply_committed(&chain_id, &mut app, &b.block, &b.certificate) {
+                        if let Err(e) = apply_committed(
+                            &chain_id,
+                            self.net.genesis.params.signature_rule,
+                            &mut app,
+                            &b.block,
+                            &b.certificate,
+                        ) {
                             found.push(format!("validity: block {h} does not replay: {e}"));
                             break;
                         }

@@ -7,7 +7,8 @@ use kp_chain::LedgerApp;
 use kp_consensus::block::{Block, BlockHeader, Certificate, block_hash, voters_hash};
 use kp_consensus::{Application, Evidence, Record, apply_committed, wire};
 use kp_domain::{
-    CertificateNumber, ChainId, EventId, EventKind, EventPayload, Genesis, Hash32, ParticipantId, PublicKey, Timestamp,
+    CertificateNumber, ChainId, EventId, EventKind, EventPayload, Genesis, Hash32, ParticipantId, PublicKey,
+    SignatureRule, Timestamp,
 };
 use kp_rules::{CertificateRecord, CertificateState, Ledger};
 use std::collections::{BTreeMap, HashMap};
@@ -132,6 +133,8 @@ pub struct VerifyReport {
 pub struct Store<B: Backend> {
     backend: B,
     chain_id: ChainId,
+    /// The genesis's signature rule, for every signature the store checks.
+    rule: SignatureRule,
     genesis_hash: Hash32,
     head: Head,
     /// The voters of the next height, as last stored.
@@ -620,6 +623,7 @@ impl<B: Backend> Store<B> {
         Ok(Store {
             backend,
             chain_id: genesis.chain_id.clone(),
+            rule: genesis.params.signature_rule,
             genesis_hash,
             head,
             voters: Vec::new(),
@@ -726,7 +730,7 @@ impl<B: Backend> Store<B> {
         let voters = self.voters_at(height)?;
         let mut events = Vec::with_capacity(block.events().len());
         for (i, envelope) in block.events().iter().enumerate() {
-            let e = kp_proto::open_event(&self.chain_id, envelope)
+            let e = kp_proto::open_event(&self.chain_id, self.rule, envelope)
                 .map_err(|e| integrity(height, format!("event {i}: {e}")))?;
             let at = position_of(height, i);
             if self.backend.get(Cf::EventIds, &e.id.0)?.as_deref() != Some(&at.to_bytes()[..]) {
@@ -752,7 +756,7 @@ impl<B: Backend> Store<B> {
         }
         stored
             .certificate
-            .verify_commit(&self.chain_id, height, &block.hash(), &required)
+            .verify_commit(&self.chain_id, self.rule, height, &block.hash(), &required)
             .map_err(|e| integrity(height, format!("commit certificate: {e}")))?;
         Ok((stored.certificate, required))
     }
@@ -1316,7 +1320,7 @@ impl<B: Backend> Store<B> {
         let mut head = Head { height: 0, hash: self.genesis_hash, time: genesis.genesis_time, events: 0 };
         for height in 1..=self.head.height {
             let stored = self.block_checked(height)?;
-            apply_committed(&self.chain_id, &mut app, &stored.block, &stored.certificate)
+            apply_committed(&self.chain_id, self.rule, &mut app, &stored.block, &stored.certificate)
                 .map_err(|e| integrity(height, e.to_string()))?;
             let count = u64::try_from(stored.block.events().len()).unwrap_or(u64::MAX);
             head = Head {

@@ -204,7 +204,7 @@ fn commit_refuses_a_block_that_does_not_fit<E: Env>() {
     // A next block the ledger has not applied.
     let mut other = LedgerApp::new(&w.net.genesis).unwrap();
     for (b, c) in &blocks {
-        kp_consensus::apply_committed(w.net.chain_id(), &mut other, b, c).unwrap();
+        kp_consensus::apply_committed(w.net.chain_id(), w.net.rule(), &mut other, b, c).unwrap();
     }
     let (b4, c4) = w.next_block(&mut other);
     assert!(matches!(store.commit(&b4, &c4, &mut app), Err(StoreError::LedgerMismatch(_))));

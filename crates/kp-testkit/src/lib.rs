@@ -102,6 +102,10 @@ impl TestNet {
     pub fn chain_id(&self) -> &ChainId {
         &self.genesis.chain_id
     }
+    /// The genesis's signature rule.
+    pub fn rule(&self) -> kp_domain::SignatureRule {
+        self.genesis.params.signature_rule
+    }
 
     pub fn key(&self, code: &str, role: Role) -> &SecretKey {
         self.keys.get(&pid(code)).expect("participant of the test network").authority(role)
@@ -118,7 +122,8 @@ impl TestNet {
     }
 
     pub fn event_with(&self, key: &SecretKey, payload: EventPayload) -> Event {
-        kp_proto::open_event(self.chain_id(), &self.envelope_with(key, &payload)).expect("test event opens")
+        kp_proto::open_event(self.chain_id(), self.rule(), &self.envelope_with(key, &payload))
+            .expect("test event opens")
     }
 
     /// An event built without the edge's structural checks, as a buggy or hostile edge might
@@ -146,7 +151,7 @@ impl TestNet {
     }
 
     pub fn governance<S: AsRef<str>>(&self, proposer: &str, act: &GovernanceAct, approvers: &[S]) -> Event {
-        kp_proto::open_event(self.chain_id(), &self.governance_envelope(proposer, act, approvers))
+        kp_proto::open_event(self.chain_id(), self.rule(), &self.governance_envelope(proposer, act, approvers))
             .expect("governance event opens")
     }
 

@@ -52,7 +52,7 @@ impl Flow<'_> {
 
     /// Opens the signed bytes as a node would and applies them in the next block.
     fn submit(&mut self, envelope: &[u8]) -> Result<Result<(), kp_rules::Rejection>> {
-        let event = kp_proto::open_event(&self.net.genesis.chain_id, envelope)?;
+        let event = kp_proto::open_event(&self.net.genesis.chain_id, self.net.genesis.params.signature_rule, envelope)?;
         self.block_time = self.block_time.saturating_add_ms(1_000);
         Ok(self.ledger.apply(&event, self.block_time).map(|_| ()))
     }

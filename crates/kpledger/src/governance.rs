@@ -338,7 +338,7 @@ async fn replay(client: &mut Client) -> Result<Replayed> {
             .map_err(|e| anyhow!("asking the node for its governance events: {}", e.message()))?
             .into_inner();
         for e in page.events {
-            let event = kp_proto::open_event(&genesis.chain_id, &e.envelope)
+            let event = kp_proto::open_event(&genesis.chain_id, genesis.params.signature_rule, &e.envelope)
                 .with_context(|| format!("the node's governance event at height {}", e.height))?;
             let owner = |k: &PublicKey| ledger.key_owner(k).map(|o| o.participant);
             let signer = owner(&event.signer);

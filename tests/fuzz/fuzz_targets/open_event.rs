@@ -9,9 +9,9 @@ use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};
 
 fuzz_target!(|data: &[u8]| {
-    let chain = kp_fuzz::net().chain_id();
-    let single = kp_proto::open_event(chain, data);
-    let batch = kp_proto::open_events(chain, [data]).pop();
+    let (chain, rule) = (kp_fuzz::net().chain_id(), kp_fuzz::net().rule());
+    let single = kp_proto::open_event(chain, rule, data);
+    let batch = kp_proto::open_events(chain, rule, [data]).pop();
     assert_eq!(batch.as_ref(), Some(&single), "a batch of one answers as the event alone");
     if let Ok(event) = &single {
         assert_eq!(&event.id.0[..], Sha256::digest(data).as_slice(), "the id is SHA-256 of the bytes");

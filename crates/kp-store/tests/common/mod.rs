@@ -205,7 +205,7 @@ pub fn ledger_contents<B: Backend>(store: &Store<B>) -> Vec<(Cf, Vec<u8>, Vec<u8
 pub fn replay(net: &TestNet, blocks: &[(Block, Certificate)]) -> Store<MemBackend> {
     let (mut store, mut app) = Store::open(MemBackend::new(), &net.genesis).unwrap();
     for (b, c) in blocks {
-        kp_consensus::apply_committed(net.chain_id(), &mut app, b, c).unwrap();
+        kp_consensus::apply_committed(net.chain_id(), net.rule(), &mut app, b, c).unwrap();
         store.commit(b, c, &mut app).unwrap();
     }
     store
