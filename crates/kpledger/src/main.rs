@@ -480,6 +480,22 @@ enum StoreCommand {
     },
 }
 
+/// The signature rule a test network's genesis names (`kp_domain::SignatureRule`).
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum RuleArg {
+    Strict,
+    Cofactored,
+}
+
+impl RuleArg {
+    fn rule(self) -> kp_domain::SignatureRule {
+        match self {
+            RuleArg::Strict => kp_domain::SignatureRule::Strict,
+            RuleArg::Cofactored => kp_domain::SignatureRule::Cofactored,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum TestnetCommand {
     /// Write a genesis, fresh keys and node configurations for the first N registry participants
@@ -512,6 +528,10 @@ enum TestnetCommand {
         /// beside the network: `scripts/wan-testnet.sh` does both).
         #[arg(long)]
         wan: bool,
+        /// The signature rule the genesis names: cofactored (what new networks use), or strict
+        /// (as every genesis made before the rule was named; for comparing their cost).
+        #[arg(long, value_enum, default_value_t = RuleArg::Cofactored)]
+        signature_rule: RuleArg,
     },
     /// Issue a client certificate with a test network's CA (DIR/ca.pem, DIR/ca.key).
     ClientCert {
@@ -643,7 +663,17 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Testnet {
             command:
-                TestnetCommand::Init { participants, codes, newcomers, dir, base_port, registry, plaintext_api, wan },
+                TestnetCommand::Init {
+                    participants,
+                    codes,
+                    newcomers,
+                    dir,
+                    base_port,
+                    registry,
+                    plaintext_api,
+                    wan,
+                    signature_rule,
+                },
         } => {
             let registry = match registry {
                 Some(path) => Registry::parse(
@@ -665,7 +695,7 @@ fn run(cli: Cli) -> Result<()> {
                 &dir,
                 base_port,
                 now(),
-                testnet::Layout { plaintext_api, wan },
+                testnet::Layout { plaintext_api, wan, signature_rule: Some(signature_rule.rule()) },
             )?;
             if cli.json {
                 print_json(&report)

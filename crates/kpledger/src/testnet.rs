@@ -49,13 +49,16 @@ pub fn init(registry: &Registry, n: usize, dir: &Path, base_port: u16, now: Time
     init_with(registry, &Selection::First(n), &[], dir, base_port, now, Layout::default())
 }
 
-/// How a test network's nodes reach each other and serve their APIs.
+/// How a test network's nodes reach each other and serve their APIs, and the signature rule
+/// its genesis names.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Layout {
     /// No certificates: the APIs serve plaintext on loopback.
     pub plaintext_api: bool,
     /// Peers dial each other through the WAN relay's addresses ([`crate::wan::relay_address`]).
     pub wan: bool,
+    /// `None`: the default parameters' rule (cofactored).
+    pub signature_rule: Option<kp_domain::SignatureRule>,
 }
 
 /// Which registry participants a test network's genesis holds.
@@ -229,7 +232,10 @@ pub fn init_with(
         genesis_time: now,
         participants,
         observers,
-        params: ProtocolParams::default(),
+        params: ProtocolParams {
+            signature_rule: layout.signature_rule.unwrap_or(ProtocolParams::default().signature_rule),
+            ..ProtocolParams::default()
+        },
     };
     genesis.validate().context("the generated genesis is invalid")?;
 

@@ -696,7 +696,7 @@ mod tests {
             wan.path(),
             20_600,
             kp_node::now(),
-            crate::testnet::Layout { plaintext_api: false, wan: true },
+            crate::testnet::Layout { wan: true, ..Default::default() },
         )
         .unwrap();
         let links = links(wan.path(), &locations(CAPITALS).unwrap()).unwrap();
