@@ -12,7 +12,9 @@
 
 use kp_chain::LedgerApp;
 use kp_consensus::Application;
-use kp_consensus::block::{Block, BlockHeader, Certificate, VoteBody, VoteKind, VoteSignature, events_root, voters_hash};
+use kp_consensus::block::{
+    Block, BlockHeader, Certificate, VoteBody, VoteKind, VoteSignature, events_root, voters_hash,
+};
 use kp_consensus::wire::{self, CommittedBlock};
 use kp_consensus::{Message, NewRound, Proposal, Vote, proposal_signing_bytes};
 use kp_crypto::{SecretKey, Tag};
@@ -87,12 +89,7 @@ const BLOCKS: u64 = 11;
 /// Executes `events` on `app` at the consensus time of its last commit, builds the block (with
 /// that commit), signs its commit certificate with the node key of every required voter at
 /// `next_time` (the next block's time), and commits it to `app` (as kp-store's test fixtures do).
-fn build_block(
-    net: &TestNet,
-    app: &mut LedgerApp,
-    events: Vec<Vec<u8>>,
-    next_time: Timestamp,
-) -> (Block, Certificate) {
+fn build_block(net: &TestNet, app: &mut LedgerApp, events: Vec<Vec<u8>>, next_time: Timestamp) -> (Block, Certificate) {
     let last_commit = app.last_certificate().cloned();
     let time = kp_consensus::block::consensus_time(last_commit.as_ref(), app.last_block().1);
     let x = app.execute(time, &events).expect("corpus block executes");
@@ -102,9 +99,9 @@ fn build_block(
         height,
         round: 0,
         prev_hash: app.last_block().0,
-        last_commit_hash: last_commit
-            .as_ref()
-            .map_or(kp_domain::Hash32::default(), |c| kp_consensus::block::certificate_hash(&wire::encode_certificate(c))),
+        last_commit_hash: last_commit.as_ref().map_or(kp_domain::Hash32::default(), |c| {
+            kp_consensus::block::certificate_hash(&wire::encode_certificate(c))
+        }),
         proposer: x.required[usize::try_from(height).unwrap() % x.required.len()].0,
         time,
         events_root: events_root(&events),
@@ -188,7 +185,7 @@ fn main() {
     let chain = &all[1..];
     let (mut store, mut replayed) = Store::open(MemBackend::new(), genesis).unwrap();
     for (b, cert) in &all {
-        kp_consensus::apply_committed(net.chain_id(), &mut replayed, b, cert).unwrap();
+        kp_consensus::apply_committed(net.chain_id(), net.rule(), &mut replayed, b, cert).unwrap();
         store.commit(b, cert, &mut replayed).unwrap();
     }
 
@@ -224,7 +221,7 @@ fn main() {
     for target in ["decode_event", "open_event"] {
         let dir = c.target(target);
         for (name, e) in &envelopes {
-            assert!(kp_proto::open_event(net.chain_id(), e).is_ok(), "{name} opens");
+            assert!(kp_proto::open_event(net.chain_id(), net.rule(), e).is_ok(), "{name} opens");
             c.put(&dir, &format!("valid-{name}"), e);
         }
         damaged(&mut c, &dir, &envelopes[0].1);
@@ -376,7 +373,8 @@ fn main() {
     let peer =
         libp2p::Keypair::ed25519_from_bytes(SecretKey::from_seed(&[7; 32]).to_seed()).unwrap().public().to_peer_id();
     let base = "genesis = \"genesis.pb\"\ndata_dir = \"data\"\nnode_key = \"node.key\"\n\
-                listen = \"/ip4/127.0.0.1/tcp/27000\"\napi = \"127.0.0.1:27001\"\nmetrics = \"127.0.0.1:27002\"\n";
+                listen = \"/ip4/127.0.0.1/tcp/27000\"\napi = \"127.0.0.1:27001\"\napi_plaintext = true\n\
+                metrics = \"127.0.0.1:27002\"\n";
     let full = format!(
         "# Node configuration written by `kpledger testnet init`.\n{base}\
          bootstrap = [\"/ip4/127.0.0.1/tcp/27003/p2p/{peer}\", \"/ip6/::1/tcp/27006/p2p/{peer}\"]\n\
