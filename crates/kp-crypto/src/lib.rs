@@ -271,15 +271,17 @@ fn verify_strict(
     bytes: &[u8],
     signature: &Signature,
 ) -> Result<(), CryptoError> {
-    use curve25519_dalek::edwards::CompressedEdwardsY;
     let mut message = Vec::with_capacity(prefix.len() + bytes.len());
     message.extend_from_slice(prefix);
     message.extend_from_slice(bytes);
     let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
     match vk.verify_strict(&message, &sig) {
         Ok(()) => Ok(()),
-        Err(_) => match CompressedEdwardsY(*sig.r_bytes()).decompress() {
-            Some(r) if !in_prime_order_subgroup(&r) => Err(small_order_r(key, sig.r_bytes())),
+        // Why it failed, named as the cofactored rule names it: a non-canonical R is a bad
+        // signature whatever point it decodes to.
+        Err(_) => match decompress_r(sig.r_bytes()) {
+            Err(true) => Err(small_order_r(key, sig.r_bytes())),
+            Ok(r) if !in_prime_order_subgroup(&r) => Err(small_order_r(key, sig.r_bytes())),
             _ => Err(CryptoError::BadSignature(key.short())),
         },
     }
@@ -334,9 +336,11 @@ pub struct BatchItem<'a> {
 
 /// Verifies many signatures under `rule`, accepting exactly what [`verify`] accepts of each. On
 /// failure, call [`verify`] on each item to find the culprit. Keys that [`verify`] refuses
-/// (small order, or with a small-order component) are refused up front, and so is any item
-/// whose `R` is of small order, or (strict rule) not in the prime-order subgroup, with
-/// [`CryptoError::SmallOrderR`] naming the first.
+/// (small order, or with a small-order component) are refused up front. Under the cofactored
+/// rule so is any item whose `R` is of small order, with [`CryptoError::SmallOrderR`] naming the
+/// first; under the strict rule the items are verified in order and the first that fails
+/// decides: [`CryptoError::SmallOrderR`] for an `R` outside the prime-order subgroup,
+/// [`CryptoError::BatchFailed`] otherwise.
 ///
 /// Under the cofactored rule the signatures are checked together, at about a third of the cost
 /// of checking each (`cargo bench -p kp-crypto --bench verify`). Under the strict rule they are
@@ -462,13 +466,13 @@ fn verify_batch_uncached(chain_id: &ChainId, rule: SignatureRule, items: &[Batch
     }
 }
 
-/// The strict rule's batch: each item verified alone (see [`verify_batch`]), the first failure
-/// answered as a batch's would be (a bad key or an `R` outside the prime-order subgroup named,
-/// any other failure [`CryptoError::BatchFailed`]).
+/// The strict rule's batch: every key checked first (cached, so cheap), then each item verified
+/// alone (see [`verify_batch`]), the first that fails answered as a batch's failure: an `R`
+/// outside the prime-order subgroup named, anything else [`CryptoError::BatchFailed`].
 fn verify_strict_each(chain_id: &ChainId, items: &[BatchItem<'_>]) -> Result<(), CryptoError> {
+    let keys = items.iter().map(|item| verifying_key(item.key)).collect::<Result<Vec<_>, _>>()?;
     let mut prefixes: Vec<(Tag, Vec<u8>)> = Vec::new();
-    for item in items {
-        let vk = verifying_key(item.key)?;
+    for (item, vk) in items.iter().zip(keys) {
         let prefix = match prefixes.iter().position(|(t, _)| *t == item.tag) {
             Some(p) => &prefixes[p].1,
             None => {
@@ -726,6 +730,7 @@ mod tests {
     fn non_canonical_encodings_of_r_are_refused() {
         use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
         use curve25519_dalek::scalar::Scalar;
+        use sha2::Sha512;
         // Every y in [p, 2²⁵⁵): p = 2²⁵⁵ − 19, little-endian ed ff .. ff 7f; and with the sign bit.
         for k in 0..19u8 {
             let mut bytes = [0xffu8; 32];
@@ -734,14 +739,35 @@ mod tests {
             assert!(!canonical_y(&bytes), "{k}");
             bytes[31] = 0xff;
             assert!(!canonical_y(&bytes), "{k} with the sign bit");
-            let key = SecretKey::from_seed(&[13; 32]);
-            let mut sig = key.sign(Tag::Event, &chain(), b"x");
-            sig.0[..32].copy_from_slice(&bytes);
-            for rule in RULES {
-                assert!(verify(&key.public(), Tag::Event, &chain(), rule, b"x", &sig).is_err());
-                let batch = [BatchItem { key: &key.public(), tag: Tag::Event, bytes: b"x", signature: &sig }];
-                assert!(verify_batch(&chain(), rule, &batch).is_err());
-            }
+        }
+        // A signature whose equation holds for the point its R decodes to, but whose R is
+        // written non-canonically: the identity as y = p + 1 (ee ff .. ff 7f), with s = h·a so
+        // that [s]B − [h]A is the identity. Refused as a bad signature under both rules, singly
+        // and in a batch (not as a small-order R: its encoding is refused first).
+        let seed = [13u8; 32];
+        let signing = SigningKey::from_bytes(&seed);
+        let key = PublicKey(signing.verifying_key().to_bytes());
+        let mut big_r = [0xffu8; 32];
+        big_r[0] = 0xee;
+        big_r[31] = 0x7f;
+        assert!(CompressedEdwardsY(big_r).decompress().is_some_and(|r| r == EdwardsPoint::default()));
+        let hram: [u8; 64] = Sha512::new()
+            .chain_update(big_r)
+            .chain_update(key.as_bytes())
+            .chain_update(signing_message(Tag::Event, &chain(), b"x"))
+            .finalize()
+            .into();
+        let s = Scalar::from_bytes_mod_order_wide(&hram) * signing.to_scalar();
+        let mut sig = Signature([0; 64]);
+        sig.0[..32].copy_from_slice(&big_r);
+        sig.0[32..].copy_from_slice(s.as_bytes());
+        for rule in RULES {
+            assert_eq!(
+                verify(&key, Tag::Event, &chain(), rule, b"x", &sig),
+                Err(CryptoError::BadSignature(key.short()))
+            );
+            let batch = [BatchItem { key: &key, tag: Tag::Event, bytes: b"x", signature: &sig }];
+            assert_eq!(verify_batch(&chain(), rule, &batch), Err(CryptoError::BatchFailed(1)), "{rule:?}");
         }
         let mut below = [0xffu8; 32];
         below[0] = 0xec;

@@ -9,7 +9,9 @@ use std::collections::BTreeSet;
 /// a genesis or an event of another version is refused with a clear error.
 pub const FORMAT_VERSION: u32 = 1;
 
-/// Parameters every node must agree on; part of the genesis and so of its hash.
+/// Parameters every node must agree on; part of the genesis and so of its hash (over its
+/// protobuf encoding). The ledger's state keeps them in an encoding of its own (kp-rules), so
+/// that a field added here does not change an existing ledger's state root.
 #[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProtocolParams {
@@ -22,8 +24,9 @@ pub struct ProtocolParams {
     /// Largest encoded block, in bytes (the consensus crate enforces it).
     pub max_block_bytes: u32,
     /// The equation every signature on this ledger must satisfy. A genesis that does not name
-    /// one (every genesis made before the field existed) is [`SignatureRule::Strict`].
-    #[serde(default)]
+    /// one (every genesis made before the field existed) is [`SignatureRule::Strict`], and a
+    /// strict genesis is written without it (in protobuf as in JSON), as it always was.
+    #[serde(default, skip_serializing_if = "SignatureRule::is_strict")]
     pub signature_rule: SignatureRule,
 }
 
@@ -50,6 +53,14 @@ pub enum SignatureRule {
     Cofactored,
 }
 
+impl SignatureRule {
+    pub fn is_strict(&self) -> bool {
+        *self == SignatureRule::Strict
+    }
+}
+
+/// The parameters of a new network, the cofactored signature rule among them. (Not
+/// [`SignatureRule::default`], strict: what a genesis that names no rule means.)
 impl Default for ProtocolParams {
     fn default() -> Self {
         Self {
