@@ -124,10 +124,7 @@ impl std::fmt::Display for AuditReport {
             self.signatures.events,
             self.signatures.approvals,
             self.signatures.votes,
-            match self.signature_rule {
-                SignatureRule::Strict => "strict",
-                SignatureRule::Cofactored => "cofactored",
-            }
+            self.signature_rule
         )?;
         writeln!(f, "voter set   {} change(s) after genesis:", self.participants.len().saturating_sub(1))?;
         for c in &self.participants {

@@ -236,10 +236,6 @@ fn hram(r: &[u8; 32], key: &PublicKey, prefix: &[u8], bytes: &[u8]) -> curve2551
 /// Verifies one signature under `rule` (see [`SignatureRule`]): canonical `S` and `R`, the key
 /// in the prime-order subgroup, `R` not of small order ([`CryptoError::SmallOrderR`] for an `R`
 /// the rule refuses for its order), then the rule's equation.
-///
-/// Under the strict rule the subgroup check on `R` costs nothing when the signature verifies:
-/// the key is checked to be in the prime-order subgroup (once, then cached), so
-/// `R = [s]B − [h]A` is in it too. Only a signature that fails is examined further, to say why.
 pub fn verify(
     key: &PublicKey,
     tag: Tag,
@@ -254,47 +250,24 @@ pub fn verify(
         return Ok(());
     }
     let vk = verifying_key(key)?;
-    let result = match rule {
-        SignatureRule::Strict => verify_strict(key, &vk, &prefix, bytes, signature),
-        SignatureRule::Cofactored => verify_cofactored(key, &vk, &prefix, bytes, signature),
-    };
+    let result = verify_one(rule, key, &vk, &prefix, bytes, signature);
     if let (Ok(()), Some(d)) = (&result, d) {
         memo::remember_verified(d);
     }
     result
 }
 
-fn verify_strict(
-    key: &PublicKey,
-    vk: &VerifyingKey,
-    prefix: &[u8],
-    bytes: &[u8],
-    signature: &Signature,
-) -> Result<(), CryptoError> {
-    let mut message = Vec::with_capacity(prefix.len() + bytes.len());
-    message.extend_from_slice(prefix);
-    message.extend_from_slice(bytes);
-    let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
-    match vk.verify_strict(&message, &sig) {
-        Ok(()) => Ok(()),
-        // Why it failed, named as the cofactored rule names it: a non-canonical R is a bad
-        // signature whatever point it decodes to.
-        Err(_) => match decompress_r(sig.r_bytes()) {
-            Err(true) => Err(small_order_r(key, sig.r_bytes())),
-            Ok(r) if !in_prime_order_subgroup(&r) => Err(small_order_r(key, sig.r_bytes())),
-            _ => Err(CryptoError::BadSignature(key.short())),
-        },
-    }
-}
-
-/// `[8]([s]B − [h]A − R) = 0`, with the checks both rules share.
+/// One signature under `rule`, its key already checked (`vk`), the signed message given as the
+/// tag's prefix and the bytes.
 ///
-/// An honest signature satisfies the cofactorless equation too, and then `[s]B − [h]A`
-/// compresses to `R`'s bytes exactly: that is checked first (the cost of a strict verification),
-/// and `R` is decompressed only when it differs. An `R` equal to `[s]B − [h]A` is in the
-/// prime-order subgroup (the key is), canonically encoded, and of small order only if it is the
-/// identity.
-fn verify_cofactored(
+/// Both rules first compute `[s]B − [h]A` and compare its encoding with `R`'s bytes. Equal is the
+/// strict rule's equation exactly (ed25519-dalek's `verify_strict`, which the proptest below
+/// compares it with), and every honest signature: such an `R` is canonically encoded and, as the
+/// key is, in the prime-order subgroup, so of small order only if it is the identity. `R` is
+/// decompressed only when the encodings differ: then the strict rule refuses, naming an `R` that
+/// is not in the prime-order subgroup, and the cofactored rule checks `[8]([s]B − [h]A − R) = 0`.
+fn verify_one(
+    rule: SignatureRule,
     key: &PublicKey,
     vk: &VerifyingKey,
     prefix: &[u8],
@@ -315,14 +288,33 @@ fn verify_cofactored(
             false => Ok(()),
         };
     }
+    // A non-canonical R is a bad signature under both rules, whatever point it decodes to.
     let r = decompress_r(sig.r_bytes()).map_err(|small| match small {
         true => small_order_r(key, sig.r_bytes()),
         false => bad(),
     })?;
-    match (expected - r).mul_by_cofactor().is_identity() {
+    let holds = match rule {
+        SignatureRule::Strict if !in_prime_order_subgroup(&r) => return Err(small_order_r(key, sig.r_bytes())),
+        SignatureRule::Strict => false,
+        SignatureRule::Cofactored => (expected - r).mul_by_cofactor().is_identity(),
+    };
+    match holds {
         true => Ok(()),
         false => Err(bad()),
     }
+}
+
+/// What precedes the signed bytes of `tag`, made once per tag of a batch (a batch holds one or
+/// two tags).
+fn prefix_for<'p>(prefixes: &'p mut Vec<(Tag, Vec<u8>)>, tag: Tag, chain_id: &ChainId) -> &'p [u8] {
+    let at = match prefixes.iter().position(|(t, _)| *t == tag) {
+        Some(at) => at,
+        None => {
+            prefixes.push((tag, signing_message(tag, chain_id, &[])));
+            prefixes.len() - 1
+        }
+    };
+    &prefixes[at].1
 }
 
 /// One item of a batch: who signed what.
@@ -402,7 +394,6 @@ fn verify_batch_uncached(chain_id: &ChainId, rule: SignatureRule, items: &[Batch
     use sha2::Sha512;
 
     let failed = || CryptoError::BatchFailed(items.len());
-    // What precedes the signed bytes, per tag (a batch holds one or two tags).
     let mut prefixes: Vec<(Tag, Vec<u8>)> = Vec::new();
     // Each distinct key: checked (and decompressed) once, its point multiplied once.
     let mut signers: std::collections::HashMap<[u8; 32], usize> = std::collections::HashMap::new();
@@ -426,13 +417,7 @@ fn verify_batch_uncached(chain_id: &ChainId, rule: SignatureRule, items: &[Batch
             Err(true) => return Err(small_order_r(item.key, signature.r_bytes())),
             Err(false) => return Err(failed()),
         };
-        let prefix = match prefixes.iter().position(|(t, _)| *t == item.tag) {
-            Some(p) => &prefixes[p].1,
-            None => {
-                prefixes.push((item.tag, signing_message(item.tag, chain_id, &[])));
-                &prefixes[prefixes.len() - 1].1
-            }
-        };
+        let prefix = prefix_for(&mut prefixes, item.tag, chain_id);
         let h = hram(signature.r_bytes(), item.key, prefix, item.bytes);
         seed.update(h.as_bytes());
         seed.update(signature.s_bytes());
@@ -473,14 +458,8 @@ fn verify_strict_each(chain_id: &ChainId, items: &[BatchItem<'_>]) -> Result<(),
     let keys = items.iter().map(|item| verifying_key(item.key)).collect::<Result<Vec<_>, _>>()?;
     let mut prefixes: Vec<(Tag, Vec<u8>)> = Vec::new();
     for (item, vk) in items.iter().zip(keys) {
-        let prefix = match prefixes.iter().position(|(t, _)| *t == item.tag) {
-            Some(p) => &prefixes[p].1,
-            None => {
-                prefixes.push((item.tag, signing_message(item.tag, chain_id, &[])));
-                &prefixes[prefixes.len() - 1].1
-            }
-        };
-        match verify_strict(item.key, &vk, prefix, item.bytes, item.signature) {
+        let prefix = prefix_for(&mut prefixes, item.tag, chain_id);
+        match verify_one(SignatureRule::Strict, item.key, &vk, prefix, item.bytes, item.signature) {
             Ok(()) => {}
             Err(e @ CryptoError::SmallOrderR { .. }) => return Err(e),
             Err(_) => return Err(CryptoError::BatchFailed(items.len())),
@@ -821,7 +800,8 @@ mod tests {
 
     proptest::proptest! {
         /// Batches in which signers sign several items (their terms are grouped) are accepted
-        /// exactly when every item verifies alone, and exactly when ed25519-dalek's own batch
+        /// exactly when every item verifies alone (under the strict rule, exactly when
+        /// ed25519-dalek's verify_strict accepts it), and exactly when ed25519-dalek's own batch
         /// verification accepts them, under both rules (honest signers' signatures are valid
         /// under both alike): whether intact, or with one signature byte, one message byte or
         /// one item's key changed.
@@ -868,6 +848,14 @@ mod tests {
             };
             proptest::prop_assert_eq!(ours, singly);
             proptest::prop_assert_eq!(ours, theirs);
+            // The strict rule alone is ed25519-dalek's verify_strict, item by item.
+            for (k, m, sig) in &items {
+                let message = signing_message(Tag::Event, &chain(), m);
+                let dalek = VerifyingKey::from_bytes(&k.0)
+                    .is_ok_and(|vk| vk.verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&sig.0)).is_ok());
+                let strict = verify(k, Tag::Event, &chain(), SignatureRule::Strict, m, sig).is_ok();
+                proptest::prop_assert_eq!(strict, dalek);
+            }
             proptest::prop_assert_eq!(cofactored, singly_cofactored);
             proptest::prop_assert_eq!(cofactored, ours);
             if corrupt.is_none() {

@@ -57,6 +57,29 @@ impl SignatureRule {
     pub fn is_strict(&self) -> bool {
         *self == SignatureRule::Strict
     }
+    /// The rule's name, as in JSON and on the command line: `strict` or `cofactored`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignatureRule::Strict => "strict",
+            SignatureRule::Cofactored => "cofactored",
+        }
+    }
+}
+
+impl std::fmt::Display for SignatureRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for SignatureRule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [SignatureRule::Strict, SignatureRule::Cofactored]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not a signature rule (strict or cofactored)"))
+    }
 }
 
 /// The parameters of a new network, the cofactored signature rule among them. (Not
@@ -146,5 +169,21 @@ impl Genesis {
             return Err(FieldError::new("params", "block limits must be greater than zero"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SignatureRule;
+
+    #[test]
+    fn signature_rules_read_back_their_names_and_nothing_else() {
+        for rule in [SignatureRule::Strict, SignatureRule::Cofactored] {
+            assert_eq!(rule.to_string().parse::<SignatureRule>(), Ok(rule));
+        }
+        assert_eq!(
+            "Strict".parse::<SignatureRule>(),
+            Err("\"Strict\" is not a signature rule (strict or cofactored)".to_owned())
+        );
     }
 }

@@ -480,22 +480,6 @@ enum StoreCommand {
     },
 }
 
-/// The signature rule a test network's genesis names (`kp_domain::SignatureRule`).
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-enum RuleArg {
-    Strict,
-    Cofactored,
-}
-
-impl RuleArg {
-    fn rule(self) -> kp_domain::SignatureRule {
-        match self {
-            RuleArg::Strict => kp_domain::SignatureRule::Strict,
-            RuleArg::Cofactored => kp_domain::SignatureRule::Cofactored,
-        }
-    }
-}
-
 #[derive(Subcommand)]
 enum TestnetCommand {
     /// Write a genesis, fresh keys and node configurations for the first N registry participants
@@ -530,8 +514,8 @@ enum TestnetCommand {
         wan: bool,
         /// The signature rule the genesis names: cofactored (what new networks use), or strict
         /// (as every genesis made before the rule was named; for comparing their cost).
-        #[arg(long, value_enum, default_value_t = RuleArg::Cofactored)]
-        signature_rule: RuleArg,
+        #[arg(long, default_value_t = kp_domain::SignatureRule::Cofactored)]
+        signature_rule: kp_domain::SignatureRule,
     },
     /// Issue a client certificate with a test network's CA (DIR/ca.pem, DIR/ca.key).
     ClientCert {
@@ -695,7 +679,7 @@ fn run(cli: Cli) -> Result<()> {
                 &dir,
                 base_port,
                 now(),
-                testnet::Layout { plaintext_api, wan, signature_rule: Some(signature_rule.rule()) },
+                testnet::Layout { plaintext_api, wan, signature_rule: Some(signature_rule) },
             )?;
             if cli.json {
                 print_json(&report)
